@@ -1,0 +1,77 @@
+"""A trained generator as a folder anyone can load: ``generator.json`` + ``generator.safetensors``.
+
+The JSON names the family, its settings and the data's shape and attributes, which is all
+that is needed to rebuild the network; the weights are safetensors (no pickle, no code).
+This is the Hugging Face layout: the file pair can be shared and loaded without the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from gankit.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes
+from gankit.config import config_from_dict
+from gankit.data.base import DataInfo
+from gankit.errors import GankitError
+from gankit.models.base import Generator
+from gankit.models.registry import get_family
+
+FORMAT = "gankit-generator/1"
+
+
+def state_to_safetensors(state: dict[str, torch.Tensor]) -> bytes:
+    # safetensors refuses views that share memory; contiguous clones are cheap at this size.
+    return save_safetensors({k: v.detach().contiguous().clone().cpu() for k, v in state.items()})
+
+
+def save_generator(folder: Path, family: str, model_cfg: Any, info: DataInfo,
+                   generator: torch.nn.Module, step: int) -> None:
+    weights = state_to_safetensors(generator.state_dict())
+    atomic_write_bytes(folder / "generator.safetensors", weights)
+    atomic_write_json(folder / "generator.json", {
+        "format": FORMAT, "family": family, "step": step,
+        "model_cfg": dataclasses.asdict(model_cfg), "data": info.to_dict(),
+        "sha256": sha256_bytes(weights),
+    })
+
+
+def read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GankitError(f"{path} is missing; {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise GankitError(f"{path} is not readable JSON ({e}); {what}") from None
+
+
+def load_generator(folder: Path) -> tuple[Generator, dict]:
+    """Rebuild the generator saved in ``folder`` (a run folder or a shared copy of the pair)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GankitError(f"Run folder {folder} does not exist; pass the folder that `gankit train` wrote.")
+    meta = read_json(folder / "generator.json",
+                     "the folder holds no finished generator; train it (or resume it) until a checkpoint is written.")
+    if meta.get("format") != FORMAT:
+        raise GankitError(f"{folder / 'generator.json'} is not a {FORMAT} file; it was not written by gankit.")
+    try:
+        raw = (folder / "generator.safetensors").read_bytes()
+    except OSError as e:
+        raise GankitError(f"Cannot read {folder / 'generator.safetensors'} ({e.strerror}); copy the run folder again.") from None
+    if meta.get("sha256") and sha256_bytes(raw) != meta["sha256"]:
+        raise GankitError(f"{folder / 'generator.safetensors'} does not match its recorded checksum; copy it again.")
+    family = get_family(meta["family"])
+    cfg = config_from_dict(family.Config, meta["model_cfg"], "generator.json model_cfg")
+    info = DataInfo.from_dict(meta["data"])
+    generator = family.build_generator(cfg, info)
+    try:
+        generator.load_state_dict(load_safetensors(raw))
+    except Exception as e:  # safetensors and torch raise several types for a damaged file
+        raise GankitError(f"{folder / 'generator.safetensors'} does not fit a {meta['family']} generator ({e}).") from None
+    return generator.eval().requires_grad_(False), meta

@@ -1,0 +1,57 @@
+"""Crash-safe file writing: temp file, fsync, rename; and checksums to verify what was read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from gankit.errors import GankitError
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_synced(path: Path, data: bytes) -> None:
+    """Write and fsync ``path`` (no rename: for files inside a folder that is renamed later)."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise GankitError(
+            f"Cannot write {path} ({e.strerror or e}); free disk space or make the folder writable, "
+            "then resume: the previous checkpoint is intact."
+        ) from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_bytes_synced(tmp, data)
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        raise GankitError(f"Cannot replace {path} ({e.strerror or e}); check the folder's permissions.") from None
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())

@@ -1,0 +1,207 @@
+"""The command line: ``gankit train | sample | eval | datasets | models``.
+
+Each command is a thin layer over the Python API. A ``GankitError`` (something the user can
+fix) becomes one line on stderr and exit status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gankit.config import RunConfig, apply_mapping, config_from_dict, load_toml, parse_set, set_value, validate
+from gankit.errors import GankitError
+
+
+# --- train -------------------------------------------------------------------------------------
+def build_config(args: argparse.Namespace) -> RunConfig:
+    from gankit.models import get_family
+
+    family = get_family(args.model)
+    if args.resume:
+        saved = json.loads(_read_text(Path(args.resume) / "config.json", "resume needs the run folder that train wrote"))
+        if saved.get("model") != args.model:
+            raise GankitError(f"{args.resume} holds a {saved.get('model')} run, not {args.model}; "
+                              f"resume with `gankit train {saved.get('model')} --resume {args.resume}`.")
+        cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], "config.json [model]"))
+        apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]})
+    else:
+        spec = args.data or ""
+        cfg = RunConfig(args.model, family.default_config(spec or family.default_data))
+        cfg.data.spec = spec
+        if args.config:
+            apply_mapping(cfg, load_toml(Path(args.config)))
+    flags = {"data.spec": args.data, "train.batch_size": args.batch_size, "train.seed": args.seed,
+             "train.device": args.device, "train.lr_g": args.lr, "train.lr_d": args.lr}
+    budget = {"train.steps": args.steps, "train.epochs": args.epochs, "train.minutes": args.minutes}
+    if any(v is not None for v in budget.values()):  # a budget given on the command line replaces the others
+        flags.update({k: (0 if v is None else v) for k, v in budget.items()})
+    for key, value in flags.items():
+        if value is not None:
+            set_value(cfg, key, value)
+    for assignment in args.set:
+        set_value(cfg, *parse_set(assignment))
+    if args.no_progress:
+        cfg.train.progress = False
+    validate(cfg)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gankit.train import train
+
+    cfg = build_config(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+    else:
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = train(cfg, run_dir, resume=bool(args.resume))
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+# --- sample ------------------------------------------------------------------------------------
+def parse_labels(pipe, args: argparse.Namespace):
+    """--label / --labels -> (labels for n samples or None, n, grid columns)."""
+    attr = pipe.info.attributes[0] if pipe.info.attributes else None
+    if args.label is not None and args.labels is not None:
+        raise GankitError("Give either --label or --labels, not both.")
+    if (args.label is not None or args.labels is not None) and attr is None:
+        raise GankitError(f"This {pipe.family} model is unconditional; drop --label/--labels.")
+    if args.label is not None:
+        return [attr.index(args.label)], args.n, int(math.ceil(math.sqrt(args.n)))
+    if args.labels is not None:
+        values = [attr.index(v) for v in args.labels.split(",") if v.strip()]
+        if not values:
+            raise GankitError("--labels is empty; give comma-separated labels such as 0,1,2.")
+        n = args.n if args.n_given else len(values)
+        if n % len(values):
+            raise GankitError(f"--n {n} is not a multiple of the {len(values)} labels given; each label gets n/{len(values)} samples.")
+        per = n // len(values)
+        return [v for v in values for _ in range(per)], n, per
+    return None, args.n, int(math.ceil(math.sqrt(args.n)))
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from torchvision.utils import save_image
+
+    import gankit
+
+    pipe = gankit.load(args.run)
+    labels, n, columns = parse_labels(pipe, args)
+    images, y = pipe.generate(n, labels, seed=args.seed)
+    if args.npz:
+        arrays = {"images": images.numpy().astype(np.float32)}
+        if y is not None:
+            arrays["labels"] = y.numpy()[:, 0] if y.shape[1] == 1 else y.numpy()
+            for i, a in enumerate(pipe.info.attributes):
+                arrays[a.name] = y.numpy()[:, i]
+                arrays[f"{a.name}_names"] = np.array(a.values)
+        _save_npz(Path(args.npz), arrays)
+        print(f"wrote {n} samples to {args.npz}")
+    if images.dim() == 4 and (args.out or not args.npz):
+        out = Path(args.out or Path(args.run) / "sample.png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_image(images, out, nrow=columns, normalize=True, value_range=(-1, 1), padding=2)
+        print(f"wrote a grid of {n} images to {out}")
+    return 0
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **arrays)
+    except OSError as e:
+        raise GankitError(f"Cannot write {path} ({e.strerror}); choose a writable --npz path.") from None
+
+
+# --- listings ----------------------------------------------------------------------------------
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from gankit.data import sources
+
+    for s in sources():
+        print(f"{s.name:10s} {s.summary}\n{'':10s} usage: {s.usage}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from gankit.models import families
+
+    for f in families():
+        print(f"{f.name:10s} {f.summary} (default data: {f.default_data})")
+    return 0
+
+
+def _read_text(path: Path, hint: str) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        raise GankitError(f"{path} is missing or unreadable; {hint}.") from None
+
+
+# --- parser ------------------------------------------------------------------------------------
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gankit", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model; writes a run folder")
+    t.add_argument("model", help="model family (see `gankit models`)")
+    t.add_argument("--data", help="dataset spec (see `gankit datasets`); default: the model's own")
+    t.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    t.add_argument("--steps", type=int, help="budget in generator updates")
+    t.add_argument("--epochs", type=float, help="budget in passes over the data")
+    t.add_argument("--minutes", type=float, help="budget in wall-clock minutes")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="learning rate of both G and D")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--config", metavar="FILE.toml", help="settings file with [train], [data], [model] tables")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. --set train.ema=0.999 (repeatable)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run", help="run folder")
+    s.add_argument("--n", type=int, default=None, help="number of samples (default 100)")
+    s.add_argument("--label", help="one class for every sample (a value name or number)")
+    s.add_argument("--labels", help="comma-separated classes; each gets n/len samples (one grid row each)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", help="grid image path (default RUN/sample.png)")
+    s.add_argument("--npz", help="also write images and labels to this .npz")
+    s.set_defaults(func=cmd_sample)
+
+    sub.add_parser("datasets", help="list the datasets").set_defaults(func=cmd_datasets)
+    sub.add_parser("models", help="list the model families").set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "n", "absent") is None:
+        args.n, args.n_given = 100, False
+    elif hasattr(args, "n"):
+        args.n_given = True
+    try:
+        return args.func(args)
+    except GankitError as e:
+        if args.debug:
+            raise
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

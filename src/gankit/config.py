@@ -1,0 +1,224 @@
+"""Configuration as plain dataclasses, validated once at the edge.
+
+A run is described by a ``RunConfig``: which model family, which data, the family's own
+model settings and the shared training settings. Values come from defaults, then an optional
+TOML file, then ``--set section.key=value`` overrides; an unknown key or a value of the wrong
+type is a ``GankitError`` naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from gankit.errors import GankitError
+
+LossName = Literal["nonsaturating", "minimax", "lsgan", "hinge"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the shared training loop; the same for every model family."""
+
+    steps: int = 2000  # generator updates; the budget unless epochs or minutes is set
+    epochs: float = 0.0  # if > 0, the budget in passes over the data (overrides steps)
+    minutes: float = 0.0  # if > 0, a wall-clock budget that ends training early
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    d_steps: int = 1  # discriminator updates per generator update (k in the GAN paper)
+    ema: float = 0.999  # decay of the generator's moving average; 0 turns it off
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 0  # CPU threads for PyTorch; 0 keeps PyTorch's choice
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    eval_every: int = 0  # quick FID during training every N steps; 0 turns it off
+    eval_samples: int = 2000
+    progress: bool = True
+
+
+@dataclass
+class DataConfig:
+    spec: str = ""  # empty: the model family's default dataset
+
+
+@dataclass
+class RunConfig:
+    model: str
+    model_cfg: Any  # the family's own dataclass
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            # "model" holds the family's settings under the same section name --set uses.
+            "model_cfg": dataclasses.asdict(self.model_cfg),
+        }
+
+
+SECTIONS = ("train", "data", "model")
+
+
+def section_object(cfg: RunConfig, section: str) -> Any:
+    return {"train": cfg.train, "data": cfg.data, "model": cfg.model_cfg}[section]
+
+
+def _describe_type(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (tuple,):
+        return "a comma-separated list"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(
+        tp, str(tp)
+    )
+
+
+def _convert(value: Any, tp: Any) -> Any:
+    """Convert ``value`` to type ``tp`` or raise ValueError."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError
+        return value
+    if origin is tuple:
+        item_type = typing.get_args(tp)[0]
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_convert(v.strip() if isinstance(v, str) else v, item_type) for v in items if v != "")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError
+    if isinstance(value, bool):  # TOML true is not a number
+        raise ValueError
+    if tp is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return int(value.strip(), 0) if isinstance(value, str) else int(value)
+    if tp is float:
+        result = float(value)
+        if not math.isfinite(result):
+            raise ValueError
+        return result
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    raise TypeError(f"unsupported setting type {tp}")  # a bug in a config class, not user input
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` (text from --set, or a TOML/JSON value) to the field type ``tp``."""
+    try:
+        return _convert(value, tp)
+    except (ValueError, OverflowError):
+        raise GankitError(f"{where} must be {_describe_type(tp)}, not {value!r}.") from None
+
+
+def set_value(cfg: RunConfig, key: str, value: Any) -> None:
+    """Apply one ``section.key=value`` override, validating the key and the value's type."""
+    section, _, name = key.partition(".")
+    if section not in SECTIONS or not name:
+        raise GankitError(
+            f"Unknown setting {key!r}: use section.key with a section among {', '.join(SECTIONS)}."
+        )
+    target = section_object(cfg, section)
+    hints = typing.get_type_hints(type(target))
+    if name not in hints:
+        valid = ", ".join(f.name for f in dataclasses.fields(target))
+        raise GankitError(f"Unknown setting {key!r}; valid keys in [{section}] are: {valid}.")
+    setattr(target, name, coerce(value, hints[name], key))
+
+
+def parse_set(assignment: str) -> tuple[str, str]:
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise GankitError(f"--set {assignment!r} must look like section.key=value, e.g. train.lr_g=1e-4.")
+    return key.strip(), value.strip()
+
+
+def config_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from saved values (JSON turns tuples into lists), checking each key."""
+    hints = typing.get_type_hints(cls)
+    obj = cls()
+    for name, value in values.items():
+        if name not in hints:
+            raise GankitError(f"{where}: unknown key {name!r}; the file was written by another gankit version.")
+        setattr(obj, name, coerce(value, hints[name], f"{where}.{name}"))
+    return obj
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise GankitError(f"Config file {path} does not exist; check the path given to --config.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise GankitError(f"Config file {path} is not valid TOML ({e}); fix the syntax.") from None
+
+
+def apply_mapping(cfg: RunConfig, mapping: dict[str, Any]) -> None:
+    """Apply a TOML-style mapping of sections to key/value tables."""
+    for section, table in mapping.items():
+        if section == "model" and isinstance(table, str):
+            continue  # the family name, already chosen
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise GankitError(
+                f"Unknown config section [{section}]; valid sections are {', '.join(SECTIONS)}."
+            )
+        for name, value in table.items():
+            set_value(cfg, f"{section}.{name}", value)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Range checks that a type alone does not express."""
+    t = cfg.train
+    positive = {
+        "train.batch_size": t.batch_size, "train.d_steps": t.d_steps, "train.log_every": t.log_every,
+        "train.sample_every": t.sample_every, "train.checkpoint_every": t.checkpoint_every,
+        "train.keep_checkpoints": t.keep_checkpoints, "train.eval_samples": t.eval_samples,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise GankitError(f"{key} must be at least 1, not {value}.")
+    non_negative = {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes,
+                    "train.eval_every": t.eval_every, "train.threads": t.threads}
+    for key, value in non_negative.items():
+        if value < 0:
+            raise GankitError(f"{key} must not be negative, not {value}.")
+    if t.steps == 0 and t.epochs == 0 and t.minutes == 0:
+        raise GankitError("The training budget is empty: set --steps, --epochs or --minutes above 0.")
+    for key, value in {"train.lr_g": t.lr_g, "train.lr_d": t.lr_d}.items():
+        if not 0 < value < 1:
+            raise GankitError(f"{key} must be between 0 and 1, not {value}.")
+    for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2, "train.ema": t.ema}.items():
+        if not 0 <= value < 1:
+            raise GankitError(f"{key} must be in [0, 1), not {value}.")
+    check = getattr(cfg.model_cfg, "validate", None)
+    if check is not None:
+        check()

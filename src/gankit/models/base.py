@@ -1,0 +1,168 @@
+"""What every model family shares: its config fields, its generator interface and the
+adversarial training step that families extend with their own terms.
+
+A family is an ``nn.Module`` holding ``generator`` and ``discriminator``; it owns its
+``train_step`` (as in mimicry), so the training loop only draws batches and alternates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from gankit.config import LossName
+from gankit.data.base import DataInfo
+from gankit.errors import GankitError
+from gankit.models.losses import LOSSES, real_targets
+
+
+@dataclass
+class GANConfig:
+    """Settings every adversarial family has; families add their own fields."""
+
+    latent_dim: int = 100
+    loss: LossName = "nonsaturating"
+    label_smoothing: float = 0.0  # one-sided: real targets drawn from [1 - s, 1]
+
+    def validate(self) -> None:
+        if self.latent_dim < 1:
+            raise GankitError(f"model.latent_dim must be at least 1, not {self.latent_dim}.")
+        if not 0 <= self.label_smoothing < 1:
+            raise GankitError(f"model.label_smoothing must be in [0, 1), not {self.label_smoothing}.")
+        if self.label_smoothing and not LOSSES[self.loss].smoothable:
+            raise GankitError(f"model.label_smoothing does not apply to the {self.loss} loss; set it to 0.")
+
+
+class Generator(nn.Module):
+    """A generator maps latent vectors (and labels, for conditional models) to samples."""
+
+    latent_dim: int
+    info: DataInfo
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      device: torch.device | str = "cpu") -> Tensor:
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass
+class TrainModules:
+    """The networks as the train step calls them for gradients (DDP wrappers when distributed)."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+
+
+@dataclass
+class StepContext:
+    """What a family's train step gets from the loop besides the data."""
+
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    noise: torch.Generator  # the stream for latents, random labels and smoothing targets
+    device: torch.device
+
+
+def random_labels(info: DataInfo, n: int, generator: torch.Generator, device: torch.device) -> Tensor | None:
+    """Uniformly drawn labels, one column per attribute, or None for unlabelled data."""
+    if not info.attributes:
+        return None
+    columns = [torch.randint(k, (n,), generator=generator, device=device) for k in info.num_classes]
+    return torch.stack(columns, dim=1)
+
+
+class GANFamily(nn.Module):
+    """Base class of adversarial families: G, D and the shared alternating update."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Config: ClassVar[type] = GANConfig
+    default_data: ClassVar[str] = "mnist"
+    conditional: ClassVar[bool] = False  # whether G takes labels
+
+    def __init__(self, cfg: Any, info: DataInfo):
+        super().__init__()
+        self.check_data(info)
+        self.cfg, self.info = cfg, info
+        self.generator = self.build_generator(cfg, info)
+        self.discriminator = self.build_discriminator(cfg, info)
+        self.loss = LOSSES[cfg.loss]
+        # A plain attribute, not a submodule: the wrappers must not enter state_dict().
+        self.train_modules = TrainModules(self.generator, self.discriminator)
+        # Real and fake go through D in one batch (fewer, larger matrix products) unless D has
+        # BatchNorm, whose statistics would then mix real and fake samples.
+        self.joint_d_batch = not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                     for m in self.discriminator.modules())
+
+    # --- what a family defines -------------------------------------------------------------
+    @classmethod
+    def build_generator(cls, cfg: Any, info: DataInfo) -> Generator:
+        raise NotImplementedError
+
+    @classmethod
+    def build_discriminator(cls, cfg: Any, info: DataInfo) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def check_data(cls, info: DataInfo) -> None:
+        """Raise GankitError when the family cannot train on data of this kind."""
+
+    @classmethod
+    def default_config(cls, data_spec: str) -> Any:
+        """The family's settings for a dataset; families tune them per data kind."""
+        return cls.Config()
+
+    # --- the step ----------------------------------------------------------------------------
+    def fake_labels(self, real_labels: Tensor | None, ctx: StepContext) -> Tensor | None:
+        if not self.conditional or real_labels is None:
+            return None
+        return random_labels(self.info, len(real_labels), ctx.noise, ctx.device)
+
+    def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
+               fake_labels: Tensor | None, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+        D = self.train_modules.discriminator
+        real_labels = real_labels if self.conditional else None
+        if self.joint_d_batch:
+            labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
+            d_real, d_fake = D(torch.cat([real, fake]), labels).float().chunk(2)
+        else:
+            d_real, d_fake = D(real, real_labels).float(), D(fake, fake_labels).float()
+        target = real_targets(len(real), self.cfg.label_smoothing, ctx.noise, ctx.device)
+        loss = self.loss.d(d_real, d_fake, target)
+        stats = {"d_real": torch.sigmoid(d_real).mean(), "d_fake": torch.sigmoid(d_fake).mean()}
+        return loss, stats
+
+    def g_loss(self, fake: Tensor, fake_labels: Tensor | None, ctx: StepContext) -> Tensor:
+        # The bare D: its weights take no gradient here, so DDP has nothing to synchronise.
+        return self.loss.g(self.discriminator(fake, fake_labels).float())
+
+    def train_step(self, batches: list[tuple[Tensor, Tensor | None]], ctx: StepContext) -> dict[str, Tensor]:
+        """k discriminator updates (one per batch), then one generator update.
+
+        The fakes of the last D update are reused for the G update: one G forward per step.
+        """
+        G, D = self.generator, self.discriminator
+        G_train = self.train_modules.generator
+        for i, (real, labels) in enumerate(batches):
+            last = i == len(batches) - 1
+            z = G.sample_latent(len(real), ctx.noise, ctx.device)
+            y_fake = self.fake_labels(labels, ctx)
+            with torch.set_grad_enabled(last):
+                fake = G_train(z, y_fake)
+            loss_d, stats = self.d_loss(real, labels, fake.detach(), y_fake, ctx)
+            ctx.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            ctx.opt_d.step()
+        # D's weights need no gradient for the G update; skipping them saves a third of D's backward.
+        D.requires_grad_(False)
+        loss_g = self.g_loss(fake, y_fake, ctx)
+        ctx.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        ctx.opt_g.step()
+        D.requires_grad_(True)
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **{k: v.detach() for k, v in stats.items()}}

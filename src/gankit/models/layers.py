@@ -1,0 +1,44 @@
+"""Building blocks shared by several families."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+import torch.nn.functional as F
+
+
+def keras_batchnorm(features: int) -> nn.BatchNorm1d:
+    """BatchNormalization(momentum=0.8) as the Keras seeds use it.
+
+    Keras' momentum is the weight of the old running mean, PyTorch's that of the new one,
+    so 0.8 becomes 0.2; Keras' epsilon is 1e-3. (PyTorch-GAN passes 0.8 as eps: a known bug.)
+    """
+    return nn.BatchNorm1d(features, momentum=0.2, eps=1e-3)
+
+
+def mlp_generator_body(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    """Dense -> LeakyReLU(0.2) -> BatchNorm per hidden layer, then Dense -> tanh (seeds 000, 003)."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.LeakyReLU(0.2, inplace=True), keras_batchnorm(width)]
+        in_dim = width
+    layers += [nn.Linear(in_dim, out_dim), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def mlp_discriminator_body(in_dim: int, hidden: tuple[int, ...], dropout: float = 0.0) -> nn.Sequential:
+    """Dense -> LeakyReLU(0.2) [-> Dropout after the first layer] per hidden layer, then 1 logit."""
+    layers: list[nn.Module] = []
+    for i, width in enumerate(hidden):
+        layers += [nn.Linear(in_dim, width), nn.LeakyReLU(0.2, inplace=True)]
+        if dropout and i > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = width
+    layers.append(nn.Linear(in_dim, 1))
+    return nn.Sequential(*layers)
+
+
+def one_hot_labels(labels: Tensor, num_classes: tuple[int, ...]) -> Tensor:
+    """Concatenated one-hot codes of every attribute column: (N, A) -> (N, sum(classes))."""
+    parts = [F.one_hot(labels[:, i], k) for i, k in enumerate(num_classes)]
+    return torch.cat(parts, dim=1).float()

@@ -1,0 +1,76 @@
+"""Adversarial losses, each a few lines, all taking raw discriminator outputs (logits).
+
+``d(real, fake, real_target)`` is the discriminator's loss; ``real_target`` is 1, or a tensor
+of targets in [1-s, 1] for one-sided label smoothing. ``g(fake)`` is the generator's loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Target = Tensor | float
+
+
+def _bce_real(real: Tensor, target: Target) -> Tensor:
+    # BCE(sigmoid(l), t) = t * softplus(-l) + (1 - t) * softplus(l), stable for any logit.
+    return (target * F.softplus(-real) + (1 - target) * F.softplus(real)).mean()
+
+
+def bce_d(real: Tensor, fake: Tensor, target: Target = 1.0) -> Tensor:
+    """The GAN paper's discriminator loss: -log D(x) - log(1 - D(G(z)))."""
+    return _bce_real(real, target) + F.softplus(fake).mean()
+
+
+def minimax_g(fake: Tensor) -> Tensor:
+    """The paper's original generator loss, log(1 - D(G(z))): saturates when D wins."""
+    return -F.softplus(fake).mean()
+
+
+def nonsaturating_g(fake: Tensor) -> Tensor:
+    """The paper's practical generator loss, -log D(G(z))."""
+    return F.softplus(-fake).mean()
+
+
+def lsgan_d(real: Tensor, fake: Tensor, target: Target = 1.0) -> Tensor:
+    """Least squares (Mao et al. 2017): D regresses real to 1 and fake to 0."""
+    return 0.5 * ((real - target) ** 2).mean() + 0.5 * (fake**2).mean()
+
+
+def lsgan_g(fake: Tensor) -> Tensor:
+    return 0.5 * ((fake - 1) ** 2).mean()
+
+
+def hinge_d(real: Tensor, fake: Tensor, target: Target = 1.0) -> Tensor:
+    """Hinge loss (Lim & Ye 2017; SAGAN). Label smoothing does not apply, so target is unused."""
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def hinge_g(fake: Tensor) -> Tensor:
+    return -fake.mean()
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    d: Callable[..., Tensor]
+    g: Callable[[Tensor], Tensor]
+    smoothable: bool  # whether one-sided label smoothing means anything for it
+
+
+LOSSES: dict[str, AdversarialLoss] = {
+    "nonsaturating": AdversarialLoss(bce_d, nonsaturating_g, True),
+    "minimax": AdversarialLoss(bce_d, minimax_g, True),
+    "lsgan": AdversarialLoss(lsgan_d, lsgan_g, True),
+    "hinge": AdversarialLoss(hinge_d, hinge_g, False),
+}
+
+
+def real_targets(n: int, smoothing: float, generator: torch.Generator, device: torch.device) -> Target:
+    """Targets for real samples: 1, or uniform in [1 - smoothing, 1] (seed 001's smoothing)."""
+    if smoothing == 0:
+        return 1.0
+    return 1 - smoothing * torch.rand(n, 1, generator=generator, device=device)

@@ -1,0 +1,79 @@
+"""Sampling from a trained generator: ``gankit.load(run_dir).sample(n, labels=...)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from gankit.artifacts import load_generator
+from gankit.data.base import DataInfo
+from gankit.errors import GankitError
+from gankit.models.base import Generator, random_labels
+
+MAX_SAMPLES = 1_000_000
+
+
+class GeneratorPipeline:
+    """A loaded generator with the knowledge of its data (shape, attributes and their values)."""
+
+    def __init__(self, generator: Generator, meta: dict):
+        self.generator = generator
+        self.meta = meta
+        self.info: DataInfo = generator.info
+        self.family: str = meta["family"]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def to(self, device: str | torch.device) -> "GeneratorPipeline":
+        self.generator.to(device)
+        return self
+
+    def labels_tensor(self, n: int, labels: Sequence | Tensor | None, generator: torch.Generator) -> Tensor | None:
+        """Labels for ``n`` samples as (n, A): given per sample, one for all, or random."""
+        if not self.info.attributes:
+            if labels is not None:
+                raise GankitError(f"This {self.family} model is unconditional; drop --label/--labels.")
+            return None
+        if labels is None:
+            return random_labels(self.info, n, generator, generator.device)
+        attrs = self.info.attributes
+        y = torch.as_tensor(labels, dtype=torch.int64).reshape(-1, len(attrs)) if not isinstance(labels, Tensor) \
+            else labels.to(torch.int64).reshape(-1, len(attrs))
+        if len(y) == 1:
+            y = y.expand(n, -1)
+        if len(y) != n:
+            raise GankitError(f"Got {len(y)} labels for {n} samples; give one label or exactly n of them.")
+        for i, a in enumerate(attrs):
+            bad = y[:, i][(y[:, i] < 0) | (y[:, i] >= a.num_classes)]
+            if len(bad):
+                raise GankitError(f"Label {int(bad[0])} is outside {a.name!r}, whose classes are 0-{a.num_classes - 1}.")
+        return y.to(self.device)
+
+    @torch.inference_mode()
+    def generate(self, n: int, labels: Sequence | Tensor | None = None, seed: int | None = None,
+                 batch_size: int = 1000) -> tuple[Tensor, Tensor | None]:
+        """``n`` samples in [-1, 1] (images: (n, C, H, W)) on the CPU, and their (n, A) labels."""
+        if not 1 <= n <= MAX_SAMPLES:
+            raise GankitError(f"The number of samples must be between 1 and {MAX_SAMPLES}, not {n}.")
+        g = torch.Generator(device=self.device)
+        g.manual_seed(seed if seed is not None else torch.seed())
+        y = self.labels_tensor(n, labels, g)
+        z = self.generator.sample_latent(n, g, self.device)
+        chunks = [self.generator(z[i:i + batch_size], None if y is None else y[i:i + batch_size]).float().cpu()
+                  for i in range(0, n, batch_size)]
+        return torch.cat(chunks), None if y is None else y.cpu()
+
+    def sample(self, n: int, labels: Sequence | Tensor | None = None, seed: int | None = None) -> Tensor:
+        """``n`` samples in [-1, 1], float32 on the CPU."""
+        return self.generate(n, labels, seed)[0]
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu") -> GeneratorPipeline:
+    """Load the generator of a run folder (or of a folder with generator.json + .safetensors)."""
+    generator, meta = load_generator(Path(run_dir))
+    return GeneratorPipeline(generator, meta).to(device)

@@ -1,0 +1,134 @@
+"""Training checkpoints: every tensor needed to continue a run exactly, written atomically.
+
+A checkpoint is a folder ``checkpoints/step-NNNNNN/`` with ``weights.safetensors`` (G, D and
+the EMA generator), ``optimizers.safetensors``, ``rng.safetensors`` and ``state.json``. It is
+written under a temporary name, every file fsynced, ``manifest.json`` (the files' sha256)
+written last, then renamed into place, so a crash at any moment leaves either the complete
+folder or none; loading verifies the checksums and falls back to the previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+
+from gankit.artifacts import state_to_safetensors
+from gankit.atomic import fsync_dir, sha256_bytes, write_bytes_synced
+from gankit.errors import GankitError
+
+STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    weights: dict[str, torch.Tensor]
+    optimizers: dict[str, dict]  # name -> optimizer state_dict
+    rng: dict[str, torch.Tensor]
+    state: dict[str, Any]  # JSON-able: elapsed time, learning rates, ...
+
+
+def _flatten_optimizer(prefix: str, state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state_dict into tensors (for safetensors) and JSON."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in state_dict["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        head, index, key = name.split(".", 2)
+        if head == prefix:
+            state.setdefault(int(index), {})[key] = value
+    for index, entry in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entry)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(folder: Path, ckpt: Checkpoint, keep: int) -> Path:
+    """Write ``ckpt`` under ``folder/step-NNNNNN`` atomically and keep the newest ``keep``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step-{ckpt.step:06d}"
+    tmp = folder / f".tmp-step-{ckpt.step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+    except OSError as e:
+        raise GankitError(f"Cannot create {tmp} ({e.strerror}); make the run folder writable, then resume.") from None
+    opt_tensors: dict[str, torch.Tensor] = {}
+    opt_meta: dict[str, dict] = {}
+    for name, sd in ckpt.optimizers.items():
+        tensors, meta = _flatten_optimizer(name, sd)
+        opt_tensors.update(tensors)
+        opt_meta[name] = meta
+    files = {
+        "weights.safetensors": state_to_safetensors(ckpt.weights),
+        "optimizers.safetensors": state_to_safetensors(opt_tensors),
+        "rng.safetensors": state_to_safetensors(ckpt.rng),
+        "state.json": json.dumps({"step": ckpt.step, "optimizers": opt_meta, **ckpt.state}).encode(),
+    }
+    for name, data in files.items():
+        write_bytes_synced(tmp / name, data)
+    manifest = {name: sha256_bytes(data) for name, data in files.items()}
+    write_bytes_synced(tmp / "manifest.json", json.dumps(manifest).encode())
+    fsync_dir(tmp)
+    if final.exists():  # a resumed run reached the same step again: replace it
+        shutil.rmtree(final)
+    tmp.rename(final)
+    fsync_dir(folder)
+    for old in list_checkpoints(folder)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoint folders, oldest first (temporary folders are never listed)."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and STEP_DIR.match(p.name)]
+    return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Load one checkpoint folder, verifying every file against the manifest."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+        raw = {name: (path / name).read_bytes() for name in manifest}
+    except (OSError, ValueError) as e:
+        raise GankitError(f"Checkpoint {path} is incomplete ({e}).") from None
+    for name, digest in manifest.items():
+        if sha256_bytes(raw[name]) != digest:
+            raise GankitError(f"Checkpoint {path} is corrupt: {name} does not match its checksum.")
+    state = json.loads(raw["state.json"])
+    opt_tensors = load_safetensors(raw["optimizers.safetensors"])
+    optimizers = {name: _unflatten_optimizer(name, opt_tensors, meta)
+                  for name, meta in state.pop("optimizers").items()}
+    return Checkpoint(state.pop("step"), load_safetensors(raw["weights.safetensors"]), optimizers,
+                      load_safetensors(raw["rng.safetensors"]), state)
+
+
+def latest_checkpoint(folder: Path) -> tuple[Checkpoint, list[str]]:
+    """The newest checkpoint that verifies, and one warning line per newer one skipped."""
+    warnings: list[str] = []
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            return read_checkpoint(path), warnings
+        except GankitError as e:
+            warnings.append(f"skipped {e}")
+    raise GankitError(
+        f"No complete checkpoint in {folder}; the run stopped before its first checkpoint, start it again without --resume."
+    )
