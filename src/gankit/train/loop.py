@@ -60,7 +60,8 @@ class Trainer:
             torch.set_num_threads(t.threads)
         seed_everything(t.seed + self.dist.rank)
         family = get_family(cfg.model)
-        self.data = (data if data is not None else load_dataset(cfg.data.spec or family.default_data)).to(self.device)
+        self.data_spec = cfg.data.spec or family.default_data
+        self.data = (data if data is not None else load_dataset(cfg.data.spec or family.default_data, cfg.data)).to(self.device)
         self.model: GANFamily = family(cfg.model_cfg, self.data.info).to(self.device)
         self.opt_g = make_optimizer(self.model.generator.parameters(), t.lr_g, t, self.device)
         self.opt_d = make_optimizer(self.model.discriminator.parameters(), t.lr_d, t, self.device)
@@ -120,7 +121,7 @@ class Trainer:
             return
         save_checkpoint(self.run_dir / "checkpoints", self._checkpoint(), self.cfg.train.keep_checkpoints)
         save_generator(self.run_dir, self.cfg.model, self.cfg.model_cfg, self.data.info,
-                       self.sampling_generator, self.step)
+                       self.sampling_generator, self.step, self.data_spec)
 
     def save_samples(self) -> None:
         if self.dist.is_main:
