@@ -7,6 +7,7 @@ A family is an ``nn.Module`` holding ``generator`` and ``discriminator``; it own
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -88,6 +89,8 @@ class GANFamily(nn.Module):
     def __init__(self, cfg: Any, info: DataInfo):
         super().__init__()
         self.check_data(info)
+        if not self.conditional:  # the data's labels mean nothing to this generator
+            info = dataclasses.replace(info, attributes=())
         self.cfg, self.info = cfg, info
         self.generator = self.build_generator(cfg, info)
         self.discriminator = self.build_discriminator(cfg, info)

@@ -7,6 +7,7 @@ differently lives in the family's ``train_step``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -26,6 +27,17 @@ from gankit.train.preview import preview_inputs, save_preview
 from gankit.train.runlog import RunLog
 from gankit.train.runtime import autocast, resolve_device, resolve_precision, seed_everything
 from gankit.train.signals import StopRequests
+
+
+@contextlib.contextmanager
+def evaluating(module: torch.nn.Module):
+    """Eval mode for the duration (BatchNorm must not update its statistics while sampling)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def make_optimizer(params, lr: float, cfg, device: torch.device) -> torch.optim.Adam:
@@ -74,7 +86,7 @@ class Trainer:
         if resume:
             self._restore()
         self.model.train_modules = self.dist.wrap(self.model)
-        self.preview = preview_inputs(self.sampling_generator, self.data.info, t.seed + 1, self.device)
+        self.preview = preview_inputs(self.sampling_generator, self.model.info, t.seed + 1, self.device)
 
     # --- state ---------------------------------------------------------------------------------
     @property
@@ -120,12 +132,13 @@ class Trainer:
         if not self.dist.is_main:
             return
         save_checkpoint(self.run_dir / "checkpoints", self._checkpoint(), self.cfg.train.keep_checkpoints)
-        save_generator(self.run_dir, self.cfg.model, self.cfg.model_cfg, self.data.info,
+        save_generator(self.run_dir, self.cfg.model, self.cfg.model_cfg, self.model.info,
                        self.sampling_generator, self.step, self.data_spec)
 
     def save_samples(self) -> None:
         if self.dist.is_main:
-            save_preview(self.sampling_generator, self.preview, self.run_dir / "samples" / f"step-{self.step:06d}.png")
+            with evaluating(self.sampling_generator) as generator:
+                save_preview(generator, self.preview, self.run_dir / "samples" / f"step-{self.step:06d}.png")
 
     # --- the loop ------------------------------------------------------------------------------
     def _batches(self) -> list:

@@ -1,0 +1,179 @@
+"""``anime:PATH``: anime faces labelled by hair and eye colour (seed 001's dataset layout).
+
+PATH holds ``faces/<id>.jpg`` (any image extension) and ``tags.csv``, one row per image in
+either format:
+
+* ``0,blue hair:1<TAB>red eyes:1<TAB>long hair:1`` (the original tags_clean.csv: tag:count);
+* ``0,blue hair red eyes`` (the cleaned tags.csv; a tag ends at each word 'hair' or 'eyes').
+
+A row is kept when it has exactly one hair colour tag and one eye colour tag of the reference
+lists below; other tags ('long hair', 'closed eyes', 'smile') are ignored. A row is dropped as
+*unknown* when it names a colour outside the lists ('silver hair', 'light brown hair',
+'yellow hair'), as *ambiguous* when it has no or several hair (or eye) colours, as *bad* when
+it cannot be parsed, as a *duplicate* when its id came before (the first row wins), and when
+its image is missing or cannot be decoded. One note line gives every count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit.config import DataConfig
+from gankit.data.base import Attribute, DataInfo, TensorData
+from gankit.data.folder import dropped_summary, existing_folder, image_settings, kept_note
+from gankit.data.images import IMAGE_EXTENSIONS, decode_files
+from gankit.data.registry import register
+from gankit.errors import GankitError
+
+HAIR = Attribute("hair", ("orange", "white", "aqua", "gray", "green", "red", "purple", "pink", "blue",
+                          "black", "brown", "blonde"))
+EYES = Attribute("eyes", ("gray", "black", "orange", "pink", "yellow", "aqua", "purple", "green", "brown",
+                          "red", "blue"))
+ATTRIBUTES = {"hair": HAIR, "eyes": EYES}
+# Colour words outside the reference lists, so that 'silver hair' is recognised as a colour
+# (and the row dropped as unknown) while 'long hair' is just another tag.
+OTHER_COLOURS = frozenset({"silver", "grey", "violet", "gold", "golden", "multicolored"})
+COLOUR_WORDS = frozenset(HAIR.values) | frozenset(EYES.values) | OTHER_COLOURS
+COUNTED_TAG = re.compile(r":\s*\d+\s*$")  # 'blue hair:1' marks the tag:count format
+DEFAULT_SIZE = 64  # seed 001 trains on 64x64 faces
+
+
+@dataclass(frozen=True)
+class TaggedImage:
+    id: str
+    labels: tuple[int, int]  # (hair, eyes)
+
+
+# --- tags.csv ----------------------------------------------------------------------------------
+def split_tags(text: str) -> list[str]:
+    """The tags of one row, lower case, in either format; ValueError for a malformed count."""
+    text = text.strip().strip('"').replace("_", " ").lower()
+    if "\t" in text or COUNTED_TAG.search(text):
+        return [counted_tag(item) for item in text.split("\t") if item.strip()]
+    tags, words = [], []
+    for word in text.split():
+        words.append(word)
+        if word in ATTRIBUTES:  # a plain-format tag ends at 'hair' or 'eyes'
+            tags.append(" ".join(words))
+            words = []
+    return tags + ([" ".join(words)] if words else [])
+
+
+def counted_tag(item: str) -> str:
+    tag, sep, count = item.rpartition(":")
+    if not sep or not count.strip().isdigit() or not tag.strip():
+        raise ValueError(f"{item!r} is not tag:count")
+    return " ".join(tag.split())
+
+
+def colour_tags(tags: list[str]) -> tuple[dict[str, set[str]], bool]:
+    """({'hair': colours, 'eyes': colours} of the reference lists, whether an unknown colour appears)."""
+    found: dict[str, set[str]] = {"hair": set(), "eyes": set()}
+    unknown = False
+    for tag in tags:
+        colour, _, kind = tag.rpartition(" ")
+        if kind not in ATTRIBUTES or not colour:
+            continue
+        if colour in ATTRIBUTES[kind].values:
+            found[kind].add(colour)
+        elif colour.split()[-1] in COLOUR_WORDS:
+            unknown = True
+    return found, unknown
+
+
+def valid_id(image_id: str) -> bool:
+    """An id names a file in faces/, so it must be a plain file stem."""
+    return bool(image_id) and image_id not in (".", "..") and not any(c in image_id for c in "/\\")
+
+
+def read_tags(path: Path) -> tuple[list[TaggedImage], Counter[str]]:
+    """The usable rows of tags.csv and how many rows went where."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise GankitError(f"{path} does not exist; anime:PATH needs PATH/tags.csv next to PATH/faces/.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GankitError(f"{path} cannot be read as UTF-8 text ({e}); check the tags file.") from None
+    rows: list[TaggedImage] = []
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()
+    for line in filter(str.strip, lines):
+        outcome = classify_row(line, seen)
+        if isinstance(outcome, TaggedImage):
+            rows.append(outcome)
+        else:
+            counts[outcome] += 1
+    counts["rows"] = len(rows) + sum(counts.values())
+    return rows, counts
+
+
+def classify_row(line: str, seen: set[str]) -> TaggedImage | str:
+    """A usable row, or the reason it is dropped; records the row's id in ``seen``."""
+    image_id, sep, text = line.partition(",")
+    image_id = image_id.strip().strip('"')
+    if not sep or not valid_id(image_id):
+        return "bad"
+    try:
+        tags = split_tags(text)
+    except ValueError:
+        return "bad"
+    if image_id in seen:
+        return "duplicate"
+    seen.add(image_id)
+    found, unknown = colour_tags(tags)
+    if unknown:
+        return "unknown"
+    if len(found["hair"]) != 1 or len(found["eyes"]) != 1:
+        return "ambiguous"
+    (hair,), (eyes,) = found["hair"], found["eyes"]
+    return TaggedImage(image_id, (HAIR.index(hair), EYES.index(eyes)))
+
+
+# --- images ------------------------------------------------------------------------------------
+def image_paths(faces: Path) -> dict[str, Path]:
+    """id -> image file in ``faces``, the first in name order when several share a stem."""
+    paths: dict[str, Path] = {}
+    for path in sorted(faces.iterdir()):
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            paths.setdefault(path.stem, path)
+    return paths
+
+
+def load_anime(root: Path, size: int, channels: int) -> TensorData:
+    faces = root / "faces"
+    if not faces.is_dir():
+        raise GankitError(f"{root} has no faces/ folder; anime:PATH needs PATH/faces/<id>.jpg and PATH/tags.csv.")
+    rows, counts = read_tags(root / "tags.csv")
+    files = image_paths(faces)
+    with_image = [row for row in rows if row.id in files]
+    counts["no image"] = len(rows) - len(with_image)
+    stored = decode_files([files[row.id] for row in with_image], size, channels)
+    counts["undecodable"] = len(with_image) - len(stored.kept)
+    spec = f"anime:{root}"
+    dropped = {"ambiguous (no or several hair/eye colours)": counts["ambiguous"],
+               "with a colour outside the lists": counts["unknown"], "bad": counts["bad"],
+               "duplicate ids": counts["duplicate"], "without an image": counts["no image"],
+               "with an undecodable image": counts["undecodable"]}
+    if not len(stored.kept):
+        raise GankitError(f"{spec}: none of the {counts['rows']} rows of tags.csv is usable "
+                          f"({dropped_summary(dropped)}); check tags.csv and the names in faces/.")
+    labels = np.array([with_image[i].labels for i in stored.kept], dtype=np.int64)
+    note = kept_note(spec, len(stored.kept), counts["rows"], "rows", dropped)
+    return TensorData(stored.to_tensor(), torch.from_numpy(labels),
+                      DataInfo((channels, size, size), (HAIR, EYES)), spec, [note])
+
+
+@register(
+    "anime",
+    summary="Anime faces with labels 'hair' (12 colours) and 'eyes' (11): PATH/faces/<id>.jpg + PATH/tags.csv; 3x64x64.",
+    usage="anime:PATH  (tags.csv rows 'id,blue hair red eyes' or 'id,blue hair:1<TAB>red eyes:1')",
+)
+def load_anime_source(argument: str | None, options: DataConfig) -> TensorData:
+    root = existing_folder(argument, "anime", "faces/<id>.jpg and tags.csv")
+    return load_anime(root, *image_settings(options, DEFAULT_SIZE))

@@ -1,0 +1,173 @@
+"""``celeba:PATH[,attrs=A+B+...]``: CelebA's aligned faces with the attributes the user picks.
+
+PATH holds ``img_align_celeba/`` (the 178x218 aligned JPEGs, extracted), ``list_attr_celeba.txt``
+(a count line, a line of the 40 attribute names, then ``000001.jpg -1 1 ...`` rows) and
+optionally ``identity_CelebA.txt`` (``000001.jpg 2880`` rows). Images get the standard 178x178
+centre crop (the centre square, which the shared decoder takes) and are resized to
+``data.image_size`` (default 64).
+
+``attrs`` lists the labels, one column each, in order:
+
+* ``hair``: a categorical hair colour (black, blond, brown, gray) from Black_Hair, Blond_Hair,
+  Brown_Hair and Gray_Hair; rows with none or several of these are dropped and counted;
+* ``identity``: the person, one value per identity in identity_CelebA.txt;
+* any of the 40 binary attributes (``Smiling``, ``Male``, case-insensitive): values no, yes.
+
+Without ``attrs`` the images are unlabelled (for unconditional models and SRGAN).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit.config import DataConfig
+from gankit.data.base import Attribute, DataInfo, TensorData
+from gankit.data.folder import dropped_summary, existing_folder, image_settings, kept_note
+from gankit.data.images import decode_files
+from gankit.data.registry import register
+from gankit.errors import GankitError
+
+HAIR_COLUMNS = {"black": "Black_Hair", "blond": "Blond_Hair", "brown": "Brown_Hair", "gray": "Gray_Hair"}
+BINARY = ("no", "yes")
+IMAGES, ATTRIBUTES, IDENTITIES = "img_align_celeba", "list_attr_celeba.txt", "identity_CelebA.txt"
+MISSING = -1  # a label a row does not have; such rows are dropped
+MISSING_REASONS = {"hair": "with no or several hair colours", "identity": "without an identity"}
+
+
+@dataclass
+class AttributeTable:
+    """list_attr_celeba.txt: file names and their -1/1 values, one column per attribute name."""
+
+    names: list[str]
+    files: list[str]
+    values: np.ndarray  # int8 (N, len(names)), 1 or -1
+    bad_rows: int
+
+
+def parse_argument(argument: str | None) -> tuple[str | None, list[str]]:
+    """'PATH,attrs=hair+Smiling' -> ('PATH', ['hair', 'Smiling'])."""
+    if not argument:
+        return None, []
+    path, *options = argument.split(",")
+    attrs: list[str] = []
+    for option in options:
+        key, sep, value = option.partition("=")
+        if key.strip() != "attrs" or not sep:
+            raise GankitError(f"celeba option {option!r} is unknown; the only option is attrs, "
+                              "e.g. celeba:PATH,attrs=hair+Smiling+Male.")
+        attrs = [a.strip() for a in value.split("+") if a.strip()]
+    if len({a.lower() for a in attrs}) != len(attrs):
+        raise GankitError(f"celeba attrs {'+'.join(attrs)} names an attribute twice; list each once.")
+    return path, attrs
+
+
+def read_attribute_table(path: Path) -> AttributeTable:
+    lines = read_lines(path)
+    if lines and lines[0].strip().isdigit():
+        lines = lines[1:]  # the image count line
+    if not lines:
+        raise GankitError(f"{path} has no attribute names line; use CelebA's list_attr_celeba.txt.")
+    names = lines[0].split()
+    files, values, bad = [], [], 0
+    for line in filter(str.strip, lines[1:]):
+        file, *fields = line.split()
+        try:
+            row = [int(v) for v in fields]
+        except ValueError:
+            row = []
+        if len(row) != len(names) or not set(row) <= {-1, 0, 1}:
+            bad += 1
+            continue
+        files.append(file)
+        values.append(row)
+    table = np.array(values, dtype=np.int8).reshape(len(values), len(names))
+    return AttributeTable(names, files, np.where(table == 1, 1, -1).astype(np.int8), bad)
+
+
+def read_identities(path: Path) -> dict[str, int]:
+    if not path.exists():
+        raise GankitError(f"attrs=identity needs {path}; put CelebA's identity_CelebA.txt there or drop identity.")
+    identities = {}
+    for line in filter(str.strip, read_lines(path)):
+        file, _, person = line.strip().partition(" ")
+        if person.strip().isdigit():
+            identities[file] = int(person)
+    return identities
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise GankitError(f"{path} does not exist; celeba:PATH needs PATH/{path.name} from CelebA.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GankitError(f"{path} cannot be read as text ({e}); download it again.") from None
+
+
+def attribute_column(name: str, table: AttributeTable, root: Path) -> tuple[Attribute, np.ndarray]:
+    """One requested attribute and its label per row (MISSING where the row has none)."""
+    if name == "hair":
+        hair = np.stack([table.values[:, column_index(table, c)] == 1 for c in HAIR_COLUMNS.values()], axis=1)
+        labels = np.where(hair.sum(axis=1) == 1, hair.argmax(axis=1), MISSING)
+        return Attribute("hair", tuple(HAIR_COLUMNS)), labels
+    if name == "identity":
+        identities = read_identities(root / IDENTITIES)
+        people = sorted(set(identities.values()))
+        label_of = {person: i for i, person in enumerate(people)}
+        labels = np.array([label_of.get(identities.get(f, MISSING), MISSING) for f in table.files], dtype=np.int64)
+        return Attribute("identity", tuple(str(p) for p in people)), labels
+    i = column_index(table, name)
+    return Attribute(table.names[i], BINARY), (table.values[:, i] == 1).astype(np.int64)
+
+
+def column_index(table: AttributeTable, name: str) -> int:
+    lowered = [n.lower() for n in table.names]
+    if name.lower() not in lowered:
+        raise GankitError(f"celeba has no attribute {name!r}; choose hair, identity or one of "
+                          f"{', '.join(table.names)}.")
+    return lowered.index(name.lower())
+
+
+def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> TensorData:
+    images = root / IMAGES
+    if not images.is_dir():
+        raise GankitError(f"{root} has no {IMAGES}/ folder; extract img_align_celeba.zip into {root}.")
+    table = read_attribute_table(root / ATTRIBUTES)
+    columns = [attribute_column(name, table, root) for name in attrs]
+    dropped: Counter[str] = Counter({"bad rows": table.bad_rows})
+    usable = np.ones(len(table.files), dtype=bool)
+    for attribute, column in columns:  # each dropped row is counted once, under its first gap
+        missing = usable & (column == MISSING)
+        dropped[MISSING_REASONS.get(attribute.name, "")] += int(missing.sum())
+        usable &= ~missing
+    labelled = np.flatnonzero(usable)
+    present = set(p.name for p in images.iterdir())
+    rows = [i for i in labelled if table.files[i] in present]
+    dropped["without an image"] = len(labelled) - len(rows)
+    stored = decode_files([images / table.files[i] for i in rows], size, channels)
+    dropped["undecodable"] = len(rows) - len(stored.kept)
+    spec = f"celeba:{root}"
+    total = len(table.files) + table.bad_rows
+    if not len(stored.kept):
+        raise GankitError(f"{spec}: none of the {total} rows of {ATTRIBUTES} is usable "
+                          f"({dropped_summary(dropped)}); check the folder and attrs.")
+    kept_rows = np.asarray(rows, dtype=np.int64)[stored.kept]
+    y = torch.from_numpy(np.stack([c[kept_rows] for _, c in columns], axis=1)) if columns else None
+    info = DataInfo((channels, size, size), tuple(a for a, _ in columns))
+    return TensorData(stored.to_tensor(), y, info, spec, [kept_note(spec, len(stored.kept), total, "rows", dropped)])
+
+
+@register(
+    "celeba",
+    summary="CelebA aligned faces, 3x64x64; labels chosen by attrs (hair colour, identity, any of the 40 binary attributes).",
+    usage="celeba:PATH | celeba:PATH,attrs=hair+Smiling+Male  (PATH holds img_align_celeba/ and list_attr_celeba.txt)",
+)
+def load_celeba_source(argument: str | None, options: DataConfig) -> TensorData:
+    path, attrs = parse_argument(argument)
+    root = existing_folder(path, "celeba", f"{IMAGES}/ and {ATTRIBUTES}")
+    return load_celeba(root, attrs, *image_settings(options))

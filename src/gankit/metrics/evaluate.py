@@ -1,0 +1,167 @@
+"""Evaluating a generator: all scores for a run (``gankit eval``), and a quick FID for training.
+
+``evaluate`` draws ``n`` samples, compares their features with the cached ones of the real
+data and, when the extractor classifies an attribute the model is conditioned on (``digits``
+for ``digit``), measures how often the requested class comes out. The result is a flat
+JSON-ready dict that records what it was computed with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from gankit.artifacts import read_json
+from gankit.atomic import atomic_write_json
+from gankit.config import DataConfig
+from gankit.data import DataInfo, TensorData, load_dataset
+from gankit.errors import GankitError
+from gankit.metrics.features import FeatureExtractor, load_extractor
+from gankit.metrics.reference import ReferenceStats, reference_stats, seeded_subset
+from gankit.metrics.scores import (
+    class_histogram, conditional_accuracy, frechet_distance, inception_score, kid,
+    mean_and_covariance, precision_recall,
+)
+from gankit.models.base import Generator
+from gankit.models.registry import get_family
+from gankit.pipeline import GeneratorPipeline, load
+
+
+def check_compatible(info: DataInfo, real: TensorData, extractor: FeatureExtractor) -> None:
+    if tuple(info.shape) != tuple(real.info.shape):
+        raise GankitError(f"The generator makes samples of shape {tuple(info.shape)} but {real.name} holds "
+                          f"{tuple(real.info.shape)}; evaluate against the data the model was trained on.")
+    extractor.check_shape(tuple(info.shape))
+
+
+def distribution_scores(ref: ReferenceStats, fake: Tensor, seed: int) -> dict:
+    """FID, KID and precision/recall of generated features against the real ones."""
+    kid_mean, kid_std = kid(ref.features, fake, seed=seed)
+    # Precision and recall compare sets of equal size: k-NN radii shrink as a set grows.
+    m = min(len(ref.features), len(fake))
+    precision, recall = precision_recall(ref.features[seeded_subset(len(ref.features), m, seed)],
+                                         fake[seeded_subset(len(fake), m, seed)])
+    return {"fid": frechet_distance(ref.mean, ref.cov, *mean_and_covariance(fake)),
+            "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall}
+
+
+def classifier_scores(logits: Tensor, labels: Tensor | None, info: DataInfo, extractor: FeatureExtractor) -> dict:
+    """IS, the predicted-class histogram and, for a model conditioned on the classified
+    attribute, the accuracy of the requested classes."""
+    is_mean, is_std = inception_score(logits)
+    result = {"is_mean": is_mean, "is_std": is_std}
+    classes = extractor.classes
+    if classes is None:
+        return result
+    predicted = logits.argmax(dim=1).numpy()
+    names = classes.values
+    if classes in info.attributes and labels is not None:
+        column = info.attributes.index(classes)
+        acc = conditional_accuracy(labels[:, column].numpy(), predicted, classes.num_classes)
+        result["accuracy"] = acc.overall
+        result["accuracy_per_class"] = {v: None if math.isnan(a) else float(a) for v, a in zip(names, acc.per_class)}
+        histogram = acc.histogram
+    else:
+        histogram = class_histogram(predicted, classes.num_classes)
+    result["class_histogram"] = {v: int(c) for v, c in zip(names, histogram)}
+    return result
+
+
+def evaluate(pipeline: GeneratorPipeline, real: TensorData, extractor: FeatureExtractor, n: int = 5000,
+             seed: int = 0, cache: Path | None = None) -> dict:
+    """All scores of ``n`` samples of ``pipeline`` (random labels, ``seed``) against ``real``."""
+    start = time.perf_counter()
+    check_compatible(pipeline.info, real, extractor)
+    ref = reference_stats(real, extractor, cache)
+    images, labels = pipeline.generate(n, seed=seed)
+    features, logits = extractor.features_and_logits(images)
+    result = {"dataset": real.name, "extractor": extractor.name, "extractor_fingerprint": extractor.fingerprint,
+              "real_samples": ref.count, "generated_samples": n, "seed": seed}
+    result.update(distribution_scores(ref, features, seed))
+    if logits is not None:
+        result.update(classifier_scores(logits, labels, pipeline.info, extractor))
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration (BatchNorm uses its running statistics), then as before."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def quick_fid(generator: Generator, real: TensorData, extractor: FeatureExtractor, n: int = 2000,
+              device: str | torch.device = "cpu", seed: int = 0, cache: Path | None = None) -> float:
+    """FID of ``n`` samples from a generator being trained: a trend to watch, not a number to
+    report (FID is biased upwards for small ``n``). The real statistics come from the cache."""
+    check_compatible(generator.info, real, extractor)
+    ref = reference_stats(real, extractor.to(device), cache)
+    with eval_mode(generator):
+        images, _ = GeneratorPipeline(generator, {"family": "training"}).generate(n, seed=seed)
+    return frechet_distance(ref.mean, ref.cov, *mean_and_covariance(extractor.features(images)))
+
+
+def resolve_device(choice: str) -> torch.device:
+    # Not gankit.train.runtime's twin: evaluation must not import the training package.
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise GankitError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
+    return torch.device(choice)
+
+
+def run_data(run_dir: Path, info: DataInfo) -> TensorData:
+    """The real data a run was trained on, at the generator's size and channels."""
+    meta = read_json(Path(run_dir) / "generator.json", "evaluate a folder that `gankit train` wrote.")
+    spec = meta.get("data_spec") or get_family(meta["family"]).default_data
+    options = DataConfig(spec, image_size=info.shape[-1], channels=info.shape[0]) if info.is_image \
+        else DataConfig(spec)
+    return load_dataset(spec, options)
+
+
+def run_eval(run_dir: str | Path, n: int = 5000, features: str = "digits", inception_weights: str | None = None,
+             json_path: str | Path | None = None, device: str = "auto", seed: int = 0) -> dict:
+    """``gankit eval``: evaluate a run folder's generator against its training data."""
+    if inception_weights and features != "inception":
+        raise GankitError(f"--inception-weights applies to --features inception, not {features}; drop it.")
+    device = resolve_device(device)
+    pipeline = load(run_dir, device)
+    real = run_data(Path(run_dir), pipeline.info)
+    extractor = load_extractor(features, inception_weights, device)
+    result = {"run": str(run_dir), "family": pipeline.family, **evaluate(pipeline, real, extractor, n, seed)}
+    if json_path:
+        json_path = Path(json_path)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(json_path, result)
+    return result
+
+
+def format_table(result: dict) -> str:
+    """The result as aligned text lines, for the terminal."""
+    rows = [("FID", f"{result['fid']:.3f}"),
+            ("KID", f"{result['kid_mean']:.5f} ± {result['kid_std']:.5f}"),
+            ("precision", f"{result['precision']:.3f}"), ("recall", f"{result['recall']:.3f}")]
+    if "is_mean" in result:
+        rows.append(("IS", f"{result['is_mean']:.3f} ± {result['is_std']:.3f}"))
+    if "accuracy" in result:
+        rows.append(("accuracy", f"{result['accuracy']:.3f}"))
+        rows.append(("accuracy per class", "  ".join(
+            f"{k}: {'-' if v is None else f'{v:.2f}'}" for k, v in result["accuracy_per_class"].items())))
+    if "class_histogram" in result:
+        rows.append(("predicted classes", "  ".join(f"{k}: {v}" for k, v in result["class_histogram"].items())))
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    lines.append(f"{result['generated_samples']} generated vs {result['real_samples']} real of {result['dataset']}; "
+                 f"features {result['extractor']} ({result['extractor_fingerprint']}); {result['seconds']} s")
+    return "\n".join(lines)

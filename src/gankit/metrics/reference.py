@@ -1,0 +1,106 @@
+"""Reference statistics of the real data, computed once per dataset and extractor and cached.
+
+The features of the real data do not change between evaluations, so their mean and covariance
+(for FID) and a sample of them (for KID and precision/recall) are written to
+``$GANKIT_CACHE/reference/<key>.safetensors`` (default ``~/.cache/gankit/reference``). The key
+hashes everything that affects them, as StyleGAN's metric cache does: the dataset spec, a
+fingerprint of the samples, the extractor's fingerprint and the limits below. Safetensors holds
+only arrays, so reading a cache file runs no code; an unreadable file is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+
+from gankit.atomic import atomic_write_bytes
+from gankit.data.base import TensorData
+from gankit.errors import GankitError
+from gankit.metrics.features import FeatureExtractor
+from gankit.metrics.scores import mean_and_covariance
+
+CACHE_ENV = "GANKIT_CACHE"
+FORMAT = "gankit-reference/1"
+MAX_REAL = 50_000  # real samples behind the mean and covariance (FID50k's convention)
+MAX_SAMPLE = 10_000  # real features kept for KID and precision/recall
+FINGERPRINT_ROWS = 4096  # rows of the data hashed to recognise it
+
+
+@dataclass
+class ReferenceStats:
+    mean: np.ndarray  # (F,) float64
+    cov: np.ndarray  # (F, F) float64
+    features: torch.Tensor  # (M, F) float32, a seeded sample of the real features
+    count: int  # real samples behind mean and cov
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/gankit").expanduser() / "reference"
+
+
+def data_fingerprint(real: TensorData) -> str:
+    """A cheap identity of the samples: their shape and an evenly strided subset of rows."""
+    step = max(1, len(real.samples) // FINGERPRINT_ROWS)
+    digest = hashlib.sha256(repr(tuple(real.samples.shape)).encode())
+    digest.update(real.samples[::step].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def reference_key(real: TensorData, extractor: FeatureExtractor) -> str:
+    identity = [FORMAT, real.name, data_fingerprint(real), extractor.name, extractor.fingerprint,
+                MAX_REAL, MAX_SAMPLE]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
+
+
+def seeded_subset(n: int, limit: int, seed: int = 0) -> torch.Tensor:
+    """Indices of at most ``limit`` of ``n`` items, the same on every call."""
+    if n <= limit:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+
+
+def compute_reference(real: TensorData, extractor: FeatureExtractor) -> ReferenceStats:
+    samples = real.samples[seeded_subset(len(real), MAX_REAL)]
+    features = extractor.features(samples)
+    mean, cov = mean_and_covariance(features)
+    return ReferenceStats(mean, cov, features[seeded_subset(len(features), MAX_SAMPLE, seed=1)], len(samples))
+
+
+def read_reference(path: Path) -> ReferenceStats | None:
+    """The cached statistics, or None when the file is absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        t = load_file(path)
+        return ReferenceStats(t["mean"].numpy(), t["cov"].numpy(), t["features"], int(t["count"]))
+    except Exception:  # a damaged file: safetensors, torch and a missing key raise different types
+        return None
+
+
+def write_reference(path: Path, stats: ReferenceStats, real: TensorData, extractor: FeatureExtractor) -> None:
+    tensors = {"mean": torch.from_numpy(stats.mean), "cov": torch.from_numpy(stats.cov),
+               "features": stats.features.contiguous(), "count": torch.tensor(stats.count)}
+    metadata = {"format": FORMAT, "dataset": real.name, "extractor": f"{extractor.name}@{extractor.fingerprint}"}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, save(tensors, metadata))
+    except (OSError, GankitError):
+        raise GankitError(f"Cannot write the reference statistics to {path.parent}; set {CACHE_ENV} "
+                          "to a writable folder.") from None
+
+
+def reference_stats(real: TensorData, extractor: FeatureExtractor, cache: Path | None = None) -> ReferenceStats:
+    """The real data's statistics under ``extractor``, from the cache when it holds them."""
+    path = (cache or cache_dir()) / f"{reference_key(real, extractor)}.safetensors"
+    stats = read_reference(path)
+    if stats is None:
+        stats = compute_reference(real, extractor)
+        write_reference(path, stats, real, extractor)
+    return stats

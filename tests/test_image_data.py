@@ -1,0 +1,281 @@
+"""Image datasets: decoding bad files, the uint8 cache, anime tags, CelebA attributes, faces."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from PIL import Image
+
+from gankit.config import DataConfig
+from gankit.data import images, load_dataset
+from gankit.data.anime import EYES, HAIR, split_tags
+from gankit.data.faces import EYE_RGB, HAIR_RGB, export_faces, face_labels
+from gankit.errors import GankitError
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def save(path: Path, rgb=(200, 30, 30), size=(12, 12), mode="RGB", **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, rgb).save(path, **kwargs)
+    return path
+
+
+def load(spec: str, size: int = 8, channels: int = 0):
+    return load_dataset(spec, DataConfig(spec, image_size=size, channels=channels))
+
+
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    calls: list[Path] = []
+    decode = images.decode_image
+
+    def counting(path, size, channels):
+        calls.append(path)
+        return decode(path, size, channels)
+
+    monkeypatch.setattr(images, "decode_image", counting)
+    return calls
+
+
+# --- folder: a corpus of bad files --------------------------------------------------------------
+def bad_corpus(root: Path) -> None:
+    save(root / "good.jpg")
+    save(root / "sub" / "gray.png", 90, mode="L")  # grayscale mixed with RGB
+    jpeg = save(root / "truncated.jpg", size=(64, 64)).read_bytes()
+    (root / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("not an image at all")
+    (root / "notes.txt").write_text("ignored: not an image extension")
+    save(root / "cmyk.jpg", (0, 255, 255, 0), mode="CMYK")  # pure red in CMYK
+    Image.fromarray(np.full((12, 12), 32896, dtype=np.uint16)).save(root / "sixteen.png")  # 16-bit mid-gray
+    palette = Image.new("P", (12, 12), 0)
+    palette.putpalette([0, 0, 0, 0, 0, 255])  # index 0 black (transparent), 1 blue
+    palette.save(root / "palette.png", transparency=0)
+    save(root / "bomb.png", size=(80, 80))  # above the lowered limit: Pillow would warn
+    save(root / "bigger_bomb.png", size=(120, 120))  # above twice the limit: Pillow would raise
+    os.symlink(root, root / "sub" / "loop")  # a folder that contains itself
+
+
+def test_folder_skips_and_counts_bad_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad_corpus(tmp_path / "pics")
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 5000)
+    data = load(f"folder:{tmp_path / 'pics'}", size=8)
+    assert data.samples.shape == (5, 3, 8, 8) and data.labels is None
+    assert data.samples.dtype == torch.float32 and data.samples.min() >= -1 and data.samples.max() <= 1
+    assert data.notes == [f"folder:{tmp_path / 'pics'}: kept 5 of 10 image files; dropped "
+                          "2 above the pixel limit, 3 unreadable."]
+    by_name = dict(zip(["cmyk", "good", "palette", "sixteen", "gray"], (data.samples + 1) * 127.5))
+    assert torch.allclose(by_name["cmyk"].mean((1, 2)), torch.tensor([255.0, 0, 0]), atol=3)
+    assert torch.allclose(by_name["sixteen"].mean((1, 2)), torch.tensor([128.0] * 3), atol=1)  # scaled, not clipped
+    assert torch.allclose(by_name["palette"].mean((1, 2)), torch.tensor([255.0] * 3), atol=1)  # alpha on white
+    assert torch.allclose(by_name["gray"].mean((1, 2)), torch.tensor([90.0] * 3), atol=1)
+
+
+def test_folder_grayscale_resizes_and_centre_crops(tmp_path: Path) -> None:
+    picture = np.zeros((20, 40, 3), np.uint8)
+    picture[:, 10:30] = 255  # a white centre square between black side bands
+    Image.fromarray(picture).save(tmp_path / "wide.png")
+    data = load(f"folder:{tmp_path}", size=10, channels=1)
+    assert data.samples.shape == (1, 1, 10, 10)
+    assert torch.allclose(data.samples, torch.ones(1, 1, 10, 10))  # the side bands were cropped away
+
+
+def test_folder_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GankitError, match="holds no image files"):
+        load(f"folder:{tmp_path / 'empty'}")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(GankitError, match="None of the 1 image files"):
+        load(f"folder:{tmp_path / 'bad'}")
+    with pytest.raises(GankitError, match="is not a folder"):
+        load(f"folder:{tmp_path / 'missing'}")
+    with pytest.raises(GankitError, match="needs a folder"):
+        load("folder")
+
+
+def test_cache_decodes_once_and_notices_changed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      cache_dir: Path) -> None:
+    for i in range(3):
+        save(tmp_path / "pics" / f"{i}.png", (i * 80, 0, 0))
+    calls = count_decodes(monkeypatch)
+    first = load(f"folder:{tmp_path / 'pics'}")
+    assert len(calls) == 3
+    second = load(f"folder:{tmp_path / 'pics'}")
+    assert len(calls) == 3 and torch.equal(first.samples, second.samples)
+    assert len(list(cache_dir.iterdir())) == 1 and not list(cache_dir.glob(".building-*"))
+    save(tmp_path / "pics" / "1.png", (0, 0, 255))
+    os.utime(tmp_path / "pics" / "1.png", ns=(1, 1))  # a different mtime, whatever the clock
+    third = load(f"folder:{tmp_path / 'pics'}")
+    assert len(calls) == 6 and third.samples[1, 2].mean() > 0.9  # the new blue picture
+    load(f"folder:{tmp_path / 'pics'}", size=4)
+    assert len(calls) == 9  # another size is another entry
+
+
+# --- anime --------------------------------------------------------------------------------------
+def anime_folder(root: Path, rows: list[str], ids: list[str]) -> Path:
+    for i, image_id in enumerate(ids):
+        save(root / "faces" / f"{image_id}.jpg", (i * 20, 100, 0))
+    (root / "tags.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_split_tags_reads_both_formats() -> None:
+    assert split_tags("blue hair:1\tred eyes:3\tlong hair:2") == ["blue hair", "red eyes", "long hair"]
+    assert split_tags("long hair blue hair red eyes smile") == ["long hair", "blue hair", "red eyes", "smile"]
+    assert split_tags("blonde_hair:1") == ["blonde hair"]
+    with pytest.raises(ValueError):
+        split_tags("blue hair:many\tred eyes:1")
+
+
+def test_anime_counted_tags_keep_and_drop(tmp_path: Path) -> None:
+    rows = ["0,blue hair:1\tred eyes:1\tlong hair:5",  # kept: long hair is no colour
+            "1,aqua hair:1\tgray eyes:2\tclosed eyes:1\thair between eyes:1",  # kept
+            "2,blue hair:1\tred hair:1\tgreen eyes:1",  # ambiguous: two hair colours
+            "3,long hair:1\tred eyes:1",  # ambiguous: no hair colour
+            "4,silver hair:1\tblue eyes:1",  # unknown colour
+            "5,blue hair:x\tred eyes:1",  # bad count
+            "no comma at all",  # bad
+            "0,green hair:1\tgreen eyes:1",  # duplicate id
+            "6,pink hair:1\tyellow eyes:1"]  # no image
+    root = anime_folder(tmp_path / "anime", rows, ["0", "1", "2", "3", "4", "5"])
+    data = load(f"anime:{root}")
+    assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")], [HAIR.index("aqua"), EYES.index("gray")]]
+    assert data.info.attributes == (HAIR, EYES) and data.samples.shape == (2, 3, 8, 8)
+    assert data.notes == [f"anime:{root}: kept 2 of 9 rows; dropped 2 ambiguous (no or several hair/eye "
+                          "colours), 1 with a colour outside the lists, 2 bad, 1 duplicate ids, 1 without an image."]
+
+
+def test_anime_plain_tags_and_unreadable_image(tmp_path: Path) -> None:
+    rows = ["10,blonde hair purple eyes", "11,black hair long hair brown eyes", "12,white hair yellow eyes",
+            "13,light brown hair blue eyes", "14,blue hair red eyes"]
+    root = anime_folder(tmp_path / "anime", rows, ["10", "11", "12", "13"])
+    (root / "faces" / "14.jpg").write_bytes(b"garbage")
+    data = load(f"anime:{root}")
+    assert data.labels.tolist() == [[HAIR.index("blonde"), EYES.index("purple")],
+                                    [HAIR.index("black"), EYES.index("brown")],
+                                    [HAIR.index("white"), EYES.index("yellow")]]
+    assert data.notes == [f"anime:{root}: kept 3 of 5 rows; dropped 1 with a colour outside the lists, "
+                          "1 with an undecodable image."]
+
+
+def test_anime_errors(tmp_path: Path) -> None:
+    with pytest.raises(GankitError, match="no faces/ folder"):
+        load(f"anime:{tmp_path}")
+    (tmp_path / "faces").mkdir()
+    with pytest.raises(GankitError, match="tags.csv does not exist"):
+        load(f"anime:{tmp_path}")
+    (tmp_path / "tags.csv").write_text("0,blue hair red eyes\n")
+    with pytest.raises(GankitError, match="none of the 1 rows of tags.csv is usable"):
+        load(f"anime:{tmp_path}")
+
+
+# --- celeba -------------------------------------------------------------------------------------
+CELEBA_NAMES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Male", "Smiling"]
+
+
+def celeba_folder(root: Path) -> Path:
+    rows = {"000001.jpg": "1 -1 -1 -1 1 -1",  # black hair, male
+            "000002.jpg": "-1 1 -1 -1 -1 1",  # blond, smiling
+            "000003.jpg": "-1 -1 -1 -1 1 1",  # no hair colour
+            "000004.jpg": "1 1 -1 -1 1 1",  # two hair colours
+            "000005.jpg": "-1 -1 1 -1 -1 -1",  # brown; its image is missing
+            "000006.jpg": "-1 -1 -1 1 1 maybe"}  # bad row
+    lines = [str(len(rows)), " ".join(CELEBA_NAMES)] + [f"{f}  {v}" for f, v in rows.items()]
+    (root / "img_align_celeba").mkdir(parents=True)
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    face = np.zeros((218, 178, 3), np.uint8)
+    face[20:198] = (0, 200, 0)  # the 178x178 centre; the 20-row bands must be cropped away
+    for name in ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg", "000006.jpg"]:
+        Image.fromarray(face).save(root / "img_align_celeba" / name)
+    return root
+
+
+def test_celeba_attributes(tmp_path: Path) -> None:
+    root = celeba_folder(tmp_path / "celeba")
+    data = load(f"celeba:{root},attrs=hair+Smiling+male")
+    assert [a.name for a in data.info.attributes] == ["hair", "Smiling", "Male"]
+    assert data.info.attributes[0].values == ("black", "blond", "brown", "gray")
+    assert data.labels.tolist() == [[0, 0, 1], [1, 1, 0]]
+    assert data.notes == [f"celeba:{root}: kept 2 of 6 rows; dropped 1 bad rows, "
+                          "2 with no or several hair colours."]
+    green = (data.samples[:, 1] + 1) * 127.5
+    assert green.min() > 190 and data.samples[:, 0].max() < -0.95  # only the centre crop remains
+    unlabelled = load(f"celeba:{root}")
+    assert unlabelled.labels is None and len(unlabelled) == 4
+    assert unlabelled.notes == [f"celeba:{root}: kept 4 of 6 rows; dropped 1 bad rows, 1 without an image."]
+
+
+def test_celeba_identity_and_errors(tmp_path: Path) -> None:
+    root = celeba_folder(tmp_path / "celeba")
+    with pytest.raises(GankitError, match="needs .*identity_CelebA.txt"):
+        load(f"celeba:{root},attrs=identity")
+    (root / "identity_CelebA.txt").write_text("000001.jpg 7\n000002.jpg 3\n000003.jpg 7\n")
+    data = load(f"celeba:{root},attrs=identity")
+    assert data.info.attributes[0].values == ("3", "7") and data.labels[:, 0].tolist() == [1, 0, 1]
+    with pytest.raises(GankitError, match="no attribute 'Wings'"):
+        load(f"celeba:{root},attrs=Wings")
+    with pytest.raises(GankitError, match="only option is attrs"):
+        load(f"celeba:{root},size=3")
+
+
+# --- faces --------------------------------------------------------------------------------------
+def test_faces_are_deterministic_with_labels_in_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load("faces:40", size=16)
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "other-cache"))  # drawn again, not read
+    second = load("faces:40", size=16)
+    assert torch.equal(first.samples, second.samples) and torch.equal(first.labels, second.labels)
+    assert first.samples.shape == (40, 3, 16, 16) and first.labels.shape == (40, 2)
+    assert first.info.attributes == (HAIR, EYES)
+    assert 0 <= first.labels[:, 0].min() and first.labels[:, 0].max() < 12
+    assert 0 <= first.labels[:, 1].min() and first.labels[:, 1].max() < 11
+    assert first.samples.min() >= -1 and first.samples.max() <= 1 and first.samples.std() > 0.2
+    assert load("faces:40", size=16, channels=1).samples.shape == (40, 1, 16, 16)
+    with pytest.raises(GankitError, match="positive number of faces"):
+        load("faces:many")
+
+
+def test_faces_labels_uniform_and_independent() -> None:
+    labels = face_labels(33_000)
+    joint = np.zeros((12, 11))
+    np.add.at(joint, (labels[:, 0], labels[:, 1]), 1)
+    expected = 33_000 / (12 * 11)  # 250 per pair
+    chi2 = ((joint - expected) ** 2 / expected).sum()
+    assert chi2 < 200  # 131 degrees of freedom: the 99.9% quantile is about 185
+
+
+@pytest.mark.parametrize("palette", [HAIR_RGB, EYE_RGB])
+def test_face_colours_are_far_apart(palette: dict) -> None:
+    distances = [np.linalg.norm(np.subtract(a, b)) for a, b in itertools.combinations(palette.values(), 2)]
+    assert min(distances) > 80
+
+
+def test_second_faces_load_draws_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gankit.data import faces
+
+    load("faces:20", size=8)
+    monkeypatch.setattr(faces, "render_face", lambda *args: pytest.fail("drew a cached face"))
+    assert len(load("faces:20", size=8)) == 20
+
+
+def test_export_then_anime_round_trip(tmp_path: Path) -> None:
+    export_faces(tmp_path / "export", 30, 16)
+    assert (tmp_path / "export" / "tags.csv").read_text().splitlines()[0].endswith(" hair " +
+           f"{EYES.values[face_labels(1)[0, 1]]} eyes")
+    exported = load(f"anime:{tmp_path / 'export'}", size=16)
+    original = load("faces:30", size=16)
+    assert torch.equal(exported.labels, original.labels)
+    assert torch.equal(exported.samples, original.samples)
+    assert exported.notes == [f"anime:{tmp_path / 'export'}: kept 30 of 30 rows."]
+    with pytest.raises(GankitError, match="already holds a tags.csv"):
+        export_faces(tmp_path / "export", 5, 16)

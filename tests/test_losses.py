@@ -1,0 +1,62 @@
+"""Each adversarial loss against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from gankit.models.losses import LOSSES, real_targets
+
+REAL = torch.tensor([[2.0], [-1.0]])
+FAKE = torch.tensor([[0.5], [-3.0]])
+
+
+def log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x))
+
+
+def mean(values) -> float:
+    return sum(values) / len(values)
+
+
+def test_bce_discriminator_loss_is_the_papers_value():
+    expected = mean([-log_sigmoid(2.0), -log_sigmoid(-1.0)]) + mean([-log_sigmoid(-0.5), -log_sigmoid(3.0)])
+    assert LOSSES["nonsaturating"].d(REAL, FAKE).item() == pytest.approx(expected, rel=1e-6)
+    assert LOSSES["minimax"].d(REAL, FAKE).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_generator_losses():
+    # minimax: mean log(1 - sigmoid(l)); non-saturating: mean -log sigmoid(l)
+    minimax = mean([math.log(1 - 1 / (1 + math.exp(-0.5))), math.log(1 - 1 / (1 + math.exp(3.0)))])
+    nonsat = mean([-log_sigmoid(0.5), -log_sigmoid(-3.0)])
+    assert LOSSES["minimax"].g(FAKE).item() == pytest.approx(minimax, rel=1e-6)
+    assert LOSSES["nonsaturating"].g(FAKE).item() == pytest.approx(nonsat, rel=1e-6)
+
+
+def test_lsgan_and_hinge():
+    lsgan_d = 0.5 * mean([(2 - 1) ** 2, (-1 - 1) ** 2]) + 0.5 * mean([0.5**2, 3.0**2])
+    assert LOSSES["lsgan"].d(REAL, FAKE).item() == pytest.approx(lsgan_d)
+    assert LOSSES["lsgan"].g(FAKE).item() == pytest.approx(0.5 * mean([0.25, 16.0]))
+    hinge_d = mean([max(0, 1 - 2), max(0, 1 + 1)]) + mean([max(0, 1 + 0.5), max(0, 1 - 3)])
+    assert LOSSES["hinge"].d(REAL, FAKE).item() == pytest.approx(hinge_d)
+    assert LOSSES["hinge"].g(FAKE).item() == pytest.approx(-mean([0.5, -3.0]))
+
+
+def test_label_smoothing_lowers_the_real_target():
+    t = 0.9
+    expected = mean([-(t * log_sigmoid(l) + (1 - t) * log_sigmoid(-l)) for l in (2.0, -1.0)])
+    expected += mean([-log_sigmoid(-0.5), -log_sigmoid(3.0)])
+    assert LOSSES["nonsaturating"].d(REAL, FAKE, t).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_real_targets_lie_in_the_smoothing_interval():
+    g = torch.Generator().manual_seed(0)
+    assert real_targets(8, 0.0, g, torch.device("cpu")) == 1.0
+    t = real_targets(1000, 0.2, g, torch.device("cpu"))
+    assert t.shape == (1000, 1) and t.min() >= 0.8 and t.max() <= 1.0 and t.std() > 0.03
+
+
+def test_losses_are_stable_for_extreme_logits():
+    big = torch.tensor([[1e4], [-1e4]])
+    for loss in LOSSES.values():
+        assert torch.isfinite(loss.d(big, -big)) and torch.isfinite(loss.g(big))

@@ -1,0 +1,117 @@
+"""MNIST sources: the embedded digits, IDX files and npz files the tests write, and their errors."""
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from gankit.config import DataConfig
+from gankit.data import EpochBatches, load_dataset
+from gankit.errors import GankitError
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def digits():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (30, 28, 28), dtype=np.uint8), rng.integers(0, 10, 30).astype(np.uint8)
+
+
+def test_embedded_mnist_is_5000_balanced_digits_in_range():
+    data = load_dataset("mnist")
+    assert data.samples.shape == (5000, 1, 28, 28) and data.samples.dtype == torch.float32
+    assert data.samples.min() == -1.0 and data.samples.max() == 1.0
+    assert data.labels.shape == (5000, 1) and data.labels.dtype == torch.int64
+    assert torch.bincount(data.labels[:, 0]).tolist() == [500] * 10
+    assert data.info.attributes[0].values == tuple("0123456789")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_files_load_with_the_values_written(tmp_path, digits, gz):
+    images, labels = digits
+    suffix = ".gz" if gz else ""
+    opener = gzip.open if gz else open
+    with opener(tmp_path / f"train-images-idx3-ubyte{suffix}", "wb") as f:
+        f.write(idx_bytes(images, 2051))
+    with opener(tmp_path / f"train-labels-idx1-ubyte{suffix}", "wb") as f:
+        f.write(idx_bytes(labels, 2049))
+    for spec in (f"mnist:{tmp_path}", f"mnist:{tmp_path}/train-images-idx3-ubyte{suffix}"):
+        data = load_dataset(spec)
+        expected = torch.from_numpy(images.astype(np.float32)) / 127.5 - 1
+        assert torch.allclose(data.samples[:, 0], expected)
+        assert data.labels[:, 0].tolist() == labels.tolist()
+
+
+def test_keras_npz_loads(tmp_path, digits):
+    images, labels = digits
+    np.savez(tmp_path / "mnist.npz", x_train=images, y_train=labels, x_test=images[:3], y_test=labels[:3])
+    data = load_dataset(f"mnist:{tmp_path / 'mnist.npz'}")
+    assert len(data) == 30 and data.labels[:, 0].tolist() == labels.tolist()
+
+
+def write_pair(tmp_path, images_bytes: bytes, labels_bytes: bytes):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(images_bytes)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(labels_bytes)
+
+
+@pytest.mark.parametrize("case, words", [
+    ("magic", "magic number"),
+    ("truncated", "truncated or corrupt"),
+    ("count", "labels for"),
+    ("empty", "too short"),
+])
+def test_broken_idx_files_are_one_sentence_errors(tmp_path, digits, case, words):
+    images, labels = digits
+    good_images, good_labels = idx_bytes(images, 2051), idx_bytes(labels, 2049)
+    broken = {
+        "magic": (idx_bytes(images, 2049), good_labels),
+        "truncated": (good_images[:-100], good_labels),
+        "count": (good_images, idx_bytes(labels[:10], 2049)),
+        "empty": (b"", good_labels),
+    }[case]
+    write_pair(tmp_path, *broken)
+    with pytest.raises(GankitError, match=words):
+        load_dataset(f"mnist:{tmp_path}")
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ({"a": np.zeros(3)}, "x_train and y_train"),
+    ({"x_train": np.zeros((4, 32, 32)), "y_train": np.zeros(4)}, "expected \\(N, 28, 28\\)"),
+    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.full(4, 12)}, "digits 0-9"),
+])
+def test_bad_npz_files_are_errors(tmp_path, arrays, words):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(GankitError, match=words):
+        load_dataset(f"mnist:{tmp_path / 'bad.npz'}")
+
+
+def test_missing_paths_and_unknown_datasets(tmp_path):
+    with pytest.raises(GankitError, match="does not exist"):
+        load_dataset(f"mnist:{tmp_path / 'nope.npz'}")
+    with pytest.raises(GankitError, match="neither"):
+        load_dataset(f"mnist:{tmp_path}")
+    with pytest.raises(GankitError, match="Unknown dataset 'cifar'"):
+        load_dataset("cifar")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(GankitError, match="not a readable npz"):
+        load_dataset(f"mnist:{tmp_path / 'junk.npz'}")
+    with pytest.raises(GankitError, match="1x28x28"):
+        load_dataset("mnist", DataConfig("mnist", image_size=64))
+
+
+def test_epoch_batches_cover_each_epoch_once_and_shard_across_ranks():
+    batches = EpochBatches(100, 10, seed=3)
+    first_epoch = torch.cat([batches.indices(b) for b in range(10)])
+    assert sorted(first_epoch.tolist()) == list(range(100))
+    assert not torch.equal(batches.indices(10), batches.indices(0))  # a new shuffle per epoch
+    assert torch.equal(EpochBatches(100, 10, seed=3).indices(13), batches.indices(13))  # recomputable
+    rank0, rank1 = EpochBatches(100, 10, 3, 0, 2), EpochBatches(100, 10, 3, 1, 2)
+    both = torch.cat([rank0.indices(b) for b in range(5)] + [rank1.indices(b) for b in range(5)])
+    assert sorted(both.tolist()) == list(range(100))
+    with pytest.raises(GankitError, match="lower --batch-size"):
+        EpochBatches(10, 64, seed=0)

@@ -1,0 +1,154 @@
+"""Real (tiny) training runs: the files they write, sampling, exact resume, Ctrl-C, divergence."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import gankit
+from gankit.cli import main
+from gankit.errors import GankitError
+from gankit.train.checkpoint import latest_checkpoint, list_checkpoints
+
+from conftest import TINY, read_metrics, train_cli
+
+LOSS_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")
+
+
+def test_a_run_writes_every_file(cgan_run: Path):
+    names = {p.relative_to(cgan_run).as_posix() for p in cgan_run.rglob("*") if p.is_file()}
+    for expected in ("config.json", "generator.json", "generator.safetensors", "metrics.jsonl",
+                     "samples/step-000020.png", "samples/step-000040.png",
+                     "checkpoints/step-000040/weights.safetensors", "checkpoints/step-000040/manifest.json"):
+        assert expected in names
+    assert not any(n.endswith((".pt", ".pth", ".pkl", ".tmp")) for n in names)
+    records = read_metrics(cgan_run)
+    assert [r["step"] for r in records] == list(range(1, 41))
+    assert all(set(LOSS_KEYS) | {"images_per_s", "time"} <= set(r) for r in records)
+    # one grid row per digit class, 10 columns: 10 x (28 + 2) + 2 pixels a side
+    assert Image.open(cgan_run / "samples/step-000040.png").size == (302, 302)
+    config = json.loads((cgan_run / "config.json").read_text())
+    assert config["model"] == "cgan" and config["train"]["steps"] == 40
+
+
+def test_checkpoint_holds_g_d_ema_and_optimizer_states(cgan_run: Path):
+    ckpt, warnings = latest_checkpoint(cgan_run / "checkpoints")
+    assert ckpt.step == 40 and not warnings
+    prefixes = {k.split(".")[0] for k in ckpt.weights}
+    assert prefixes == {"generator", "discriminator", "ema"}
+    assert set(ckpt.optimizers) == {"g", "d"} and ckpt.optimizers["g"]["state"]
+    assert {"torch", "noise"} <= set(ckpt.rng)
+
+
+def test_sampling_by_label_from_python_and_cli(cgan_run: Path, tmp_path: Path):
+    pipe = gankit.load(cgan_run)
+    images = pipe.sample(12, labels=[3], seed=1)
+    assert images.shape == (12, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+    assert torch.equal(images, pipe.sample(12, labels=[3], seed=1))  # seeded
+    assert main(["sample", str(cgan_run), "--labels", "0,1,2,3,4,5,6,7,8,9", "--n", "20",
+                 "--npz", str(tmp_path / "s.npz"), "--out", str(tmp_path / "g.png")]) == 0
+    with np.load(tmp_path / "s.npz") as f:
+        assert f["images"].shape == (20, 1, 28, 28) and f["images"].dtype == np.float32
+        assert f["labels"].tolist() == [d for d in range(10) for _ in range(2)]
+        assert f["labels"].dtype == np.int64 and list(f["digit_names"]) == list("0123456789")
+    assert Image.open(tmp_path / "g.png").size == (2 * 30 + 2, 10 * 30 + 2)
+
+
+def test_generator_files_load_without_the_run(cgan_run: Path, tmp_path: Path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for name in ("generator.json", "generator.safetensors"):
+        (shared / name).write_bytes((cgan_run / name).read_bytes())
+    assert gankit.load(shared).sample(4, labels=[7], seed=0).shape == (4, 1, 28, 28)
+    ema = {k[4:]: v for k, v in load_file(cgan_run / "checkpoints/step-000040/weights.safetensors").items()
+           if k.startswith("ema.")}
+    saved = load_file(cgan_run / "generator.safetensors")
+    assert all(torch.equal(ema[k], saved[k]) for k in saved)  # the shared generator is the EMA one
+
+
+def test_resume_continues_exactly(tmp_path: Path):
+    common = ["--set", "train.checkpoint_every=6", "--seed", "5"]
+    assert train_cli("cgan", tmp_path / "straight", "--steps", "12", *common) == 0
+    assert train_cli("cgan", tmp_path / "split", "--steps", "6", *common) == 0
+    assert main(["train", "cgan", "--resume", str(tmp_path / "split"), "--steps", "12", "--no-progress"]) == 0
+    straight = [[r[k] for k in LOSS_KEYS] for r in read_metrics(tmp_path / "straight")]
+    split = [[r[k] for k in LOSS_KEYS] for r in read_metrics(tmp_path / "split")]
+    assert split == straight
+    a = load_file(tmp_path / "straight/generator.safetensors")
+    b = load_file(tmp_path / "split/generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path: Path):
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert train_cli("gan", tmp_path / name, "--steps", "5", "--seed", seed) == 0
+    a, b, c = ([r["loss_g"] for r in read_metrics(tmp_path / n)] for n in "abc")
+    assert a == b and a != c
+
+
+def test_checkpoints_are_pruned_to_the_newest_k(tmp_path: Path):
+    assert train_cli("gan", tmp_path / "r", "--steps", "10", "--set", "train.checkpoint_every=2",
+                     "--set", "train.keep_checkpoints=2") == 0
+    assert [p.name for p in list_checkpoints(tmp_path / "r/checkpoints")] == ["step-000008", "step-000010"]
+
+
+def test_epoch_and_minute_budgets(tmp_path: Path):
+    assert train_cli("gan", tmp_path / "e", "--epochs", "0.5") == 0  # 5000 digits / 32 per batch / 2
+    assert read_metrics(tmp_path / "e")[-1]["step"] == 78
+    start = time.perf_counter()
+    assert train_cli("gan", tmp_path / "m", "--minutes", "0.02") == 0
+    assert time.perf_counter() - start < 20 and len(read_metrics(tmp_path / "m")) >= 1
+
+
+def test_a_run_folder_is_not_overwritten(tmp_path: Path, capsys):
+    assert train_cli("gan", tmp_path / "r", "--steps", "2") == 0
+    assert train_cli("gan", tmp_path / "r", "--steps", "2") == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_divergence_stops_with_one_sentence_and_keeps_the_checkpoint(tmp_path: Path, monkeypatch, capsys):
+    from gankit.models.gan import GAN
+
+    real_step = GAN.train_step
+    calls = {"n": 0}
+
+    def poisoned(self, batches, ctx):
+        calls["n"] += 1
+        stats = real_step(self, batches, ctx)
+        if calls["n"] == 5:
+            stats["loss_d"] = torch.tensor(float("nan"))
+        return stats
+
+    monkeypatch.setattr(GAN, "train_step", poisoned)
+    assert train_cli("gan", tmp_path / "r", "--steps", "8", "--set", "train.checkpoint_every=2") == 2
+    err = capsys.readouterr().err
+    assert "diverged at step 5" in err and "loss_d=nan" in err and "Traceback" not in err
+    assert latest_checkpoint(tmp_path / "r/checkpoints")[0].step == 4
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path):
+    out = tmp_path / "r"
+    cmd = [sys.executable, "-m", "gankit", "train", "gan", "--out", str(out), "--steps", "100000", *TINY,
+           "--set", "train.log_every=50"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "SIGINT received" in stderr and "Traceback" not in stderr
+    step = latest_checkpoint(out / "checkpoints")[0].step
+    assert step >= 50 and (out / "generator.safetensors").exists()
+    assert main(["train", "gan", "--resume", str(out), "--steps", str(step + 3), "--no-progress"]) == 0
+    assert latest_checkpoint(out / "checkpoints")[0].step == step + 3
