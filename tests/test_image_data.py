@@ -197,23 +197,23 @@ def celeba_folder(root: Path) -> Path:
     face = np.zeros((218, 178, 3), np.uint8)
     face[20:198] = (0, 200, 0)  # the 178x178 centre; the 20-row bands must be cropped away
     for name in ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg", "000006.jpg"]:
-        Image.fromarray(face).save(root / "img_align_celeba" / name)
+        Image.fromarray(face).save(root / "img_align_celeba" / name, quality=100, subsampling=0)
     return root
 
 
 def test_celeba_attributes(tmp_path: Path) -> None:
     root = celeba_folder(tmp_path / "celeba")
-    data = load(f"celeba:{root},attrs=hair+Smiling+male")
+    data = load(f"celeba:{root},attrs=hair+Smiling+male", size=32)
     assert [a.name for a in data.info.attributes] == ["hair", "Smiling", "Male"]
     assert data.info.attributes[0].values == ("black", "blond", "brown", "gray")
     assert data.labels.tolist() == [[0, 0, 1], [1, 1, 0]]
-    assert data.notes == [f"celeba:{root}: kept 2 of 6 rows; dropped 1 bad rows, "
-                          "2 with no or several hair colours."]
+    assert data.notes == [f"celeba:{root}: kept 2 of 6 rows; dropped 1 bad, "
+                          "2 with no or several hair colours, 1 without an image."]
     green = (data.samples[:, 1] + 1) * 127.5
     assert green.min() > 190 and data.samples[:, 0].max() < -0.95  # only the centre crop remains
     unlabelled = load(f"celeba:{root}")
     assert unlabelled.labels is None and len(unlabelled) == 4
-    assert unlabelled.notes == [f"celeba:{root}: kept 4 of 6 rows; dropped 1 bad rows, 1 without an image."]
+    assert unlabelled.notes == [f"celeba:{root}: kept 4 of 6 rows; dropped 1 bad, 1 without an image."]
 
 
 def test_celeba_identity_and_errors(tmp_path: Path) -> None:

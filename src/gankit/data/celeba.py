@@ -35,6 +35,7 @@ from gankit.errors import GankitError
 HAIR_COLUMNS = {"black": "Black_Hair", "blond": "Blond_Hair", "brown": "Brown_Hair", "gray": "Gray_Hair"}
 BINARY = ("no", "yes")
 IMAGES, ATTRIBUTES, IDENTITIES = "img_align_celeba", "list_attr_celeba.txt", "identity_CelebA.txt"
+VALUES = frozenset({"-1", "0", "1"})  # some copies write 0 for -1
 MISSING = -1  # a label a row does not have; such rows are dropped
 MISSING_REASONS = {"hair": "with no or several hair colours", "identity": "without an identity"}
 
@@ -73,19 +74,17 @@ def read_attribute_table(path: Path) -> AttributeTable:
     if not lines:
         raise GankitError(f"{path} has no attribute names line; use CelebA's list_attr_celeba.txt.")
     names = lines[0].split()
-    files, values, bad = [], [], 0
+    files, rows, bad = [], [], 0
     for line in filter(str.strip, lines[1:]):
         file, *fields = line.split()
-        try:
-            row = [int(v) for v in fields]
-        except ValueError:
-            row = []
-        if len(row) != len(names) or not set(row) <= {-1, 0, 1}:
+        if len(fields) != len(names) or not VALUES.issuperset(fields):
             bad += 1
             continue
         files.append(file)
-        values.append(row)
-    table = np.array(values, dtype=np.int8).reshape(len(values), len(names))
+        rows.append(fields)
+    # One numpy parse of all the (checked) fields: several times faster than int() per field.
+    table = np.fromstring(" ".join(" ".join(row) for row in rows), dtype=np.int8, sep=" ")
+    table = table.reshape(len(rows), len(names))
     return AttributeTable(names, files, np.where(table == 1, 1, -1).astype(np.int8), bad)
 
 
@@ -139,7 +138,7 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
         raise GankitError(f"{root} has no {IMAGES}/ folder; extract img_align_celeba.zip into {root}.")
     table = read_attribute_table(root / ATTRIBUTES)
     columns = [attribute_column(name, table, root) for name in attrs]
-    dropped: Counter[str] = Counter({"bad rows": table.bad_rows})
+    dropped: Counter[str] = Counter({"bad": table.bad_rows})
     usable = np.ones(len(table.files), dtype=bool)
     for attribute, column in columns:  # each dropped row is counted once, under its first gap
         missing = usable & (column == MISSING)

@@ -93,27 +93,22 @@ def face_labels(n: int, seed: int = SEED) -> np.ndarray:
     return np.random.default_rng(seed).integers((HAIR.num_classes, EYES.num_classes), size=(n, 2))
 
 
-def draw_faces(n: int, seed: int = SEED) -> list[Face]:
-    """n random face descriptions; the same n and seed always give the same faces."""
-    labels = face_labels(n, seed)
-    rng = np.random.default_rng([seed, 1])  # nuisances: a stream apart from the labels
-    u = rng.random((n, 21))
-    faces = []
-    for (hair, eyes), v in zip(labels.tolist(), u.tolist()):
-        faces.append(Face(
-            hair=hair, eyes=eyes,
-            hair_rgb=shaded(HAIR_RGB[HAIR.values[hair]], 0.9 + 0.16 * v[0]),
-            iris_rgb=shaded(EYE_RGB[EYES.values[eyes]], 0.94 + 0.1 * v[1]),
-            skin_rgb=shaded(SKIN_RGB[int(v[2] * len(SKIN_RGB))], 0.96 + 0.08 * v[3]),
-            clothes_rgb=hsv_rgb(v[4], 0.2 + 0.6 * v[5], 0.3 + 0.6 * v[6]),
-            background_rgb=hsv_rgb(v[7], 0.05 + 0.4 * v[8], 0.55 + 0.43 * v[9]),
-            cx=0.41 + 0.18 * v[10], cy=0.47 + 0.1 * v[11], r=0.22 + 0.08 * v[12],
-            tilt=-10 + 20 * v[13], hair_length=v[14], hair_width=1.15 + 0.3 * v[15],
-            strands=3 + int(4 * v[16]), fringe=0.25 + 0.2 * v[17],
-            eye_size=0.92 + 0.2 * v[18], eye_gap=0.42 + 0.08 * v[19],
-            mouth_open=v[20] > 0.6, blush=v[20] < 0.3,
-        ))
-    return faces
+def describe_face(hair: int, eyes: int, seed: int, index: int) -> Face:
+    """Face ``index`` of the set drawn with ``seed``: its labels plus its own nuisance draws."""
+    v = np.random.default_rng([seed, index]).random(21).tolist()
+    return Face(
+        hair=hair, eyes=eyes,
+        hair_rgb=shaded(HAIR_RGB[HAIR.values[hair]], 0.9 + 0.16 * v[0]),
+        iris_rgb=shaded(EYE_RGB[EYES.values[eyes]], 0.94 + 0.1 * v[1]),
+        skin_rgb=shaded(SKIN_RGB[int(v[2] * len(SKIN_RGB))], 0.96 + 0.08 * v[3]),
+        clothes_rgb=hsv_rgb(v[4], 0.2 + 0.6 * v[5], 0.3 + 0.6 * v[6]),
+        background_rgb=hsv_rgb(v[7], 0.05 + 0.4 * v[8], 0.55 + 0.43 * v[9]),
+        cx=0.41 + 0.18 * v[10], cy=0.47 + 0.1 * v[11], r=0.22 + 0.08 * v[12],
+        tilt=-10 + 20 * v[13], hair_length=v[14], hair_width=1.15 + 0.3 * v[15],
+        strands=3 + int(4 * v[16]), fringe=0.25 + 0.2 * v[17],
+        eye_size=0.92 + 0.2 * v[18], eye_gap=0.42 + 0.08 * v[19],
+        mouth_open=v[20] > 0.6, blush=v[20] < 0.3,
+    )
 
 
 # --- drawing -----------------------------------------------------------------------------------
@@ -199,9 +194,10 @@ def draw_front_hair(draw: ImageDraw.ImageDraw, face: Face, cx: float, cy: float,
 # --- loading and export ------------------------------------------------------------------------
 def rendered_faces(n: int, size: int, seed: int = SEED) -> StoredImages:
     """n faces as uint8 RGB (n, 3, size, size), drawn once and then read from the image cache."""
-    faces = draw_faces(n, seed)
+    labels = face_labels(n, seed).tolist()
     key = cache_key(source="faces", renderer=RENDERER_VERSION, n=n, size=size, seed=seed)
-    return cached_images(key, n, (3, size, size), lambda i: render_face(faces[i], size))
+    return cached_images(key, n, (3, size, size),
+                         lambda i: render_face(describe_face(*labels[i], seed, i), size))
 
 
 def to_grayscale(images: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ of everything the pixels depend on (for files: path, size and mtime of every fil
 channels and the decoder version), so a changed file or setting builds a new entry and a
 second load only reads. It lives under ``$GANKIT_CACHE`` or ``~/.cache/gankit/images``.
 
-Decoding is serial: on two cores a thread pool measured 5% faster (about 1 ms per
+Decoding is serial: on two cores a thread pool measured 5% faster (about 1.2 ms per
 178x218 JPEG at 64 px either way), too little for a second code path.
 
 The datasets here all fit in memory, so ``StoredImages.to_tensor`` makes one float tensor.
@@ -71,10 +71,11 @@ def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as im:
-                # JPEG: let the decoder scale down by 1/2..1/8 while keeping >= size pixels.
-                im.draft("L" if channels == 1 else "RGB", (size, size))
-                im = ImageOps.exif_transpose(im)
-                square = centre_square(to_mode(im, channels), size)
+                extent = decoded_extent(im, size, channels)
+                upright = ImageOps.exif_transpose(im)
+                if upright.size != im.size:  # rotated a quarter turn
+                    extent = extent[::-1]
+                square = centre_square(to_mode(upright, channels), size, extent)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise SkippedImage("above the pixel limit") from None
         except DECODE_ERRORS:
@@ -93,14 +94,25 @@ def to_mode(im: Image.Image, channels: int) -> Image.Image:
     return im.convert("L" if channels == 1 else "RGB")
 
 
-def centre_square(im: Image.Image, size: int) -> Image.Image:
-    """The centre square (side = the shorter side) resized to size x size, antialiased.
+def decoded_extent(im: Image.Image, size: int, channels: int) -> tuple[float, float]:
+    """Ask a JPEG decoder to scale down by 1/2..1/8 while keeping 2x size pixels: less work,
+    and the 2x margin leaves the antialiasing to the resize filter (as Pillow's thumbnail does).
+
+    Returns the width and height the picture covers: a JPEG scaled down covers a fraction of
+    its last column and row, which the crop must leave out.
+    """
+    drafted = im.draft("L" if channels == 1 else "RGB", (2 * size, 2 * size))
+    return drafted[1][2:] if drafted else im.size
+
+
+def centre_square(im: Image.Image, size: int, extent: tuple[float, float]) -> Image.Image:
+    """The centre square of the picture (side = its shorter side) resized to size x size, antialiased.
 
     Cropping before resizing keeps the filter from reaching into the cut-off borders.
     """
-    width, height = im.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
+    width, height = extent
+    side = int(min(width, height))
+    left, top = int((width - side) / 2), int((height - side) / 2)
     return im.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
 
 
@@ -134,7 +146,8 @@ class StoredImages:
 
     def to_tensor(self) -> torch.Tensor:
         """All images as one float32 tensor in [-1, 1]."""
-        return torch.from_numpy(np.array(self.pixels, dtype=np.float32)).div_(127.5).sub_(1.0)
+        # Copying the uint8 bytes first, then converting in torch, measured 3x faster.
+        return torch.from_numpy(np.array(self.pixels)).float().div_(127.5).sub_(1.0)
 
 
 def cache_root() -> Path:

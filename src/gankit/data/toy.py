@@ -111,7 +111,7 @@ def parse_option(kind: str, item: str, defaults: Params) -> tuple[str, float]:
     if key not in defaults:
         raise GankitError(f"toy:{kind} has no option {key!r}; its options are {', '.join(defaults)}.")
     if not sep:
-        raise GankitError(f"toy:{kind} option {item!r} needs a value, e.g. {key}={defaults[key]}.")
+        raise GankitError(f"toy:{kind} option {item!r} needs a value, such as {key}={defaults[key]}.")
     integer = isinstance(defaults[key], int)
     try:
         value = int(text) if integer else float(text)

@@ -7,9 +7,10 @@ A family is an ``nn.Module`` holding ``generator`` and ``discriminator``; it own
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, ContextManager
 
 import torch
 from torch import Tensor, nn
@@ -67,6 +68,10 @@ class StepContext:
     opt_d: torch.optim.Optimizer
     noise: torch.Generator  # the stream for latents, random labels and smoothing targets
     device: torch.device
+    # Mixed precision for forward passes only. Optimizer steps must stay outside it: autocast
+    # caches the low-precision copy of each weight until the region ends, so a step inside it
+    # would leave the next forward with stale weights.
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext
 
 
 def random_labels(info: DataInfo, n: int, generator: torch.Generator, device: torch.device) -> Tensor | None:
@@ -153,17 +158,19 @@ class GANFamily(nn.Module):
         G_train = self.train_modules.generator
         for i, (real, labels) in enumerate(batches):
             last = i == len(batches) - 1
-            z = G.sample_latent(len(real), ctx.noise, ctx.device)
-            y_fake = self.fake_labels(labels, ctx)
-            with torch.set_grad_enabled(last):
-                fake = G_train(z, y_fake)
-            loss_d, stats = self.d_loss(real, labels, fake.detach(), y_fake, ctx)
+            with ctx.autocast():
+                z = G.sample_latent(len(real), ctx.noise, ctx.device)
+                y_fake = self.fake_labels(labels, ctx)
+                with torch.set_grad_enabled(last):
+                    fake = G_train(z, y_fake)
+                loss_d, stats = self.d_loss(real, labels, fake.detach(), y_fake, ctx)
             ctx.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             ctx.opt_d.step()
         # D's weights need no gradient for the G update; skipping them saves a third of D's backward.
         D.requires_grad_(False)
-        loss_g = self.g_loss(fake, y_fake, ctx)
+        with ctx.autocast():
+            loss_g = self.g_loss(fake, y_fake, ctx)
         ctx.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         ctx.opt_g.step()

@@ -71,6 +71,14 @@ class GAN(GANFamily):
     Config = MLPConfig
 
     @classmethod
+    def default_config(cls, data_spec: str) -> MLPConfig:
+        if data_spec.strip().startswith("toy:"):
+            # 2-D data: the image-sized networks over-fit the noise and collapse; small equal
+            # networks with a 2-d latent (as in the VEEGAN/PacGAN toy experiments) cover the modes.
+            return MLPConfig(latent_dim=2, g_hidden=(128, 128, 128), d_hidden=(128, 128, 128))
+        return MLPConfig()
+
+    @classmethod
     def build_generator(cls, cfg: MLPConfig, info: DataInfo) -> Generator:
         return MLPGenerator(cfg.latent_dim, info, cfg.g_hidden)
 

@@ -8,7 +8,7 @@ differently lives in the family's ``train_step``.
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import math
 import time
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from gankit.artifacts import save_generator
+from gankit.atomic import atomic_write_json
 from gankit.config import RunConfig
 from gankit.data import EpochBatches, TensorData, load_dataset
 from gankit.errors import GankitError
@@ -152,7 +153,10 @@ class Trainer:
 
     def run(self) -> Path:
         t = self.cfg.train
-        ctx = StepContext(self.opt_g, self.opt_d, self.noise, self.device)
+        if self.dist.is_main:
+            make_run_dir(self.run_dir)
+        ctx = StepContext(self.opt_g, self.opt_d, self.noise, self.device,
+                          functools.partial(autocast, self.device, self.dtype))
         log = RunLog(self.run_dir, self.total_steps, self.step, t.progress and self.dist.is_main) \
             if self.dist.is_main else None
         images_per_step = t.batch_size * t.d_steps * self.dist.world
@@ -163,8 +167,7 @@ class Trainer:
         try:
             with stop:
                 while self.step < self.total_steps and self.elapsed < deadline and not stop.requested:
-                    with autocast(self.device, self.dtype):
-                        stats = self.model.train_step(self._batches(), ctx)
+                    stats = self.model.train_step(self._batches(), ctx)
                     if self.ema is not None:
                         self.ema.update(self.model.generator, self.step)
                     values = torch.stack(list(stats.values())).float()
@@ -209,9 +212,16 @@ class Trainer:
         )
 
 
+def make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GankitError(f"Cannot create the run folder {run_dir} ({e.strerror}); choose a writable --out.") from None
+
+
 def write_config(run_dir: Path, cfg: RunConfig) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    make_run_dir(run_dir)
+    atomic_write_json(run_dir / "config.json", cfg.to_dict())
 
 
 def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData | None = None) -> Path:

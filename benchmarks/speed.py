@@ -1,0 +1,126 @@
+"""Training speed: gankit's loop against a plain PyTorch loop of the same networks.
+
+For each model and batch size: images/s of gankit (its default precision and settings), of
+the plain loop (plain.py), their ratio measured in the same run, and the matrix-product bound:
+the time of the step's matrix products alone, run back to back in the precision gankit uses.
+Prints a table and writes benchmarks/results/speed.json.
+
+    python benchmarks/speed.py [--models gan cgan] [--batches 64 256] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from plain import plain_loop  # noqa: E402
+
+from gankit.config import RunConfig  # noqa: E402
+from gankit.data import load_dataset  # noqa: E402
+from gankit.models import get_family  # noqa: E402
+from gankit.train import Trainer  # noqa: E402
+from gankit.train.runtime import resolve_precision  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def gankit_images_per_s(model: str, batch: int, seconds: float, data) -> tuple[float, str]:
+    """Steady-state images/s of the real loop (logging, EMA and checks included)."""
+    family = get_family(model)
+    cfg = RunConfig(model, family.default_config(family.default_data))
+    t = cfg.train
+    t.batch_size, t.progress, t.log_every = batch, False, 25
+    t.sample_every = t.checkpoint_every = 10**9
+    # size the run from a short probe so it lasts about `seconds`
+    with tempfile.TemporaryDirectory() as tmp:
+        t.steps = 50
+        probe = Trainer(cfg, Path(tmp) / "probe", data=data)
+        start = time.perf_counter()
+        probe.run()
+        per_step = (time.perf_counter() - start) / 50
+    with tempfile.TemporaryDirectory() as tmp:
+        t.steps = 25 + max(50, int(seconds / per_step) // 25 * 25)
+        trainer = Trainer(cfg, Path(tmp) / "run", data=data)
+        trainer.run()
+        records = [json.loads(line) for line in (Path(tmp) / "run/metrics.jsonl").read_text().splitlines()]
+    first, last = records[0], records[-1]  # the first 25 steps are warm-up
+    rate = batch * t.d_steps * (last["step"] - first["step"]) / (last["time"] - first["time"])
+    return rate, str(trainer.dtype).replace("torch.", "")
+
+
+def plain_images_per_s(model: str, batch: int, seconds: float, data) -> float:
+    labels = data.labels[:, 0]
+    plain_loop(model, data.samples, labels, batch, 2.0)  # warm-up
+    _, steps, trained = plain_loop(model, data.samples, labels, batch, seconds)
+    return steps * batch / trained
+
+
+def matmul_bound(model: str, batch: int, dtype: torch.dtype, repeats: int = 20) -> float:
+    """Seconds per step of the step's matrix products alone (forward, input and weight grads)."""
+    family = get_family(model)
+    m = family(family.default_config(family.default_data), load_dataset(family.default_data).info)
+    shapes = []  # (rows, in, out, weight_grad) per product of one step
+    for net, rows, passes in ((m.generator, batch, ("fwd", "din", "dw")),
+                              (m.discriminator, 2 * batch, ("fwd", "din", "dw")),
+                              (m.discriminator, batch, ("fwd", "din"))):
+        for layer in net.modules():
+            if isinstance(layer, torch.nn.Linear):
+                shapes += [(rows, layer.in_features, layer.out_features, p) for p in passes]
+    tensors = []
+    for rows, fan_in, fan_out, kind in shapes:
+        if kind == "fwd":
+            a, b = torch.randn(rows, fan_in, dtype=dtype), torch.randn(fan_in, fan_out, dtype=dtype)
+        elif kind == "din":
+            a, b = torch.randn(rows, fan_out, dtype=dtype), torch.randn(fan_out, fan_in, dtype=dtype)
+        else:
+            a, b = torch.randn(fan_out, rows, dtype=dtype), torch.randn(rows, fan_in, dtype=dtype)
+        tensors.append((a, b))
+    for a, b in tensors:
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for a, b in tensors:
+            a @ b
+    return (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["gan", "cgan"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[64, 256])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per loop and setting")
+    args = parser.parse_args()
+    data = load_dataset("mnist")
+    rows = []
+    for model in args.models:
+        for batch in args.batches:
+            ours, precision = gankit_images_per_s(model, batch, args.seconds, data)
+            plain = plain_images_per_s(model, batch, args.seconds, data)
+            dtype = resolve_precision("auto", torch.device("cpu"))
+            bound = matmul_bound(model, batch, dtype)
+            step = batch / ours
+            rows.append({"model": model, "batch": batch, "device": "cpu", "precision": precision,
+                         "gankit_images_per_s": round(ours), "plain_images_per_s": round(plain),
+                         "ratio": round(ours / plain, 2), "matmul_ms": round(bound * 1e3, 2),
+                         "step_ms": round(step * 1e3, 2), "step_over_matmul": round(step / bound, 2)})
+            r = rows[-1]
+            print(f"{model:6s} {batch:4d} {precision:8s} gankit {r['gankit_images_per_s']:7d} img/s  "
+                  f"plain {r['plain_images_per_s']:6d} img/s  x{r['ratio']:.2f}  "
+                  f"step {r['step_ms']:.2f} ms = {r['step_over_matmul']:.2f} x matmul {r['matmul_ms']:.2f} ms", flush=True)
+    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+               "torch": torch.__version__, "python": platform.python_version()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "speed.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'speed.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Tests of the evaluation package: the formulas against independent computations, the digits
+extractor on real digits, the reference cache and the Inception loading path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torchvision.transforms.functional import gaussian_blur
+
+from gankit.artifacts import save_generator
+from gankit.data import TensorData, load_dataset
+from gankit.errors import GankitError
+from gankit.metrics import evaluate, format_table, load_extractor, quick_fid, reference, run_eval, scores
+from gankit.metrics.digits import WEIGHTS, load_digits
+from gankit.metrics.inception import FILE_NAMES
+from gankit.models import get_family
+from gankit.pipeline import GeneratorPipeline
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """No test writes to the user's cache or finds Inception weights installed there."""
+    monkeypatch.setenv(reference.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("GANKIT_INCEPTION_WEIGHTS", raising=False)
+
+
+@pytest.fixture(scope="module")
+def mnist() -> TensorData:
+    return load_dataset("mnist")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_extractor("digits")
+
+
+@pytest.fixture(scope="module")
+def mnist_outputs(mnist, digits):
+    """Features and logits of the 5,000 real digits, computed once for the module."""
+    return digits.features_and_logits(mnist.samples)
+
+
+def random_spd(rng: np.random.Generator, d: int, rank: int | None = None) -> np.ndarray:
+    a = rng.normal(size=(d, rank or d))
+    return a @ a.T / d
+
+
+# --- FID -------------------------------------------------------------------------------------
+def test_frechet_distance_matches_closed_form_for_commuting_covariances():
+    rng = np.random.default_rng(0)
+    rotation = np.linalg.qr(rng.normal(size=(5, 5)))[0]
+    a, b = rng.uniform(0.1, 3, 5), rng.uniform(0.1, 3, 5)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    cov1, cov2 = rotation @ np.diag(a) @ rotation.T, rotation @ np.diag(b) @ rotation.T
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert scores.frechet_distance(mu1, cov1, mu2, cov2) == pytest.approx(expected, rel=1e-10)
+    assert scores.frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4 + 1)
+
+
+@pytest.mark.parametrize("rank", [None, 3])  # full rank, and singular as with few samples
+def test_frechet_distance_matches_eigenvalues_of_the_covariance_product(rank):
+    rng = np.random.default_rng(1)
+    mu1, mu2 = rng.normal(size=8), rng.normal(size=8)
+    cov1, cov2 = random_spd(rng, 8, rank), random_spd(rng, 8)
+    # Tr sqrt(C1 C2) from the (real, non-negative) eigenvalues of the non-symmetric product,
+    # and from scipy's general matrix square root.
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvals(cov1 @ cov2).real, 0, None)).sum()
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt
+    assert scores.frechet_distance(mu1, cov1, mu2, cov2) == pytest.approx(expected, rel=1e-6)
+    if rank is None:
+        sqrtm_trace = np.trace(scipy.linalg.sqrtm(cov1 @ cov2)).real
+        assert trace_sqrt == pytest.approx(sqrtm_trace, rel=1e-8)
+
+
+def test_fid_of_gaussian_samples_approaches_the_closed_form():
+    rng = np.random.default_rng(2)
+    mu1, mu2 = np.zeros(4), np.full(4, 0.5)
+    cov1, cov2 = random_spd(rng, 4), random_spd(rng, 4)
+    x = rng.multivariate_normal(mu1, cov1, size=40_000)
+    y = rng.multivariate_normal(mu2, cov2, size=40_000)
+    exact = scores.frechet_distance(mu1, cov1, mu2, cov2)
+    assert scores.fid(x, y) == pytest.approx(exact, abs=0.03)
+    assert scores.fid(x, x) == pytest.approx(0, abs=1e-9)
+
+
+# --- KID, IS, precision/recall, accuracy -----------------------------------------------------
+def test_kid_equals_a_brute_force_unbiased_mmd():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(12, 3)), rng.normal(0.7, 1.3, size=(12, 3))
+
+    def k(a, b):
+        return (a @ b / 3 + 1) ** 3
+
+    m = len(x)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / m**2
+    mean, std = scores.kid(x, y, subsets=1, subset_size=m)  # one subset holding all: every order is the same
+    assert mean == pytest.approx(xx + yy - 2 * xy, rel=1e-5)
+    assert std == 0
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
+    rng = np.random.default_rng(4)
+    same = scores.kid(rng.normal(size=(600, 8)), rng.normal(size=(600, 8)), subsets=20, subset_size=300)
+    apart = scores.kid(rng.normal(size=(600, 8)), rng.normal(0.5, 1, size=(600, 8)), subsets=20, subset_size=300)
+    assert abs(same[0]) < 3 * same[1] + 1e-3
+    assert apart[0] > 10 * abs(same[0]) and apart[0] > 5 * apart[1]
+
+
+def test_inception_score_of_known_predictions():
+    confident = torch.nn.functional.one_hot(torch.arange(1000) % 10, 10).float() * 50
+    assert scores.inception_score(confident)[0] == pytest.approx(10, rel=1e-3)
+    assert scores.inception_score(torch.zeros(1000, 10)) == pytest.approx((1.0, 0.0))
+
+
+def test_inception_score_matches_torch_fidelity():
+    metric_isc = pytest.importorskip("torch_fidelity.metric_isc")
+    logits = torch.randn(1000, 20) * 3
+    theirs = metric_isc.isc_features_to_metric(logits, splits=10, shuffle=False)
+    assert scores.inception_score(logits, splits=10) == pytest.approx(
+        (theirs["inception_score_mean"], theirs["inception_score_std"]), rel=1e-9)
+
+
+def test_precision_recall_on_point_clouds_with_known_answers():
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(200, 2))
+    assert scores.precision_recall(real, real.copy()) == (1.0, 1.0)
+    assert scores.precision_recall(real, real + 100) == (0.0, 0.0)
+    # Half of the fakes copy real points and half lie far away: precision is exactly 1/2, and
+    # recall counts real points only, so the far half does not lower it below the copied share.
+    half = np.concatenate([real[:100], real[100:] + 100])
+    precision, recall = scores.precision_recall(real, half, chunk=64)
+    assert precision == 0.5
+    assert 0.5 <= recall < 1
+
+
+def test_conditional_accuracy_counts_per_requested_class():
+    acc = scores.conditional_accuracy(requested=[0, 0, 1, 1, 1, 2], predicted=[0, 1, 1, 1, 0, 2], num_classes=4)
+    assert acc.overall == pytest.approx(4 / 6)
+    np.testing.assert_allclose(acc.per_class[:3], [0.5, 2 / 3, 1.0])
+    assert np.isnan(acc.per_class[3])  # never requested
+    assert acc.histogram.tolist() == [2, 3, 1, 0]
+
+
+# --- the digits extractor ----------------------------------------------------------------------
+def test_shipped_digits_weights_verify_and_record_their_accuracy(digits, mnist_outputs):
+    meta = json.loads(WEIGHTS.with_suffix(".json").read_text())
+    assert meta["held_out_accuracy"] >= 0.97
+    features, logits = mnist_outputs
+    assert features.shape == (5000, 128) and logits.shape == (5000, 10)
+    assert digits.fingerprint == meta["sha256"][:16]
+
+
+def test_tampered_digits_weights_are_refused(tmp_path):
+    copy = tmp_path / "digits.safetensors"
+    raw = bytearray(WEIGHTS.read_bytes())
+    raw[-1] ^= 1
+    copy.write_bytes(bytes(raw))
+    shutil.copy(WEIGHTS.with_suffix(".json"), tmp_path / "digits.json")
+    with pytest.raises(GankitError, match="sha256"):
+        load_digits(copy)
+    (tmp_path / "digits.json").unlink()
+    with pytest.raises(GankitError, match="missing"):
+        load_digits(copy)
+
+
+def test_digits_extractor_refuses_other_shapes(digits):
+    with pytest.raises(GankitError, match="1x28x28"):
+        digits.features(torch.zeros(2, 3, 32, 32))
+
+
+def test_fid_orders_real_then_blurred_then_noise(mnist, mnist_outputs, digits):
+    features = mnist_outputs[0]
+    order = torch.randperm(len(mnist), generator=torch.Generator().manual_seed(0))
+    a, b = order[:2500], order[2500:]  # the embedded digits are sorted by class: split at random
+    blurred = digits.features(gaussian_blur(mnist.samples[b], kernel_size=5, sigma=1.5))
+    noise = digits.features(torch.rand(2500, 1, 28, 28) * 2 - 1)
+    real_real, real_blur, real_noise = (scores.fid(features[a], f) for f in (features[b], blurred, noise))
+    assert 10 * real_real < real_blur and 3 * real_blur < real_noise
+
+
+class RealPipeline:
+    """Stands in for a generator that returns real digits with the labels it is given."""
+
+    def __init__(self, data: TensorData, labels: torch.Tensor):
+        self.info, self.data, self.labels = data.info, data, labels
+
+    def generate(self, n: int, labels=None, seed: int | None = None):
+        return self.data.samples[:n], self.labels[:n]
+
+
+def test_evaluating_real_digits_gives_the_classifier_accuracy(mnist, mnist_outputs, digits):
+    accuracy = float((mnist_outputs[1].argmax(1) == mnist.labels[:, 0]).float().mean())
+    result = evaluate(RealPipeline(mnist, mnist.labels), mnist, digits, n=len(mnist))
+    assert result["accuracy"] == pytest.approx(accuracy) and accuracy >= 0.97
+    assert result["fid"] < 1e-6 and result["precision"] == result["recall"] == 1.0
+    assert sum(result["class_histogram"].values()) == len(mnist)
+    assert min(result["accuracy_per_class"].values()) > 0.9
+    shuffled = mnist.labels[torch.randperm(len(mnist), generator=torch.Generator().manual_seed(0))]
+    assert evaluate(RealPipeline(mnist, shuffled), mnist, digits, n=len(mnist))["accuracy"] == \
+        pytest.approx(0.1, abs=0.03)
+
+
+# --- the reference cache -------------------------------------------------------------------
+def test_reference_statistics_are_computed_once_per_dataset(mnist, digits, monkeypatch, tmp_path):
+    calls = []
+    compute = reference.compute_reference
+    monkeypatch.setattr(reference, "compute_reference", lambda *a: calls.append(a) or compute(*a))
+    first = reference.reference_stats(mnist, digits)
+    second = reference.reference_stats(mnist, digits)
+    assert len(calls) == 1
+    assert list((tmp_path / "cache" / "reference").glob("*.safetensors"))  # under $GANKIT_CACHE
+    np.testing.assert_array_equal(first.cov, second.cov)
+    assert torch.equal(first.features, second.features) and second.count == len(mnist)
+    fewer = TensorData(mnist.samples[:1000], mnist.labels[:1000], mnist.info, "mnist")
+    reference.reference_stats(fewer, digits)  # other samples under the same spec: a new entry
+    assert len(calls) == 2
+
+
+def test_damaged_cache_file_is_recomputed(mnist, digits, tmp_path):
+    small = TensorData(mnist.samples[:300], mnist.labels[:300], mnist.info, "mnist")
+    stats = reference.reference_stats(small, digits, cache=tmp_path)
+    path = tmp_path / f"{reference.reference_key(small, digits)}.safetensors"
+    path.write_bytes(b"not safetensors")
+    again = reference.reference_stats(small, digits, cache=tmp_path)
+    np.testing.assert_allclose(again.mean, stats.mean)
+    assert reference.read_reference(path) is not None
+
+
+# --- generators ------------------------------------------------------------------------------
+def untrained(family: str, info):
+    torch.manual_seed(0)
+    model = get_family(family)(get_family(family).Config(), info)
+    return model.generator
+
+
+def test_run_eval_scores_a_saved_conditional_generator(mnist, tmp_path):
+    generator = untrained("cgan", mnist.info)
+    cfg = get_family("cgan").Config()
+    save_generator(tmp_path / "run", "cgan", cfg, mnist.info, generator, step=0, data_spec="mnist")
+    result = run_eval(tmp_path / "run", n=500, json_path=tmp_path / "out" / "eval.json", device="cpu")
+    saved = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert saved == pytest.approx(result)
+    assert result["dataset"] == "mnist" and result["generated_samples"] == 500 and result["real_samples"] == 5000
+    assert result["fid"] > 100 and 0 <= result["accuracy"] <= 1 and len(result["accuracy_per_class"]) == 10
+    table = format_table(result)
+    assert "FID" in table and "accuracy per class" in table
+    with pytest.raises(GankitError, match="inception-weights"):
+        run_eval(tmp_path / "run", n=10, inception_weights="x.pth")
+
+
+def test_quick_fid_samples_in_eval_mode_and_restores_the_mode(mnist, digits):
+    generator = untrained("gan", mnist.info).train()
+    first = quick_fid(generator, mnist, digits, n=300)
+    assert generator.training  # the live generator keeps training afterwards
+    assert first == quick_fid(generator, mnist, digits, n=300)  # fixed seed, BatchNorm not updated
+    pipeline = GeneratorPipeline(generator.eval(), {"family": "gan"})
+    assert evaluate(pipeline, mnist, digits, n=300)["fid"] == pytest.approx(first, rel=1e-6)
+
+
+# --- the Inception path ----------------------------------------------------------------------
+def test_missing_inception_weights_say_where_to_put_them(tmp_path):
+    with pytest.raises(GankitError, match=FILE_NAMES[0]) as error:
+        load_extractor("inception")
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in str(error.value)
+    with pytest.raises(GankitError, match="not a file"):
+        load_extractor("inception", weights=tmp_path / "absent.pth")
+
+
+def test_inception_loads_weights_from_the_hub_cache(tmp_path, mnist):
+    pytest.importorskip("torch_fidelity")
+    torchvision = pytest.importorskip("torchvision")
+    # torchvision's Inception-v3 without auxiliary head and with 1008 classes has the keys and
+    # shapes of the FID network; random weights exercise the loading path.
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+    path = tmp_path / "torch" / "hub" / "checkpoints" / FILE_NAMES[0]
+    path.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), path)
+    extractor = load_extractor("inception")
+    features, logits = extractor.features_and_logits(mnist.samples[:3])
+    assert features.shape == (3, 2048) and logits.shape == (3, 1008)
+    assert torch.isfinite(features).all()
+
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(GankitError, match="FID Inception"):
+        load_extractor("inception", weights=tmp_path / "wrong.pth")
+    torch.save({"code": GankitError("not a tensor")}, tmp_path / "pickled.pth")
+    with pytest.raises(GankitError, match="not a PyTorch weights file"):  # weights_only refuses objects
+        load_extractor("inception", weights=tmp_path / "pickled.pth")
