@@ -40,6 +40,14 @@ class Distributed:
         return TrainModules(DistributedDataParallel(model.generator, device_ids=ids),
                             DistributedDataParallel(model.discriminator, device_ids=ids))
 
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any: ranks must stop at the same step."""
+        if not self.active:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
     def close(self) -> None:
         if self.active and dist.is_initialized():
             dist.barrier()

@@ -87,6 +87,10 @@ class Trainer:
         if resume:
             self._restore()
         self.model.train_modules = self.dist.wrap(self.model)
+        if self.dist.active and self.dist.is_main:
+            print(f"distributed: {self.dist.world} ranks ({torch.distributed.get_backend()}), effective batch "
+                  f"{t.batch_size * self.dist.world} ({t.batch_size} per rank), lr_g {t.lr_g}, lr_d {t.lr_d} "
+                  "(gradients are averaged over ranks, so the learning rates apply to the effective batch)")
         self.preview = preview_inputs(self.sampling_generator, self.model.info, t.seed + 1, self.device)
 
     # --- state ---------------------------------------------------------------------------------
@@ -166,7 +170,8 @@ class Trainer:
         stop = StopRequests()
         try:
             with stop:
-                while self.step < self.total_steps and self.elapsed < deadline and not stop.requested:
+                while self.step < self.total_steps and not self.dist.any_rank(
+                        self.elapsed >= deadline or stop.requested is not None):
                     stats = self.model.train_step(self._batches(), ctx)
                     if self.ema is not None:
                         self.ema.update(self.model.generator, self.step)
