@@ -134,6 +134,7 @@ def test_split_tags_reads_both_formats() -> None:
     assert split_tags("blue hair:1\tred eyes:3\tlong hair:2") == ["blue hair", "red eyes", "long hair"]
     assert split_tags("long hair blue hair red eyes smile") == ["long hair", "blue hair", "red eyes", "smile"]
     assert split_tags("blonde_hair:1") == ["blonde hair"]
+    assert split_tags('"Blue hair, red eyes"') == ["blue hair", "red eyes"]
     with pytest.raises(ValueError):
         split_tags("blue hair:many\tred eyes:1")
 
@@ -158,14 +159,15 @@ def test_anime_counted_tags_keep_and_drop(tmp_path: Path) -> None:
 
 def test_anime_plain_tags_and_unreadable_image(tmp_path: Path) -> None:
     rows = ["10,blonde hair purple eyes", "11,black hair long hair brown eyes", "12,white hair yellow eyes",
-            "13,light brown hair blue eyes", "14,blue hair red eyes"]
-    root = anime_folder(tmp_path / "anime", rows, ["10", "11", "12", "13"])
+            "13,light brown hair blue eyes", "14,blue hair red eyes", "15,grey hair blue eyes"]
+    root = anime_folder(tmp_path / "anime", rows, ["10", "11", "12", "13", "15"])
     (root / "faces" / "14.jpg").write_bytes(b"garbage")
     data = load(f"anime:{root}")
     assert data.labels.tolist() == [[HAIR.index("blonde"), EYES.index("purple")],
                                     [HAIR.index("black"), EYES.index("brown")],
-                                    [HAIR.index("white"), EYES.index("yellow")]]
-    assert data.notes == [f"anime:{root}: kept 3 of 5 rows; dropped 1 with a colour outside the lists, "
+                                    [HAIR.index("white"), EYES.index("yellow")],
+                                    [HAIR.index("gray"), EYES.index("blue")]]  # 'grey' spelt as the list
+    assert data.notes == [f"anime:{root}: kept 4 of 6 rows; dropped 1 with a colour outside the lists, "
                           "1 with an undecodable image."]
 
 

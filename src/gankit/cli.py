@@ -121,6 +121,16 @@ def _save_npz(path: Path, arrays: dict) -> None:
         raise GankitError(f"Cannot write {path} ({e.strerror}); choose a writable --npz path.") from None
 
 
+# --- data ------------------------------------------------------------------------------------
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from gankit.data.faces import export_faces
+
+    out = export_faces(Path(args.dir), args.n, args.size)
+    print(f"wrote {args.n} faces to {out}/faces and {out}/tags.csv; train on them with "
+          f"--data anime:{out} --set data.image_size={args.size}")
+    return 0
+
+
 # --- listings ----------------------------------------------------------------------------------
 def cmd_datasets(args: argparse.Namespace) -> int:
     from gankit.data import sources
@@ -179,6 +189,14 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--npz", help="also write images and labels to this .npz")
     s.set_defaults(func=cmd_sample)
 
+    d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    e = d.add_parser("export", help="write a built-in dataset to disk in the anime-faces layout")
+    e.add_argument("dataset", choices=["faces"])
+    e.add_argument("dir", help="output folder (faces/ and tags.csv are written inside)")
+    e.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
+    e.add_argument("--size", type=int, default=32, help="image size in pixels (default 32)")
+    e.set_defaults(func=cmd_data_export)
+
     sub.add_parser("datasets", help="list the datasets").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list the model families").set_defaults(func=cmd_models)
     return parser
@@ -187,9 +205,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "n", "absent") is None:
+    if args.command == "sample" and args.n is None:
         args.n, args.n_given = 100, False
-    elif hasattr(args, "n"):
+    elif args.command == "sample":
         args.n_given = True
     try:
         return args.func(args)

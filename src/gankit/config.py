@@ -48,6 +48,8 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    rollbacks: int = 0  # on a non-finite loss, roll back to the last checkpoint this many times
+    rollback_lr_factor: float = 0.5  # ... multiplying both learning rates by this each time
     eval_every: int = 0  # quick FID during training every N steps; 0 turns it off
     eval_samples: int = 2000
     progress: bool = True
@@ -213,7 +215,7 @@ def validate(cfg: RunConfig) -> None:
     if cfg.data.image_size < 0:
         raise GankitError(f"data.image_size must not be negative, not {cfg.data.image_size}.")
     non_negative = {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes,
-                    "train.eval_every": t.eval_every, "train.threads": t.threads}
+                    "train.eval_every": t.eval_every, "train.threads": t.threads, "train.rollbacks": t.rollbacks}
     for key, value in non_negative.items():
         if value < 0:
             raise GankitError(f"{key} must not be negative, not {value}.")
@@ -222,6 +224,8 @@ def validate(cfg: RunConfig) -> None:
     for key, value in {"train.lr_g": t.lr_g, "train.lr_d": t.lr_d}.items():
         if not 0 < value < 1:
             raise GankitError(f"{key} must be between 0 and 1, not {value}.")
+    if not 0 < t.rollback_lr_factor <= 1:
+        raise GankitError(f"train.rollback_lr_factor must be in (0, 1], not {t.rollback_lr_factor}.")
     for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2, "train.ema": t.ema}.items():
         if not 0 <= value < 1:
             raise GankitError(f"{key} must be in [0, 1), not {value}.")

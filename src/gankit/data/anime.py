@@ -7,11 +7,12 @@ either format:
 * ``0,blue hair red eyes`` (the cleaned tags.csv; a tag ends at each word 'hair' or 'eyes').
 
 A row is kept when it has exactly one hair colour tag and one eye colour tag of the reference
-lists below; other tags ('long hair', 'closed eyes', 'smile') are ignored. A row is dropped as
-*unknown* when it names a colour outside the lists ('silver hair', 'light brown hair',
-'yellow hair'), as *ambiguous* when it has no or several hair (or eye) colours, as *bad* when
-it cannot be parsed, as a *duplicate* when its id came before (the first row wins), and when
-its image is missing or cannot be decoded. One note line gives every count.
+lists below ('grey' and 'blond' read as 'gray' and 'blonde'); other tags ('long hair',
+'closed eyes', 'smile') are ignored. A row is dropped as *unknown* when it names a colour
+outside the lists ('silver hair', 'light brown hair', 'yellow hair'), as *ambiguous* when it
+has no or several hair (or eye) colours, as *bad* when it cannot be parsed, as a *duplicate*
+when its id came before (the first row wins), and when its image is missing or cannot be
+decoded. One note line gives every count.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ EYES = Attribute("eyes", ("gray", "black", "orange", "pink", "yellow", "aqua", "
 ATTRIBUTES = {"hair": HAIR, "eyes": EYES}
 # Colour words outside the reference lists, so that 'silver hair' is recognised as a colour
 # (and the row dropped as unknown) while 'long hair' is just another tag.
-OTHER_COLOURS = frozenset({"silver", "grey", "violet", "gold", "golden", "multicolored"})
+OTHER_COLOURS = frozenset({"silver", "violet", "gold", "golden", "multicolored"})
+SPELLINGS = {"grey": "gray", "blond": "blonde"}  # read as the reference lists spell them
 COLOUR_WORDS = frozenset(HAIR.values) | frozenset(EYES.values) | OTHER_COLOURS
 COUNTED_TAG = re.compile(r":\s*\d+\s*$")  # 'blue hair:1' marks the tag:count format
 DEFAULT_SIZE = 64  # seed 001 trains on 64x64 faces
@@ -57,7 +59,7 @@ def split_tags(text: str) -> list[str]:
     if "\t" in text or COUNTED_TAG.search(text):
         return [counted_tag(item) for item in text.split("\t") if item.strip()]
     tags, words = [], []
-    for word in text.split():
+    for word in text.replace(",", " ").split():  # some copies separate the tags with commas
         words.append(word)
         if word in ATTRIBUTES:  # a plain-format tag ends at 'hair' or 'eyes'
             tags.append(" ".join(words))
@@ -80,6 +82,7 @@ def colour_tags(tags: list[str]) -> tuple[dict[str, set[str]], bool]:
         colour, _, kind = tag.rpartition(" ")
         if kind not in ATTRIBUTES or not colour:
             continue
+        colour = SPELLINGS.get(colour, colour)
         if colour in ATTRIBUTES[kind].values:
             found[kind].add(colour)
         elif colour.split()[-1] in COLOUR_WORDS:

@@ -234,6 +234,8 @@ def load_faces(argument: str | None, options: DataConfig) -> TensorData:
 def export_faces(directory: Path, n: int = DEFAULT_COUNT, image_size: int = DEFAULT_SIZE) -> Path:
     """Write n faces as ``directory/faces/<id>.png`` and ``directory/tags.csv`` ('id,blue hair red eyes')."""
     directory = Path(directory).expanduser()
+    if n < 1 or image_size < 1:
+        raise GankitError(f"Exporting needs at least one face of at least 1 pixel, not n={n}, size={image_size}.")
     if (directory / "tags.csv").exists():
         raise GankitError(f"{directory} already holds a tags.csv; export into a new or empty folder.")
     stored, labels = rendered_faces(n, image_size), face_labels(n)

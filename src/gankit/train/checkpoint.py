@@ -61,14 +61,30 @@ def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: di
 
 def save_checkpoint(folder: Path, ckpt: Checkpoint, keep: int) -> Path:
     """Write ``ckpt`` under ``folder/step-NNNNNN`` atomically and keep the newest ``keep``."""
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{ckpt.step:06d}"
     tmp = folder / f".tmp-step-{ckpt.step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in folder.glob(".tmp-step-*"):  # left by a crash in the middle of a write
+        shutil.rmtree(stale, ignore_errors=True)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
     except OSError as e:
         raise GankitError(f"Cannot create {tmp} ({e.strerror}); make the run folder writable, then resume.") from None
+    try:
+        _write_checkpoint_files(tmp, ckpt)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written folder behind
+        raise
+    if final.exists():  # a resumed run reached the same step again: replace it
+        shutil.rmtree(final)
+    tmp.rename(final)
+    fsync_dir(folder)
+    for old in list_checkpoints(folder)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_checkpoint_files(tmp: Path, ckpt: Checkpoint) -> None:
     opt_tensors: dict[str, torch.Tensor] = {}
     opt_meta: dict[str, dict] = {}
     for name, sd in ckpt.optimizers.items():
@@ -86,13 +102,6 @@ def save_checkpoint(folder: Path, ckpt: Checkpoint, keep: int) -> Path:
     manifest = {name: sha256_bytes(data) for name, data in files.items()}
     write_bytes_synced(tmp / "manifest.json", json.dumps(manifest).encode())
     fsync_dir(tmp)
-    if final.exists():  # a resumed run reached the same step again: replace it
-        shutil.rmtree(final)
-    tmp.rename(final)
-    fsync_dir(folder)
-    for old in list_checkpoints(folder)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def list_checkpoints(folder: Path) -> list[Path]:

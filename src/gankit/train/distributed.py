@@ -40,13 +40,13 @@ class Distributed:
         return TrainModules(DistributedDataParallel(model.generator, device_ids=ids),
                             DistributedDataParallel(model.discriminator, device_ids=ids))
 
-    def any_rank(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is true on any: ranks must stop at the same step."""
+    def any_rank(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true on every rank when true on any: ranks must stop or roll back together."""
         if not self.active:
-            return flag
-        t = torch.tensor([float(flag)], device=self.device)
+            return flags
+        t = torch.tensor([float(f) for f in flags], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return tuple(bool(v) for v in t.tolist())
 
     def close(self) -> None:
         if self.active and dist.is_initialized():

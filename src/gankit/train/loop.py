@@ -22,7 +22,7 @@ from gankit.data import EpochBatches, TensorData, load_dataset
 from gankit.errors import GankitError
 from gankit.models import GANFamily, StepContext, get_family
 from gankit.train import distributed
-from gankit.train.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, save_checkpoint
 from gankit.train.ema import EMA
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.train.runlog import RunLog
@@ -84,6 +84,8 @@ class Trainer:
         self.batches = EpochBatches(len(self.data), t.batch_size, t.seed, self.dist.rank, self.dist.world)
         self.total_steps = budget_steps(cfg, len(self.data), self.dist.world)
         self.step, self.elapsed = 0, 0.0
+        self.rollbacks_left = t.rollbacks
+        self.collapse = CollapseWatch()
         if resume:
             self._restore()
         self.model.train_modules = self.dist.wrap(self.model)
@@ -161,42 +163,31 @@ class Trainer:
             make_run_dir(self.run_dir)
         ctx = StepContext(self.opt_g, self.opt_d, self.noise, self.device,
                           functools.partial(autocast, self.device, self.dtype))
-        log = RunLog(self.run_dir, self.total_steps, self.step, t.progress and self.dist.is_main) \
-            if self.dist.is_main else None
-        images_per_step = t.batch_size * t.d_steps * self.dist.world
-        sums, count = None, 0
-        start, mark, mark_step = time.perf_counter() - self.elapsed, time.perf_counter(), self.step
+        log = RunLog(self.run_dir, self.total_steps, self.step, t.progress) if self.dist.is_main else None
+        meter = Meter(t.batch_size * t.d_steps * self.dist.world, self.step)
+        start = time.perf_counter() - self.elapsed
         deadline = t.minutes * 60 if t.minutes > 0 else math.inf
         stop = StopRequests()
         try:
             with stop:
-                while self.step < self.total_steps and not self.dist.any_rank(
-                        self.elapsed >= deadline or stop.requested is not None):
+                while self.step < self.total_steps:
                     stats = self.model.train_step(self._batches(), ctx)
+                    values = torch.stack(list(stats.values())).float()
+                    diverged, stopping = self.dist.any_rank(
+                        not bool(torch.isfinite(values).all()),
+                        self.elapsed >= deadline or stop.requested is not None)
+                    if diverged:
+                        self._recover(stats, log)
+                        meter.restart(self.step)
+                        continue
                     if self.ema is not None:
                         self.ema.update(self.model.generator, self.step)
-                    values = torch.stack(list(stats.values())).float()
-                    if not bool(torch.isfinite(values).all()):
-                        self._diverged(stats)
-                    sums = values if sums is None else sums + values
-                    count += 1
+                    meter.add(values)
                     self.step += 1
                     self.elapsed = time.perf_counter() - start
-                    if self.step % t.log_every == 0 or self.step == self.total_steps:
-                        now = time.perf_counter()
-                        record = {"step": self.step, "time": round(self.elapsed, 3),
-                                  **{k: float(v) for k, v in zip(stats, (sums / count).tolist())},
-                                  "images_per_s": round(images_per_step * (self.step - mark_step) / (now - mark), 1)}
-                        if log is not None:
-                            log.write(record)
-                            log.progress(self.step - mark_step, {k: record[k] for k in ("loss_d", "loss_g")})
-                        sums, count, mark, mark_step = None, 0, now, self.step
-                    if self.step % t.sample_every == 0:
-                        self.save_samples()
-                    if self.step % t.checkpoint_every == 0:
-                        self.save()
-            if log is not None and count:
-                log.progress(self.step - mark_step)
+                    self._on_schedule(meter, list(stats), log)
+                    if stopping:
+                        break
             if stop.requested and log is not None:
                 log.message(f"{stop.requested} received: saving step {self.step} and stopping; "
                             f"continue with --resume {self.run_dir}.")
@@ -208,13 +199,89 @@ class Trainer:
             self.dist.close()
         return self.run_dir
 
-    def _diverged(self, stats: dict[str, torch.Tensor]) -> None:
+    def _on_schedule(self, meter: "Meter", names: list[str], log: RunLog | None) -> None:
+        """Logging, sample grids and checkpoints, each on its own interval."""
+        t = self.cfg.train
+        if self.step % t.log_every == 0 or self.step == self.total_steps:
+            record = {"step": self.step, "time": round(self.elapsed, 3), **meter.flush(names, self.step)}
+            if log is not None:
+                log.write(record)
+                warning = self.collapse.check(record)
+                if warning:
+                    log.message(warning)
+        if self.step % t.sample_every == 0:
+            self.save_samples()
+        if self.step % t.checkpoint_every == 0:
+            self.save()
+
+    def _recover(self, stats: dict[str, torch.Tensor], log: RunLog | None) -> None:
+        """Roll back to the last good checkpoint with lower learning rates, or stop."""
         bad = ", ".join(f"{k}={float(v)}" for k, v in stats.items() if not math.isfinite(float(v)))
-        raise GankitError(
-            f"Training diverged at step {self.step + 1} ({bad}); the last checkpoint in "
-            f"{self.run_dir / 'checkpoints'} is intact: resume from it with a lower learning rate "
-            "(--set train.lr_d=... --set train.lr_g=...)."
-        )
+        where = f"Training diverged at step {self.step + 1} ({bad})"
+        t = self.cfg.train
+        has_checkpoint = bool(list_checkpoints(self.run_dir / "checkpoints"))
+        if self.rollbacks_left <= 0 or not has_checkpoint:
+            raise GankitError(
+                f"{where}; the last checkpoint in {self.run_dir / 'checkpoints'} is intact: resume from it "
+                "with lower learning rates (--set train.lr_d=... --set train.lr_g=...) or allow automatic "
+                "rollbacks with --set train.rollbacks=2.")
+        self.rollbacks_left -= 1
+        self._restore()
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] *= t.rollback_lr_factor
+        if log is not None:
+            log.message(f"{where}: rolled back to step {self.step} with learning rates x{t.rollback_lr_factor} "
+                        f"({self.rollbacks_left} rollbacks left).")
+            log.write({"step": self.step, "event": "rollback", "lr_g": self.opt_g.param_groups[0]["lr"],
+                       "lr_d": self.opt_d.param_groups[0]["lr"]})
+
+
+class Meter:
+    """Sums the step statistics between log records; reports their means and images/s."""
+
+    def __init__(self, images_per_step: int, step: int):
+        self.images_per_step = images_per_step
+        self.restart(step)
+
+    def restart(self, step: int) -> None:
+        self.sums: torch.Tensor | None = None
+        self.count, self.mark, self.mark_step = 0, time.perf_counter(), step
+
+    def add(self, values: torch.Tensor) -> None:
+        self.sums = values if self.sums is None else self.sums + values
+        self.count += 1
+
+    def flush(self, names: list[str], step: int) -> dict[str, float]:
+        now = time.perf_counter()
+        means = dict(zip(names, (self.sums / self.count).tolist()))
+        rate = self.images_per_step * (step - self.mark_step) / max(now - self.mark, 1e-9)
+        self.restart(step)
+        return {**means, "images_per_s": round(rate, 1)}
+
+
+class CollapseWatch:
+    """Warns once when D has separated real from fake for many log intervals in a row.
+
+    Then G's gradient carries almost no information (the failure of the minimax loss the GAN
+    paper describes) and samples usually stop improving or collapse onto a few modes.
+    """
+
+    def __init__(self, patience: int = 10, margin: float = 0.98):
+        self.patience, self.margin = patience, margin
+        self.streak, self.warned = 0, False
+
+    def check(self, record: dict) -> str | None:
+        if "d_real" not in record or self.warned:
+            return None
+        pinned = record["d_real"] - record["d_fake"] > self.margin
+        self.streak = self.streak + 1 if pinned else 0
+        if self.streak < self.patience:
+            return None
+        self.warned = True
+        return (f"warning: D has told real from fake almost perfectly for {self.patience} log intervals "
+                f"(D(x)={record['d_real']:.3f}, D(G(z))={record['d_fake']:.3f} at step {record['step']}): "
+                "G learns little; try a lower train.lr_d, model.label_smoothing=0.1 or another model.loss.")
 
 
 def make_run_dir(run_dir: Path) -> None:

@@ -10,14 +10,20 @@ from typing import Any
 
 from tqdm import tqdm
 
+from gankit.atomic import atomic_write_bytes
+
+SHOWN = ("loss_d", "loss_g", "fid")
+
 
 class RunLog:
     def __init__(self, folder: Path, total_steps: int, start_step: int, show_progress: bool):
         self.path = folder / "metrics.jsonl"
+        if start_step > 0:
+            keep_records_until(self.path, start_step)
         self._file = open(self.path, "a", buffering=1)
         self._tb = _tensorboard_writer(folder / "tensorboard")
-        self._bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                         disable=not show_progress, file=sys.stderr)
+        self._bar = tqdm(total=total_steps if total_steps < 10**12 else None, initial=start_step, unit="step",
+                         dynamic_ncols=True, disable=not show_progress, file=sys.stderr)
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")
@@ -25,11 +31,10 @@ class RunLog:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
                     self._tb.add_scalar(key, value, record["step"])
-
-    def progress(self, steps: int, shown: dict[str, float] | None = None) -> None:
-        self._bar.update(steps)
+        self._bar.update(record["step"] - self._bar.n)
+        shown = {k: f"{record[k]:.3g}" for k in SHOWN if isinstance(record.get(k), float)}
         if shown:
-            self._bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
+            self._bar.set_postfix(shown, refresh=False)
 
     def message(self, text: str) -> None:
         self._bar.write(text, file=sys.stderr)
@@ -39,6 +44,23 @@ class RunLog:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def keep_records_until(path: Path, step: int) -> None:
+    """On resume, drop what was logged after the checkpoint (it will be logged again) and any
+    line a crash cut short, so the log reads as one uninterrupted run."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
 
 def _tensorboard_writer(folder: Path):
