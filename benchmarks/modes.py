@@ -1,13 +1,17 @@
-"""Mode coverage of the MLP GAN on toy:ring8 and toy:grid25 over losses, d-steps and EMA.
+"""Mode coverage of the MLP GAN on toy:ring8 and toy:grid25 over losses, d-steps and stabilisers.
 
-Each configuration trains ``gan`` with the toy defaults (``GAN.default_config``) plus the
-recipe below, once per seed, then counts modes and high-quality samples on 2,500 samples of
-the sampling generator (metrics/modes.py: a mode counts with >= 20 samples within 3 std).
-Prints mean +- std over seeds and writes benchmarks/results/modes.json, next to the published
-figures. The full grid is 2 datasets x 4 losses x 3 d-steps x 2 EMA x 5 seeds; use
-``--losses``, ``--d-steps``, ``--ema`` and ``--seeds`` to run a part of it.
+Each configuration trains ``gan`` with the toy defaults (``GAN.default_config`` and
+``GAN.default_train``, what ``gankit train gan --data toy:...`` uses), or with the documented
+best recipe (``--recipe best``: ``gankit.models.gan.TOY_BEST``), once per seed, then counts
+modes and high-quality samples on 2,500 samples of the sampling generator (metrics/modes.py:
+a mode counts with >= 20 samples within 3 std). A stabiliser variant (``STABILISERS``) turns
+EMA sampling off or on and adds spectral norm on D or PacGAN packing. Prints mean +- std over
+seeds and writes benchmarks/results/modes.json, next to the published figures. The full grid
+is 2 datasets x 4 losses x 3 d-steps x 5 stabiliser variants x 5 seeds; ``--losses``,
+``--d-steps``, ``--stabilisers`` and ``--seeds`` run a part of it.
 
     python benchmarks/modes.py --data toy:ring8 --losses nonsaturating --d-steps 1 --seeds 2
+    python benchmarks/modes.py --data toy:grid25 --recipe best --stabilisers ema,ema+pack2
 """
 
 from __future__ import annotations
@@ -23,16 +27,21 @@ import numpy as np
 import torch
 
 from gankit.config import RunConfig, validate
-from gankit.data import load_dataset
 from gankit.data.toy import toy_distribution
 from gankit.metrics.modes import toy_metrics
-from gankit.models.gan import GAN
+from gankit.models.gan import GAN, TOY_BEST
 from gankit.train import Trainer
 
 RESULTS = Path(__file__).parent / "results" / "modes.json"
 SAMPLES = 2500
-# Training settings on top of TrainConfig's defaults; a configuration overrides loss, d_steps, ema.
-RECIPE = {"steps": 3000, "batch_size": 256, "lr_g": 2e-4, "lr_d": 2e-4, "threads": 1}
+# Stabiliser variants: model.* and train.* settings on top of the recipe.
+STABILISERS: dict[str, tuple[dict, dict]] = {
+    "none": ({}, {"ema": 0.0}),
+    "ema": ({}, {"ema": 0.999}),
+    "ema+sn": ({"d_spectral_norm": True}, {"ema": 0.999}),
+    "ema+pack2": ({"pack": 2}, {"ema": 0.999}),
+    "ema+sn+pack2": ({"d_spectral_norm": True, "pack": 2}, {"ema": 0.999}),
+}
 
 # VEEGAN (Srivastava et al. 2017) Table 1: 2,500 samples, mean of 5 runs, a mode counts from one
 # high-quality sample; ring: radius 2, std 0.02 (grid std as in their code, not checked here).
@@ -58,13 +67,29 @@ PUBLISHED_NOTE = ("Quoted from memory of the papers, not re-read here: the mode 
                   "less certain. Those papers count a mode from 1 sample; this table from 20.")
 
 
-def run_once(spec: str, loss: str, d_steps: int, ema: float, seed: int, steps: int) -> dict:
+def recipe(spec: str, name: str) -> tuple[dict, dict]:
+    """(model.*, train.*) settings: the toy defaults, or those with the best recipe on top."""
+    model, train = {}, dict(GAN.default_train(spec))
+    if name == "best":
+        for key, value in TOY_BEST.items():
+            section, _, field = key.partition(".")
+            (model if section == "model" else train)[field] = value
+    return model, train
+
+
+def run_once(spec: str, recipe_name: str, loss: str, d_steps: int, stabiliser: str, seed: int,
+             steps: int | None) -> dict:
     """Train one configuration and measure it on SAMPLES generated points."""
     cfg = RunConfig("gan", GAN.default_config(spec))
     cfg.data.spec = spec
-    cfg.model_cfg.loss = loss
-    settings = {**RECIPE, "steps": steps, "d_steps": d_steps, "ema": ema, "seed": seed,
-                "progress": False, "sample_every": 10**9, "checkpoint_every": 10**9}
+    model, train = recipe(spec, recipe_name)
+    extra_model, extra_train = STABILISERS[stabiliser]
+    for key, value in {**model, **extra_model, "loss": loss}.items():
+        setattr(cfg.model_cfg, key, value)
+    settings = {**train, **extra_train, "d_steps": d_steps, "seed": seed, "threads": 1, "progress": False,
+                "sample_every": 10**9, "checkpoint_every": 10**9, "log_every": 10**9}
+    if steps:
+        settings["steps"] = steps
     cfg.train = dataclasses.replace(cfg.train, **settings)
     validate(cfg)
     start = time.perf_counter()
@@ -91,29 +116,39 @@ def summarise(runs: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", help="toy spec (repeatable); default ring8 and grid25")
+    parser.add_argument("--recipe", choices=("default", "best"), default="default",
+                        help="the toy defaults, or the documented best recipe (gan.TOY_BEST)")
     parser.add_argument("--losses", default="nonsaturating,minimax,lsgan,hinge")
     parser.add_argument("--d-steps", default="1,2,5")
-    parser.add_argument("--ema", default="0,0.999", help="EMA decays to compare; 0 is off")
+    parser.add_argument("--stabilisers", default=",".join(STABILISERS), help=f"of {', '.join(STABILISERS)}")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=RECIPE["steps"])
+    parser.add_argument("--steps", type=int, default=0, help="training steps; 0 keeps the recipe's")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    unknown = set(args.stabilisers.split(",")) - set(STABILISERS)
+    if unknown:
+        parser.error(f"unknown stabilisers {sorted(unknown)}; choose from {', '.join(STABILISERS)}")
     rows = []
-    print(f"{'data':12s} {'loss':14s} {'k':>2s} {'ema':>6s} {'modes':>14s} {'high quality':>14s} {'s/run':>6s}")
+    print(f"{'data':12s} {'loss':14s} {'k':>2s} {'stabiliser':13s} {'modes':>14s} {'high quality':>15s} {'s/run':>6s}")
     for spec in args.data or ["toy:ring8", "toy:grid25"]:
         for loss in args.losses.split(","):
             for d_steps in map(int, args.d_steps.split(",")):
-                for ema in map(float, args.ema.split(",")):
-                    runs = [run_once(spec, loss, d_steps, ema, seed, args.steps) for seed in range(args.seeds)]
-                    row = {"data": spec, "loss": loss, "d_steps": d_steps, "ema": ema, "runs": runs, **summarise(runs)}
+                for stabiliser in args.stabilisers.split(","):
+                    runs = [run_once(spec, args.recipe, loss, d_steps, stabiliser, seed, args.steps)
+                            for seed in range(args.seeds)]
+                    row = {"data": spec, "recipe": args.recipe, "loss": loss, "d_steps": d_steps,
+                           "stabiliser": stabiliser, "runs": runs, **summarise(runs)}
                     rows.append(row)
                     m, q = row["modes"], row["high_quality"]
-                    print(f"{spec:12s} {loss:14s} {d_steps:2d} {ema:6.3g} {m['mean']:7.2f} +-{m['std']:5.2f}"
+                    print(f"{spec:12s} {loss:14s} {d_steps:2d} {stabiliser:13s} {m['mean']:7.2f} +-{m['std']:5.2f}"
                           f" {q['mean']:7.1%} +-{q['std']:5.1%} {row['seconds']['mean']:6.1f}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"recipe": {**RECIPE, "steps": args.steps}, "samples": SAMPLES, "seeds": args.seeds,
+    recipes = {spec: dict(zip(("model", "train"), recipe(spec, args.recipe)))
+               for spec in args.data or ["toy:ring8", "toy:grid25"]}
+    report = {"recipe": args.recipe, "settings": recipes, "steps_override": args.steps, "samples": SAMPLES,
+              "seeds": args.seeds, "stabilisers": {k: {"model": m, "train": t} for k, (m, t) in STABILISERS.items()},
               "rows": rows, "published": PUBLISHED, "published_note": PUBLISHED_NOTE}
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2, default=list) + "\n")
     print(f"wrote {args.out}")
 
 

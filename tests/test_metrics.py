@@ -15,17 +15,23 @@ from torchvision.transforms.functional import gaussian_blur
 from gankit.artifacts import save_generator
 from gankit.data import TensorData, load_dataset
 from gankit.errors import GankitError
-from gankit.metrics import evaluate, format_table, load_extractor, quick_fid, reference, run_eval, scores
+from gankit.metrics import evaluate, format_table, load_extractor, quick_scores, reference, run_eval, scores
 from gankit.metrics.digits import WEIGHTS, load_digits
 from gankit.metrics.inception import FILE_NAMES
 from gankit.models import get_family
 from gankit.pipeline import GeneratorPipeline
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """No test writes to the user's cache or finds Inception weights installed there."""
-    monkeypatch.setenv(reference.CACHE_ENV, str(tmp_path / "cache"))
+def private_cache(module_cache, tmp_path, monkeypatch):
+    """No test writes to the user's cache or finds Inception weights installed there; the
+    module's tests share one cache so that the real digits' statistics are computed once."""
+    monkeypatch.setenv(reference.CACHE_ENV, str(module_cache))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("GANKIT_INCEPTION_WEIGHTS", raising=False)
 
@@ -85,7 +91,7 @@ def test_fid_of_gaussian_samples_approaches_the_closed_form():
     x = rng.multivariate_normal(mu1, cov1, size=40_000)
     y = rng.multivariate_normal(mu2, cov2, size=40_000)
     exact = scores.frechet_distance(mu1, cov1, mu2, cov2)
-    assert scores.fid(x, y) == pytest.approx(exact, abs=0.03)
+    assert scores.fid(x, y) == pytest.approx(exact, rel=0.03)
     assert scores.fid(x, x) == pytest.approx(0, abs=1e-9)
 
 
@@ -135,6 +141,10 @@ def test_precision_recall_on_point_clouds_with_known_answers():
     assert scores.precision_recall(real, real + 100) == (0.0, 0.0)
     # Half of the fakes copy real points and half lie far away: precision is exactly 1/2, and
     # recall counts real points only, so the far half does not lower it below the copied share.
+    # Reals at 0, 1, ..., 19: the 3rd nearest neighbour is 2 away inside and 3 away at the ends.
+    line = np.arange(20.0)[:, None]
+    fakes = np.array([[-2.5], [10.5], [21.5], [50.0]])  # inside the end balls, inside, inside, outside
+    assert scores.precision_recall(line, fakes) == (0.75, 1.0)  # 4 fakes: each ball holds the rest
     half = np.concatenate([real[:100], real[100:] + 100])
     precision, recall = scores.precision_recall(real, half, chunk=64)
     assert precision == 0.5
@@ -179,9 +189,9 @@ def test_digits_extractor_refuses_other_shapes(digits):
 def test_fid_orders_real_then_blurred_then_noise(mnist, mnist_outputs, digits):
     features = mnist_outputs[0]
     order = torch.randperm(len(mnist), generator=torch.Generator().manual_seed(0))
-    a, b = order[:2500], order[2500:]  # the embedded digits are sorted by class: split at random
+    a, b = order[:2500], order[2500:3500]  # the embedded digits are sorted by class: split at random
     blurred = digits.features(gaussian_blur(mnist.samples[b], kernel_size=5, sigma=1.5))
-    noise = digits.features(torch.rand(2500, 1, 28, 28) * 2 - 1)
+    noise = digits.features(torch.rand(1000, 1, 28, 28) * 2 - 1)
     real_real, real_blur, real_noise = (scores.fid(features[a], f) for f in (features[b], blurred, noise))
     assert 10 * real_real < real_blur and 3 * real_blur < real_noise
 
@@ -203,13 +213,18 @@ def test_evaluating_real_digits_gives_the_classifier_accuracy(mnist, mnist_outpu
     assert result["fid"] < 1e-6 and result["precision"] == result["recall"] == 1.0
     assert sum(result["class_histogram"].values()) == len(mnist)
     assert min(result["accuracy_per_class"].values()) > 0.9
-    shuffled = mnist.labels[torch.randperm(len(mnist), generator=torch.Generator().manual_seed(0))]
-    assert evaluate(RealPipeline(mnist, shuffled), mnist, digits, n=len(mnist))["accuracy"] == \
-        pytest.approx(0.1, abs=0.03)
+
+
+def test_shuffled_labels_give_chance_accuracy(mnist, mnist_outputs):
+    shuffled = mnist.labels[torch.randperm(len(mnist), generator=torch.Generator().manual_seed(0)), 0]
+    acc = scores.conditional_accuracy(shuffled, mnist_outputs[1].argmax(1), num_classes=10)
+    assert acc.overall == pytest.approx(0.1, abs=0.02)
+    assert acc.histogram.sum() == len(mnist)
 
 
 # --- the reference cache -------------------------------------------------------------------
 def test_reference_statistics_are_computed_once_per_dataset(mnist, digits, monkeypatch, tmp_path):
+    monkeypatch.setenv(reference.CACHE_ENV, str(tmp_path / "cache"))
     calls = []
     compute = reference.compute_reference
     monkeypatch.setattr(reference, "compute_reference", lambda *a: calls.append(a) or compute(*a))
@@ -244,25 +259,28 @@ def untrained(family: str, info):
 def test_run_eval_scores_a_saved_conditional_generator(mnist, tmp_path):
     generator = untrained("cgan", mnist.info)
     cfg = get_family("cgan").Config()
+    (tmp_path / "run").mkdir()
     save_generator(tmp_path / "run", "cgan", cfg, mnist.info, generator, step=0, data_spec="mnist")
     result = run_eval(tmp_path / "run", n=500, json_path=tmp_path / "out" / "eval.json", device="cpu")
-    saved = json.loads((tmp_path / "out" / "eval.json").read_text())
-    assert saved == pytest.approx(result)
+    assert json.loads((tmp_path / "out" / "eval.json").read_text()) == result
     assert result["dataset"] == "mnist" and result["generated_samples"] == 500 and result["real_samples"] == 5000
     assert result["fid"] > 100 and 0 <= result["accuracy"] <= 1 and len(result["accuracy_per_class"]) == 10
     table = format_table(result)
     assert "FID" in table and "accuracy per class" in table
     with pytest.raises(GankitError, match="inception-weights"):
         run_eval(tmp_path / "run", n=10, inception_weights="x.pth")
+    with pytest.raises(GankitError, match="--n"):
+        run_eval(tmp_path / "run", n=2)
 
 
-def test_quick_fid_samples_in_eval_mode_and_restores_the_mode(mnist, digits):
+def test_quick_scores_samples_in_eval_mode_and_restores_the_mode(mnist, digits):
     generator = untrained("gan", mnist.info).train()
-    first = quick_fid(generator, mnist, digits, n=300)
+    first = quick_scores(generator, mnist, digits, n=300)
     assert generator.training  # the live generator keeps training afterwards
-    assert first == quick_fid(generator, mnist, digits, n=300)  # fixed seed, BatchNorm not updated
+    assert first == quick_scores(generator, mnist, digits, n=300)  # fixed seed, BatchNorm not updated
     pipeline = GeneratorPipeline(generator.eval(), {"family": "gan"})
-    assert evaluate(pipeline, mnist, digits, n=300)["fid"] == pytest.approx(first, rel=1e-6)
+    assert set(first) == {"fid"}  # an unconditional model has no requested classes to check
+    assert evaluate(pipeline, mnist, digits, n=300)["fid"] == pytest.approx(first["fid"], rel=1e-6)
 
 
 # --- the Inception path ----------------------------------------------------------------------

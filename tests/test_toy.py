@@ -202,3 +202,69 @@ def test_save_preview_without_discriminator_draws_nothing_for_vectors(tmp_path):
 def test_gan_defaults_are_sized_for_toy_data():
     toy, images = GAN.default_config("toy:ring8"), GAN.default_config("mnist")
     assert toy.latent_dim < images.latent_dim and max(toy.g_hidden) < max(images.g_hidden)
+
+
+# --- stabilisers of the MLP GAN ----------------------------------------------------------------
+def tiny_gan(**options) -> GAN:
+    from gankit.models.gan import MLPConfig
+    info = load_dataset("toy:ring8,n=64").info
+    return GAN(MLPConfig(latent_dim=2, g_hidden=(8,), d_hidden=(8, 8), g_batchnorm=False, **options), info)
+
+
+def test_packed_discriminator_judges_groups_and_scores_single_points():
+    model = tiny_gan(pack=4)
+    d = model.discriminator
+    assert d.net[0].in_features == 8  # 4 samples of 2 coordinates side by side
+    x = torch.randn(12, 2)
+    packed = model.pack(x)
+    assert packed.shape == (3, 8) and torch.equal(packed[1], x[4:8].reshape(-1))
+    assert d(packed).shape == (3, 1)
+    single = d(x)  # the pictures' use: one logit per point, as a pack of copies of itself
+    assert single.shape == (12, 1)
+    assert torch.allclose(single[:1], d(x[:1].repeat(1, 4)))
+    with pytest.raises(GankitError, match="multiple of model.pack"):
+        model.pack(torch.randn(10, 2))
+
+
+def test_packing_trains_through_the_shared_step():
+    from gankit.models.base import StepContext
+    model = tiny_gan(pack=2, d_spectral_norm=True)
+    opt_g = torch.optim.Adam(model.generator.parameters(), 1e-3)
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), 1e-3)
+    ctx = StepContext(opt_g, opt_d, torch.Generator().manual_seed(0), torch.device("cpu"))
+    before = [p.detach().clone() for p in model.generator.parameters()]
+    stats = model.train_step([(torch.randn(16, 2), None)], ctx)
+    assert all(torch.isfinite(v) for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))
+
+
+def test_spectral_norm_bounds_each_layer_of_d():
+    model = tiny_gan(d_spectral_norm=True)
+    linears = [m for m in model.discriminator.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 3
+    model.discriminator.train()
+    for _ in range(30):  # power iterations run on training forwards
+        model.discriminator(torch.randn(4, 2))
+    for layer in linears:
+        assert float(torch.linalg.matrix_norm(layer.weight.detach(), ord=2)) == pytest.approx(1.0, rel=0.05)
+    assert any(k.endswith("parametrizations.weight.original") for k in model.discriminator.state_dict())
+
+
+def test_activation_option_replaces_leaky_relu():
+    relu = tiny_gan(activation="relu")
+    kinds = {type(m) for m in [*relu.generator.modules(), *relu.discriminator.modules()]}
+    assert nn.ReLU in kinds and nn.LeakyReLU not in kinds
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in relu.generator.modules())
+
+
+def test_pack_must_be_positive():
+    from gankit.models.gan import MLPConfig
+    with pytest.raises(GankitError, match="model.pack"):
+        MLPConfig(pack=0).validate()
+
+
+def test_toy_training_defaults_leave_images_alone():
+    assert GAN.default_train("mnist") == {}
+    toy = GAN.default_config("toy:grid25")
+    assert GAN.default_config("mnist").g_batchnorm and GAN.default_config("mnist").pack == 1
+    assert toy.latent_dim == 2

@@ -35,6 +35,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         spec = args.data or ""
         cfg = RunConfig(args.model, family.default_config(spec or family.default_data))
         cfg.data.spec = spec
+        for key, value in family.default_train(spec or family.default_data).items():
+            set_value(cfg, f"train.{key}", value)
         if args.config:
             apply_mapping(cfg, load_toml(Path(args.config)))
     flags = {"data.spec": args.data, "train.batch_size": args.batch_size, "train.seed": args.seed,
@@ -94,8 +96,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import gankit
 
     pipe = gankit.load(args.run)
+    if args.traverse:
+        from gankit.models.infogan import save_traversal
+
+        out = Path(args.out or Path(args.run) / f"traverse-{args.traverse}.png")
+        save_traversal(pipe.generator, args.traverse, out, args.steps, args.seed)
+        print(f"wrote the traversal of {args.traverse} to {out}")
+        return 0
     labels, n, columns = parse_labels(pipe, args)
-    images, y = pipe.generate(n, labels, seed=args.seed)
+    if args.code:
+        from gankit.models.infogan import parse_code_assignments, sample_with_codes
+
+        codes = parse_code_assignments(args.code, pipe.generator)
+        images, y = sample_with_codes(pipe.generator, n, codes, args.seed), None
+    else:
+        images, y = pipe.generate(n, labels, seed=args.seed)
     if args.npz:
         arrays = {"images": images.numpy().astype(np.float32)}
         if y is not None:
@@ -119,6 +134,29 @@ def _save_npz(path: Path, arrays: dict) -> None:
         np.savez(path, **arrays)
     except OSError as e:
         raise GankitError(f"Cannot write {path} ({e.strerror}); choose a writable --npz path.") from None
+
+
+# --- eval ------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from gankit.metrics import format_table, run_eval
+
+    result = run_eval(args.run, n=args.n, features=args.features, inception_weights=args.inception_weights,
+                      json_path=args.json, device=args.device)
+    print(format_table(result))
+    return 0
+
+
+# --- probe -----------------------------------------------------------------------------------
+def cmd_probe(args: argparse.Namespace) -> int:
+    from gankit.config import coerce
+    from gankit.data import load_dataset
+    from gankit.probe import probe_run
+
+    budgets = coerce(args.labels, tuple[int, ...], "--labels")
+    data = load_dataset(args.data) if args.data else None
+    result = probe_run(args.run, data, budgets, args.seed)
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -187,7 +225,29 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="grid image path (default RUN/sample.png)")
     s.add_argument("--npz", help="also write images and labels to this .npz")
+    s.add_argument("--code", action="append", default=[], metavar="NAME=VALUE",
+                   help="InfoGAN: fix a latent code, e.g. --code c1=3 --code c2=0.5 (repeatable)")
+    s.add_argument("--traverse", metavar="CODE",
+                   help="InfoGAN: a grid sweeping CODE (continuous: -2..2 across, one row per c1 value)")
+    s.add_argument("--steps", type=int, default=10, help="columns of a --traverse grid (default 10)")
     s.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("probe", help="linear probe of D's features (and InfoGAN's code recovery)")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--data", help="labelled dataset (default: the run's own)")
+    p.add_argument("--labels", default="100,1000", help="label budgets for the linear classifier (default 100,1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_probe)
+
+    v = sub.add_parser("eval", help="score a run: FID, KID, IS, precision/recall, class accuracy")
+    v.add_argument("run", help="run folder")
+    v.add_argument("--n", type=int, default=5000, help="generated samples (default 5000)")
+    v.add_argument("--features", default="digits", help="feature space: digits (1x28x28 data) or inception")
+    v.add_argument("--inception-weights", metavar="PATH",
+                   help="pt_inception-2015-12-05-6726825d.pth (else $GANKIT_INCEPTION_WEIGHTS or the torch hub cache)")
+    v.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
+    v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    v.set_defaults(func=cmd_eval)
 
     d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
     e = d.add_parser("export", help="write a built-in dataset to disk in the anime-faces layout")

@@ -42,6 +42,7 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from gankit.cache import cache_dir
 from gankit.errors import GankitError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -150,10 +151,6 @@ class StoredImages:
         return torch.from_numpy(np.array(self.pixels)).float().div_(127.5).sub_(1.0)
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE") or "~/.cache/gankit/images").expanduser()
-
-
 def cache_key(**parts: object) -> str:
     """A stable name for everything the cached pixels depend on (JSON-serialisable parts)."""
     text = json.dumps({"decoder": DECODER_VERSION, **parts}, sort_keys=True)
@@ -178,7 +175,7 @@ def cached_images(key: str, count: int, shape: tuple[int, int, int],
 
     ``produce`` raises SkippedImage for an item without an image; those are counted.
     """
-    folder = cache_root() / key
+    folder = cache_dir("images") / key
     stored = read_cache(folder, shape)
     if stored is None:
         build_cache(folder, count, shape, produce)

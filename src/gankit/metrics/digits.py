@@ -64,6 +64,10 @@ class DigitsExtractor(FeatureExtractor):
             raise GankitError(f"The digits features read 1x28x28 digits, not samples of shape {shape}; "
                               "use --features inception for other images.")
 
+    def prepare(self, images: Tensor) -> Tensor:
+        # Channels-last convolutions and pooling run almost twice as fast on a CPU.
+        return images.contiguous(memory_format=torch.channels_last)
+
 
 def read_verified(weights: Path) -> bytes:
     """The weights file's bytes, checked against the sha256 in the JSON beside it."""
@@ -87,4 +91,5 @@ def load_digits(weights: Path | None = None) -> DigitsExtractor:
     raw = read_verified(weights or WEIGHTS)
     network = DigitsNet()
     network.load_state_dict(load_safetensors(raw))
-    return DigitsExtractor("digits", fold_batchnorm(network), fingerprint_bytes(raw), classes=DIGIT)
+    network = fold_batchnorm(network).to(memory_format=torch.channels_last)
+    return DigitsExtractor("digits", network, fingerprint_bytes(raw), classes=DIGIT)

@@ -8,14 +8,11 @@ JSON-ready dict that records what it was computed with.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Iterator
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from gankit.artifacts import read_json
 from gankit.atomic import atomic_write_json
@@ -28,12 +25,25 @@ from gankit.metrics.scores import (
     class_histogram, conditional_accuracy, frechet_distance, inception_score, kid,
     mean_and_covariance, precision_recall,
 )
-from gankit.models.base import Generator
+from gankit.device import resolve_device
+from gankit.models.base import Generator, evaluating
 from gankit.models.registry import get_family
 from gankit.pipeline import GeneratorPipeline, load
 
 
-def check_compatible(info: DataInfo, real: TensorData, extractor: FeatureExtractor) -> None:
+MIN_SAMPLES = 10  # IS uses 10 splits and precision/recall 3 neighbours
+
+
+def check_sample_count(n: int) -> None:
+    if n < MIN_SAMPLES:
+        raise GankitError(f"Scoring needs at least {MIN_SAMPLES} generated samples, not {n}; raise --n.")
+
+
+def check_inputs(info: DataInfo, real: TensorData, extractor: FeatureExtractor, n: int) -> None:
+    check_sample_count(n)
+    if not info.is_image:
+        raise GankitError(f"These scores compare images, not samples of shape {tuple(info.shape)}; toy runs "
+                          "report their mode metrics in metrics.jsonl.")
     if tuple(info.shape) != tuple(real.info.shape):
         raise GankitError(f"The generator makes samples of shape {tuple(info.shape)} but {real.name} holds "
                           f"{tuple(real.info.shape)}; evaluate against the data the model was trained on.")
@@ -77,7 +87,7 @@ def evaluate(pipeline: GeneratorPipeline, real: TensorData, extractor: FeatureEx
              seed: int = 0, cache: Path | None = None) -> dict:
     """All scores of ``n`` samples of ``pipeline`` (random labels, ``seed``) against ``real``."""
     start = time.perf_counter()
-    check_compatible(pipeline.info, real, extractor)
+    check_inputs(pipeline.info, real, extractor, n)
     ref = reference_stats(real, extractor, cache)
     images, labels = pipeline.generate(n, seed=seed)
     features, logits = extractor.features_and_logits(images)
@@ -90,35 +100,21 @@ def evaluate(pipeline: GeneratorPipeline, real: TensorData, extractor: FeatureEx
     return result
 
 
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    """Eval mode for the duration (BatchNorm uses its running statistics), then as before."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
-
-
-def quick_fid(generator: Generator, real: TensorData, extractor: FeatureExtractor, n: int = 2000,
-              device: str | torch.device = "cpu", seed: int = 0, cache: Path | None = None) -> float:
-    """FID of ``n`` samples from a generator being trained: a trend to watch, not a number to
-    report (FID is biased upwards for small ``n``). The real statistics come from the cache."""
-    check_compatible(generator.info, real, extractor)
+def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtractor, n: int = 2000,
+                 device: str | torch.device = "cpu", seed: int = 0, cache: Path | None = None) -> dict[str, float]:
+    """FID (and the requested-class accuracy of conditional models) of ``n`` samples from a
+    generator being trained: a trend to watch, not a number to report, since FID is biased
+    upwards for small ``n``. The real statistics come from the cache."""
+    check_inputs(generator.info, real, extractor, n)
     ref = reference_stats(real, extractor.to(device), cache)
-    with eval_mode(generator):
-        images, _ = GeneratorPipeline(generator, {"family": "training"}).generate(n, seed=seed)
-    return frechet_distance(ref.mean, ref.cov, *mean_and_covariance(extractor.features(images)))
-
-
-def resolve_device(choice: str) -> torch.device:
-    # Not gankit.train.runtime's twin: evaluation must not import the training package.
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise GankitError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
-    return torch.device(choice)
+    with evaluating(generator):
+        images, labels = GeneratorPipeline(generator, {"family": "training"}).generate(n, seed=seed)
+    features, logits = extractor.features_and_logits(images)
+    result = {"fid": frechet_distance(ref.mean, ref.cov, *mean_and_covariance(features))}
+    if logits is not None:
+        scores = classifier_scores(logits, labels, generator.info, extractor)
+        result.update({k: scores[k] for k in ("accuracy",) if k in scores})
+    return result
 
 
 def run_data(run_dir: Path, info: DataInfo) -> TensorData:
@@ -133,6 +129,7 @@ def run_data(run_dir: Path, info: DataInfo) -> TensorData:
 def run_eval(run_dir: str | Path, n: int = 5000, features: str = "digits", inception_weights: str | None = None,
              json_path: str | Path | None = None, device: str = "auto", seed: int = 0) -> dict:
     """``gankit eval``: evaluate a run folder's generator against its training data."""
+    check_sample_count(n)  # before loading anything: the data can take seconds
     if inception_weights and features != "inception":
         raise GankitError(f"--inception-weights applies to --features inception, not {features}; drop it.")
     device = resolve_device(device)

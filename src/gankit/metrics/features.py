@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from gankit.data.base import Attribute
+from gankit.data.base import Attribute, DataInfo
 from gankit.errors import GankitError
 
 FINGERPRINT_CHARS = 16
@@ -103,3 +103,13 @@ def load_extractor(name: str, weights: str | Path | None = None,
     if loader is None:
         raise GankitError(f"Unknown feature extractor {name!r}; choose one of {', '.join(extractor_names())}.")
     return loader(Path(weights).expanduser() if weights else None).to(device)
+
+
+def default_extractor(info: DataInfo, data_spec: str) -> str:
+    """The feature space gankit scores data of this kind in: its own digits classifier for
+    MNIST-shaped data, the faces attribute classifier for the embedded faces, else Inception."""
+    if tuple(info.shape) == (1, 28, 28):
+        return "digits"
+    if "faces" in _EXTRACTORS and data_spec.split(":")[0] == "faces":
+        return "faces"
+    return "inception"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import xlogy
 from scipy.stats import gaussian_kde
 from torch import nn
 
@@ -79,9 +80,9 @@ def minimax_value(real_logits: np.ndarray, fake_logits: np.ndarray) -> float:
 
 def optimal_value(x: np.ndarray, p_data: np.ndarray, p_g: np.ndarray) -> float:
     """C(G) = V(D*, G) on an even 1-D grid ``x``: -log 4 + 2 JSD(p_data || p_g)."""
-    d_star = optimal_discriminator(p_data, p_g)
-    with np.errstate(divide="ignore"):
-        terms = np.where(p_data > 0, p_data * np.log(d_star), 0.0) + np.where(p_g > 0, p_g * np.log1p(-d_star), 0.0)
+    total = np.where(p_data + p_g > 0, p_data + p_g, 1.0)
+    # xlogy(0, .) = 0: where a density vanishes its term does, even where log D* is -inf.
+    terms = xlogy(p_data, p_data / total) + xlogy(p_g, p_g / total)
     return float(terms.sum() * (x[1] - x[0]))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from safetensors.torch import load_file, save
 
 from gankit.atomic import atomic_write_bytes
 from gankit.data.base import TensorData
+from gankit.cache import cache_dir
 from gankit.errors import GankitError
 from gankit.metrics.features import FeatureExtractor
 from gankit.metrics.scores import mean_and_covariance
 
-CACHE_ENV = "GANKIT_CACHE"
 FORMAT = "gankit-reference/1"
 MAX_REAL = 50_000  # real samples behind the mean and covariance (FID50k's convention)
 MAX_SAMPLE = 10_000  # real features kept for KID and precision/recall
@@ -41,8 +40,8 @@ class ReferenceStats:
     count: int  # real samples behind mean and cov
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or "~/.cache/gankit").expanduser() / "reference"
+def reference_dir() -> Path:
+    return cache_dir("reference")
 
 
 def data_fingerprint(real: TensorData) -> str:
@@ -98,7 +97,7 @@ def write_reference(path: Path, stats: ReferenceStats, real: TensorData, extract
 
 def reference_stats(real: TensorData, extractor: FeatureExtractor, cache: Path | None = None) -> ReferenceStats:
     """The real data's statistics under ``extractor``, from the cache when it holds them."""
-    path = (cache or cache_dir()) / f"{reference_key(real, extractor)}.safetensors"
+    path = (cache or reference_dir()) / f"{reference_key(real, extractor)}.safetensors"
     stats = read_reference(path)
     if stats is None:
         stats = compute_reference(real, extractor)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, ContextManager
+from typing import Any, Callable, ClassVar, ContextManager, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -74,6 +74,18 @@ class StepContext:
     autocast: Callable[[], ContextManager] = contextlib.nullcontext
 
 
+@contextlib.contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the duration (BatchNorm uses, and does not update, its running
+    statistics; dropout is off), then the mode it had before."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 def random_labels(info: DataInfo, n: int, generator: torch.Generator, device: torch.device) -> Tensor | None:
     """Uniformly drawn labels, one column per attribute, or None for unlabelled data."""
     if not info.attributes:
@@ -124,6 +136,11 @@ class GANFamily(nn.Module):
     def default_config(cls, data_spec: str) -> Any:
         """The family's settings for a dataset; families tune them per data kind."""
         return cls.Config()
+
+    @classmethod
+    def default_train(cls, data_spec: str) -> dict[str, Any]:
+        """Training settings (``train.*``) that differ from the loop's defaults for this data."""
+        return {}
 
     # --- the step ----------------------------------------------------------------------------
     def fake_labels(self, real_labels: Tensor | None, ctx: StepContext) -> Tensor | None:

@@ -75,7 +75,7 @@ class CGAN(GANFamily):
     @classmethod
     def build_generator(cls, cfg: CGANConfig, info: DataInfo) -> Generator:
         condition = CONDITIONINGS[cfg.conditioning](cfg.latent_dim, info.num_classes)
-        return MLPGenerator(cfg.latent_dim, info, cfg.g_hidden, condition)
+        return MLPGenerator(cfg.latent_dim, info, cfg.g_hidden, condition, cfg.g_batchnorm)
 
     @classmethod
     def build_discriminator(cls, cfg: CGANConfig, info: DataInfo) -> nn.Module:

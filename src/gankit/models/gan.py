@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
-from gankit.models.base import GANConfig, GANFamily, Generator
-from gankit.models.layers import mlp_discriminator_body, mlp_generator_body
+from gankit.errors import GankitError
+from gankit.models.base import GANConfig, GANFamily, Generator, StepContext
+from gankit.models.layers import mlp_discriminator_body, mlp_generator_body, with_activation, with_spectral_norm
 from gankit.models.registry import register
 
 
@@ -23,6 +25,15 @@ class MLPConfig(GANConfig):
     g_hidden: tuple[int, ...] = (256, 512, 1024)
     d_hidden: tuple[int, ...] = (512, 256)
     d_dropout: float = 0.0
+    g_batchnorm: bool = True  # the seeds' BatchNorm in G; toy data is more precise without it
+    activation: Literal["leaky_relu", "relu"] = "leaky_relu"  # hidden layers of G and D (seeds: LeakyReLU 0.2)
+    d_spectral_norm: bool = False  # spectral normalisation on every layer of D (Miyato et al. 2018)
+    pack: int = 1  # PacGAN (Lin et al. 2018): D judges this many samples concatenated; 1 is off
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pack < 1:
+            raise GankitError(f"model.pack must be at least 1, not {self.pack}.")
 
 
 class Conditioning(nn.Module):
@@ -36,11 +47,12 @@ class Conditioning(nn.Module):
 
 class MLPGenerator(Generator):
     def __init__(self, latent_dim: int, info: DataInfo, hidden: tuple[int, ...],
-                 condition: Conditioning | None = None):
+                 condition: Conditioning | None = None, batchnorm: bool = True,
+                 activation: str = "leaky_relu"):
         super().__init__()
         self.latent_dim, self.info, self.condition = latent_dim, info, condition
         in_dim = condition.out_dim if condition is not None else latent_dim
-        self.net = mlp_generator_body(in_dim, hidden, math.prod(info.shape))
+        self.net = with_activation(mlp_generator_body(in_dim, hidden, math.prod(info.shape), batchnorm), activation)
         if not info.is_image:
             self.net[-1] = nn.Identity()  # vector data is not confined to [-1, 1]
 
@@ -50,15 +62,31 @@ class MLPGenerator(Generator):
 
 
 class MLPDiscriminator(nn.Module):
+    """Dense layers to one logit; optionally spectrally normalised, optionally packed.
+
+    With ``pack`` m > 1 (PacGAN) D's input is m samples side by side, (N/m, m * d), which the
+    family builds from a batch (``GAN.pack``); D then sees the spread of a group and can punish
+    a generator whose samples all look alike. Given single samples (N, d) a packed D scores
+    each one as a pack of m copies of itself: one logit per point, for the pictures and metrics.
+    """
+
     def __init__(self, info: DataInfo, hidden: tuple[int, ...], dropout: float = 0.0,
-                 condition: Conditioning | None = None):
+                 condition: Conditioning | None = None, spectral_norm: bool = False, pack: int = 1,
+                 activation: str = "leaky_relu"):
         super().__init__()
-        self.condition = condition
-        in_dim = condition.out_dim if condition is not None else math.prod(info.shape)
-        self.net = mlp_discriminator_body(in_dim, hidden, dropout)
+        if pack > 1 and condition is not None:
+            raise GankitError("model.pack does not work with a conditional discriminator; set it to 1.")
+        self.condition, self.pack = condition, pack
+        self.sample_dim = math.prod(info.shape)
+        in_dim = condition.out_dim if condition is not None else self.sample_dim * pack
+        self.net = with_activation(mlp_discriminator_body(in_dim, hidden, dropout), activation)
+        if spectral_norm:
+            with_spectral_norm(self.net)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         h = x.flatten(1)
+        if self.pack > 1 and h.shape[1] == self.sample_dim:
+            h = h.repeat(1, self.pack)
         if self.condition is not None:
             h = self.condition(h, labels)
         return self.net(h)
@@ -72,16 +100,48 @@ class GAN(GANFamily):
 
     @classmethod
     def default_config(cls, data_spec: str) -> MLPConfig:
-        if data_spec.strip().startswith("toy:"):
+        if is_toy(data_spec):
             # 2-D data: the image-sized networks over-fit the noise and collapse; small equal
             # networks with a 2-d latent (as in the VEEGAN/PacGAN toy experiments) cover the modes.
-            return MLPConfig(latent_dim=2, g_hidden=(128, 128, 128), d_hidden=(128, 128, 128))
+            return MLPConfig(**TOY_MODEL)
         return MLPConfig()
 
     @classmethod
+    def default_train(cls, data_spec: str) -> dict[str, Any]:
+        return dict(TOY_TRAIN) if is_toy(data_spec) else {}
+
+    @classmethod
     def build_generator(cls, cfg: MLPConfig, info: DataInfo) -> Generator:
-        return MLPGenerator(cfg.latent_dim, info, cfg.g_hidden)
+        return MLPGenerator(cfg.latent_dim, info, cfg.g_hidden, batchnorm=cfg.g_batchnorm,
+                            activation=cfg.activation)
 
     @classmethod
     def build_discriminator(cls, cfg: MLPConfig, info: DataInfo) -> nn.Module:
-        return MLPDiscriminator(info, cfg.d_hidden, cfg.d_dropout)
+        return MLPDiscriminator(info, cfg.d_hidden, cfg.d_dropout, spectral_norm=cfg.d_spectral_norm,
+                                pack=cfg.pack, activation=cfg.activation)
+
+    # --- PacGAN: D's losses on packs of m samples --------------------------------------------
+    def pack(self, x: Tensor) -> Tensor:
+        """(N, ...) samples as (N/m, m * d) packs of m consecutive ones; unchanged when m is 1."""
+        m = self.cfg.pack
+        if m == 1:
+            return x
+        if len(x) % m:
+            raise GankitError(f"train.batch_size ({len(x)}) must be a multiple of model.pack ({m}).")
+        return x.reshape(len(x) // m, -1)
+
+    def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
+               fake_labels: Tensor | None, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+        return super().d_loss(self.pack(real), real_labels, self.pack(fake), fake_labels, ctx)
+
+    def g_loss(self, fake: Tensor, fake_labels: Tensor | None, ctx: StepContext) -> Tensor:
+        return super().g_loss(self.pack(fake), fake_labels, ctx)
+
+
+def is_toy(data_spec: str) -> bool:
+    return data_spec.strip().startswith("toy:")
+
+
+# The toy defaults (tuned on ring8 and grid25; benchmarks/modes.py): model.* and train.* settings.
+TOY_MODEL: dict[str, Any] = {"latent_dim": 2, "g_hidden": (128, 128, 128), "d_hidden": (128, 128, 128)}
+TOY_TRAIN: dict[str, Any] = {}

@@ -16,11 +16,12 @@ def keras_batchnorm(features: int) -> nn.BatchNorm1d:
     return nn.BatchNorm1d(features, momentum=0.2, eps=1e-3)
 
 
-def mlp_generator_body(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
-    """Dense -> LeakyReLU(0.2) -> BatchNorm per hidden layer, then Dense -> tanh (seeds 000, 003)."""
+def mlp_generator_body(in_dim: int, hidden: tuple[int, ...], out_dim: int, batchnorm: bool = True) -> nn.Sequential:
+    """Dense -> LeakyReLU(0.2) [-> BatchNorm] per hidden layer, then Dense -> tanh (seeds 000, 003)."""
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.LeakyReLU(0.2, inplace=True), keras_batchnorm(width)]
+        layers += [nn.Linear(in_dim, width), nn.LeakyReLU(0.2, inplace=True)]
+        layers += [keras_batchnorm(width)] if batchnorm else []
         in_dim = width
     layers += [nn.Linear(in_dim, out_dim), nn.Tanh()]
     return nn.Sequential(*layers)
@@ -65,3 +66,40 @@ def one_hot_labels(labels: Tensor, num_classes: tuple[int, ...]) -> Tensor:
     """Concatenated one-hot codes of every attribute column: (N, A) -> (N, sum(classes))."""
     parts = [F.one_hot(labels[:, i], k) for i, k in enumerate(num_classes)]
     return torch.cat(parts, dim=1).float()
+
+
+def conv_up_block(c_in: int, c_out: int) -> list[nn.Module]:
+    """4x4 transposed convolution, stride 2 (doubles the map), BatchNorm, ReLU: DCGAN's and InfoGAN's G."""
+    # No bias before BatchNorm: its shift would be subtracted again.
+    return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def conv_down_block(c_in: int, c_out: int, batchnorm: bool, slope: float = 0.2) -> list[nn.Module]:
+    """4x4 convolution, stride 2 (halves the map), [BatchNorm], LeakyReLU: DCGAN's (0.2) and InfoGAN's (0.1) D."""
+    conv = nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batchnorm)
+    return [conv, *([nn.BatchNorm2d(c_out)] if batchnorm else []), nn.LeakyReLU(slope, inplace=True)]
+
+
+ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True), "relu": lambda: nn.ReLU(inplace=True)}
+
+
+def with_activation(body: nn.Sequential, name: str) -> nn.Sequential:
+    """``body`` with every LeakyReLU(0.2) of the seed bodies replaced by ``ACTIVATIONS[name]``."""
+    for i, layer in enumerate(body):
+        if isinstance(layer, nn.LeakyReLU):
+            body[i] = ACTIVATIONS[name]()
+    return body
+
+
+def with_spectral_norm(body: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every Linear and Conv layer of ``body``.
+
+    Each weight is divided by its largest singular value (one power iteration per training
+    forward), which bounds D's Lipschitz constant and keeps its gradients informative.
+    """
+    for name, layer in list(body.named_children()):
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            setattr(body, name, nn.utils.parametrizations.spectral_norm(layer))
+        else:
+            with_spectral_norm(layer)
+    return body

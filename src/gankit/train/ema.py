@@ -25,5 +25,5 @@ class EMA:
         # A short warm-up: early weights are noise, so the average starts by following closely.
         decay = min(self.decay, (1 + step) / (10 + step))
         torch._foreach_lerp_(self._params, list(live.parameters()), 1 - decay)
-        live_buffers = [b for b in live.buffers() if b.dtype.is_floating_point]
-        torch._foreach_copy_(self._buffers, live_buffers)
+        if self._buffers:  # BatchNorm statistics, when the generator has any
+            torch._foreach_copy_(self._buffers, [b for b in live.buffers() if b.dtype.is_floating_point])

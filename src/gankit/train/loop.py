@@ -7,9 +7,9 @@ differently lives in the family's ``train_step``.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -18,27 +18,19 @@ import torch
 from gankit.artifacts import save_generator
 from gankit.atomic import atomic_write_json
 from gankit.config import RunConfig
+from gankit.device import resolve_device
 from gankit.data import EpochBatches, TensorData, load_dataset
 from gankit.errors import GankitError
 from gankit.models import GANFamily, StepContext, get_family
+from gankit.metrics import default_extractor, load_extractor, quick_scores
+from gankit.models.base import evaluating
 from gankit.train import distributed
 from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, save_checkpoint
 from gankit.train.ema import EMA
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.train.runlog import RunLog
-from gankit.train.runtime import autocast, resolve_device, resolve_precision, seed_everything
+from gankit.train.runtime import autocast, resolve_precision, seed_everything
 from gankit.train.signals import StopRequests
-
-
-@contextlib.contextmanager
-def evaluating(module: torch.nn.Module):
-    """Eval mode for the duration (BatchNorm must not update its statistics while sampling)."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
 
 
 def make_optimizer(params, lr: float, cfg, device: torch.device) -> torch.optim.Adam:
@@ -75,6 +67,9 @@ class Trainer:
         family = get_family(cfg.model)
         self.data_spec = cfg.data.spec or family.default_data
         self.data = (data if data is not None else load_dataset(cfg.data.spec or family.default_data, cfg.data)).to(self.device)
+        if self.dist.is_main:
+            for note in self.data.notes:
+                print(f"note: {note}", file=sys.stderr)
         self.model: GANFamily = family(cfg.model_cfg, self.data.info).to(self.device)
         self.opt_g = make_optimizer(self.model.generator.parameters(), t.lr_g, t, self.device)
         self.opt_d = make_optimizer(self.model.discriminator.parameters(), t.lr_d, t, self.device)
@@ -86,6 +81,9 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         self.rollbacks_left = t.rollbacks
         self.collapse = CollapseWatch()
+        self.best_fid = math.inf
+        self.scorer = load_extractor(default_extractor(self.model.info, self.data_spec), device=self.device) \
+            if t.eval_every and self.dist.is_main and self.model.info.is_image else None
         if resume:
             self._restore()
         self.model.train_modules = self.dist.wrap(self.model)
@@ -109,7 +107,7 @@ class Trainer:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state()
         return Checkpoint(self.step, weights, {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
-                          rng, {"elapsed": self.elapsed, "model": self.cfg.model})
+                          rng, {"elapsed": self.elapsed, "model": self.cfg.model, "best_fid": self.best_fid})
 
     def _restore(self) -> None:
         ckpt, warnings = latest_checkpoint(self.run_dir / "checkpoints")
@@ -131,6 +129,7 @@ class Trainer:
         if "cuda" in ckpt.rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(ckpt.rng["cuda"])
         self.step, self.elapsed = ckpt.step, ckpt.state["elapsed"]
+        self.best_fid = ckpt.state.get("best_fid", math.inf)
         if not self.dist.is_main:  # the checkpoint holds rank 0's stream; the others start anew
             self.noise.manual_seed(self.cfg.train.seed * 7919 + self.dist.rank + self.step * 1_000_003)
 
@@ -142,10 +141,15 @@ class Trainer:
         save_generator(self.run_dir, self.cfg.model, self.cfg.model_cfg, self.model.info,
                        self.sampling_generator, self.step, self.data_spec)
 
-    def save_samples(self) -> None:
-        if self.dist.is_main:
-            with evaluating(self.sampling_generator) as generator:
-                save_preview(generator, self.preview, self.run_dir / "samples" / f"step-{self.step:06d}.png")
+    def save_samples(self, log: RunLog | None = None) -> None:
+        """The sample grid (or, for vector data, the picture with D's output and mode metrics)."""
+        if not self.dist.is_main:
+            return
+        with evaluating(self.sampling_generator) as generator, evaluating(self.model.discriminator) as d:
+            metrics = save_preview(generator, self.preview, self.run_dir / "samples" / f"step-{self.step:06d}.png",
+                                   d, self.data)
+        if metrics and log is not None:
+            log.write({"step": self.step, **metrics})
 
     # --- the loop ------------------------------------------------------------------------------
     def _batches(self) -> list:
@@ -191,7 +195,7 @@ class Trainer:
             if stop.requested and log is not None:
                 log.message(f"{stop.requested} received: saving step {self.step} and stopping; "
                             f"continue with --resume {self.run_dir}.")
-            self.save_samples()
+            self.save_samples(log)
             self.save()
         finally:
             if log is not None:
@@ -209,10 +213,27 @@ class Trainer:
                 warning = self.collapse.check(record)
                 if warning:
                     log.message(warning)
+        if self.scorer is not None and self.step % t.eval_every == 0:
+            self.score(log)
         if self.step % t.sample_every == 0:
-            self.save_samples()
+            self.save_samples(log)
         if self.step % t.checkpoint_every == 0:
             self.save()
+
+    def score(self, log: RunLog | None) -> None:
+        """A quick FID (and class accuracy); the best generator so far is kept in ``best/``,
+        since the last one is often not the best (FID can rise again late in training)."""
+        t = self.cfg.train
+        scores = quick_scores(self.sampling_generator, self.data, self.scorer, t.eval_samples, self.device, t.seed)
+        if log is not None:
+            log.write({"step": self.step, **scores})
+        if scores["fid"] < self.best_fid:
+            self.best_fid = scores["fid"]
+            best = self.run_dir / "best"
+            make_run_dir(best)
+            save_generator(best, self.cfg.model, self.cfg.model_cfg, self.model.info,
+                           self.sampling_generator, self.step, self.data_spec)
+            atomic_write_json(best / "scores.json", {"step": self.step, **scores})
 
     def _recover(self, stats: dict[str, torch.Tensor], log: RunLog | None) -> None:
         """Roll back to the last good checkpoint with lower learning rates, or stop."""

@@ -10,15 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.errors import GankitError
-
-
-def resolve_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise GankitError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 @lru_cache(maxsize=1)

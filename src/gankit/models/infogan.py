@@ -1,0 +1,385 @@
+"""InfoGAN: codes the generator learns to express without labels (seed 002, Chen et al. 2016).
+
+G's input is 62-d Gaussian noise followed by the codes c: one-hot categorical codes (default one
+with 10 values) and continuous codes uniform in [-1, 1] (default 2). Codes are named c1, c2, ...
+numbered through the categorical codes first, then the continuous ones; with the defaults c1 is
+the 10-valued code and c2, c3 the continuous ones. ``sample_latent`` returns the whole input,
+so the codes can always be read back from a latent (``code_values``).
+
+Networks (the paper's MNIST architecture): G: dense 1024 -> dense 128 x H/4 x W/4 (BatchNorm +
+ReLU) -> 4x4 transposed convolution to 64 channels (stride 2, BatchNorm + ReLU) -> 4x4
+transposed convolution to the image (stride 2), tanh. D: 4x4 conv 64, stride 2, LeakyReLU(0.1)
+-> 4x4 conv 128 + BatchNorm -> dense 1024 + BatchNorm, then two heads on that one body pass:
+D's real/fake logit and Q's (dense 128 + BatchNorm -> the codes' logits and means).
+
+The information loss L_I: cross-entropy on Q's logits for each categorical code, and for each
+continuous code the Gaussian negative log-likelihood without its constant, 0.5 (c - mean)^2 with
+unit variance (the paper's code's ``fix_std``) or 0.5 (log var + (c - mean)^2 / var) when
+``learn_variance`` makes Q predict log-variances too; summed over codes, averaged over the batch,
+weighed by lambda_cat and lambda_cont. D's loss adds L_I on the fakes (training D's body and Q),
+G's loss adds it too (training G), as in the paper's min_G,Q max_D V - lambda L_I.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gankit.data.base import DataInfo
+from gankit.errors import GankitError
+from gankit.models.base import GANConfig, GANFamily, Generator, StepContext
+from gankit.models.layers import conv_down_block, conv_up_block
+from gankit.models.losses import real_targets
+from gankit.models.registry import register
+
+TRAVERSE_RANGE = (-2.0, 2.0)  # the paper sweeps continuous codes past their [-1, 1] prior
+UNCATEGORISED_ROWS = 10  # rows of a continuous traversal when there is no categorical code
+SLOPE = 0.1  # InfoGAN's LeakyReLU
+
+
+@dataclass
+class InfoGANConfig(GANConfig):
+    latent_dim: int = 62  # the noise only; G's input adds the codes' width
+    categorical: tuple[int, ...] = (10,)  # number of values of each categorical code
+    continuous: int = 2  # continuous codes, uniform in [-1, 1]
+    lambda_cat: float = 1.0
+    lambda_cont: float = 0.1
+    learn_variance: bool = False  # Q predicts a log-variance per continuous code (else variance 1)
+    dense: int = 1024  # the dense layers of G and D
+    channels: int = 64  # the larger conv map's channels; the smaller has twice as many
+    q_hidden: int = 128
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.categorical and self.continuous == 0:
+            raise GankitError("InfoGAN needs at least one code; set model.categorical or model.continuous.")
+        for k in self.categorical:
+            if k < 2:
+                raise GankitError(f"model.categorical values must each be at least 2, not {k}.")
+        non_negative = {"continuous": self.continuous, "lambda_cat": self.lambda_cat,
+                        "lambda_cont": self.lambda_cont}
+        for key, value in non_negative.items():
+            if value < 0:
+                raise GankitError(f"model.{key} must not be negative, not {value}.")
+        for key, value in {"dense": self.dense, "channels": self.channels, "q_hidden": self.q_hidden}.items():
+            if value < 1:
+                raise GankitError(f"model.{key} must be at least 1, not {value}.")
+
+
+# --- the codes -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Code:
+    name: str
+    start: int  # its first column in the code vector (and in Q's output)
+    values: int  # the number of values of a categorical code; 0 for a continuous one
+
+    @property
+    def categorical(self) -> bool:
+        return self.values > 0
+
+    @property
+    def width(self) -> int:
+        return self.values or 1
+
+    def describe(self) -> str:
+        return f"{self.name} (categorical, 0-{self.values - 1})" if self.categorical else f"{self.name} (continuous)"
+
+
+class LatentCodes:
+    """The layout of the code vector [one-hot categorical codes..., continuous codes...].
+
+    Q's output has the same layout, with logits in place of one-hot codes and means in place of
+    continuous codes, followed by the log-variances when ``learn_variance``.
+    """
+
+    def __init__(self, categorical: tuple[int, ...], continuous: int, learn_variance: bool = False):
+        self.learn_variance = learn_variance
+        self.codes: list[Code] = []
+        start = 0
+        for k in (*categorical, *[0] * continuous):
+            self.codes.append(Code(f"c{len(self.codes) + 1}", start, k))
+            start += self.codes[-1].width
+        self.width = start
+        self.categorical = [c for c in self.codes if c.categorical]
+        self.continuous = [c for c in self.codes if not c.categorical]
+        self.q_width = self.width + (len(self.continuous) if learn_variance else 0)
+
+    def lookup(self, name: str) -> Code:
+        for code in self.codes:
+            if code.name == name.strip():
+                return code
+        listing = ", ".join(c.describe() for c in self.codes)
+        raise GankitError(f"Unknown code {name!r}; this model's codes are {listing}.")
+
+    def value(self, name: str, value: str | int | float) -> int | float:
+        """``value`` (a number or its text) checked against code ``name``'s range."""
+        code = self.lookup(name)
+        text = str(value).strip()
+        if code.categorical:
+            try:
+                index = int(text)
+            except ValueError:
+                index = -1
+            if not 0 <= index < code.values:
+                raise GankitError(f"Code {code.name} is categorical with values 0-{code.values - 1}, "
+                                  f"not {value!r}; give one of those integers.")
+            return index
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise GankitError(f"Code {code.name} is continuous and needs a number such as 0.5, not {value!r}.")
+        return number
+
+    def sample(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
+        """n code vectors drawn from the prior: uniform categories, continuous codes uniform in [-1, 1]."""
+        parts = [F.one_hot(torch.randint(c.values, (n,), generator=generator, device=device), c.values).float()
+                 for c in self.categorical]
+        parts.append(torch.rand(n, len(self.continuous), generator=generator, device=device) * 2 - 1)
+        return torch.cat(parts, dim=1)
+
+    @staticmethod
+    def assign(codes: Tensor, code: Code, value: int | float) -> None:
+        """Set ``code`` to ``value`` in every vector of ``codes`` (..., width), in place."""
+        if code.categorical:
+            codes[..., code.start:code.start + code.values] = 0
+            codes[..., code.start + int(value)] = 1
+        else:
+            codes[..., code.start] = value
+
+    def values(self, codes: Tensor) -> dict[str, Tensor]:
+        """Each code's values in ``codes`` (N, width): category indices or continuous values."""
+        return {c.name: codes[:, c.start:c.start + c.values].argmax(1) if c.categorical else codes[:, c.start]
+                for c in self.codes}
+
+    def info_loss(self, q: Tensor, codes: Tensor, lambda_cat: float, lambda_cont: float) -> Tensor:
+        """lambda-weighted L_I of Q's output ``q`` (N, q_width) for the codes G was given (N, width)."""
+        loss = q.new_zeros(())
+        for c in self.categorical:  # cross-entropy on the logits themselves, no softmax first
+            target = codes[:, c.start:c.start + c.values].argmax(1)
+            loss = loss + lambda_cat * F.cross_entropy(q[:, c.start:c.start + c.values], target)
+        if self.continuous:
+            first, m = self.continuous[0].start, len(self.continuous)
+            mean, target = q[:, first:first + m], codes[:, first:first + m]
+            variance = q[:, first + m:first + 2 * m].exp() if self.learn_variance else torch.ones_like(mean)
+            nll = F.gaussian_nll_loss(mean, target, variance, reduction="none")  # full=False: no constant
+            loss = loss + lambda_cont * nll.sum(1).mean()
+        return loss
+
+
+def latent_codes(cfg: InfoGANConfig) -> LatentCodes:
+    return LatentCodes(cfg.categorical, cfg.continuous, cfg.learn_variance)
+
+
+# --- the networks ----------------------------------------------------------------------------
+def dense_block(c_in: int, c_out: int, activation: nn.Module) -> list[nn.Module]:
+    # No bias before BatchNorm: its shift would be subtracted again.
+    return [nn.Linear(c_in, c_out, bias=False), nn.BatchNorm1d(c_out), activation]
+
+
+def smallest_map(info: DataInfo) -> tuple[int, int]:
+    """The side of the map two stride-2 layers away from the image."""
+    return info.shape[1] // 4, info.shape[2] // 4
+
+
+class InfoGenerator(Generator):
+    """[noise, codes] -> image in [-1, 1]; ``latent_dim`` is the whole input's width."""
+
+    def __init__(self, cfg: InfoGANConfig, info: DataInfo):
+        super().__init__()
+        self.info, self.codes = info, latent_codes(cfg)
+        self.noise_dim = cfg.latent_dim
+        self.latent_dim = cfg.latent_dim + self.codes.width
+        h, w = smallest_map(info)
+        wide = 2 * cfg.channels
+        self.net = nn.Sequential(
+            *dense_block(self.latent_dim, cfg.dense, nn.ReLU(inplace=True)),
+            *dense_block(cfg.dense, wide * h * w, nn.ReLU(inplace=True)),
+            nn.Unflatten(1, (wide, h, w)),
+            *conv_up_block(wide, cfg.channels),
+            nn.ConvTranspose2d(cfg.channels, info.shape[0], 4, 2, 1), nn.Tanh(),
+        )
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      device: torch.device | str = "cpu") -> Tensor:
+        noise = torch.randn(n, self.noise_dim, generator=generator, device=device)
+        return torch.cat([noise, self.codes.sample(n, generator, device)], dim=1)
+
+    def code_values(self, z: Tensor) -> dict[str, Tensor]:
+        """The codes held in latents ``z``: category indices (int64) or continuous values."""
+        return self.codes.values(z[:, self.noise_dim:])
+
+    def latent_with_codes(self, n: int, codes: dict[str, int | float | str], generator: torch.Generator | None = None,
+                          device: torch.device | str = "cpu") -> Tensor:
+        """n latents with the given codes fixed (e.g. {"c1": 3, "c2": 0.5}); the rest drawn from the prior."""
+        z = self.sample_latent(n, generator, device)
+        for name, value in codes.items():
+            self.codes.assign(z[:, self.noise_dim:], self.codes.lookup(name), self.codes.value(name, value))
+        return z
+
+    def traverse(self, name: str, steps: int = 10, generator: torch.Generator | None = None,
+                 device: torch.device | str = "cpu") -> Tensor:
+        """Latents (rows, columns, latent_dim) for a picture of what code ``name`` controls.
+
+        Continuous code: columns sweep it from -2 to 2 in ``steps``; one row per value of the first
+        categorical code (10 random rows without one). Categorical code: columns are its values,
+        ``steps`` rows. Each row keeps its own random noise; the other continuous codes are 0.
+        """
+        code = self.codes.lookup(name)
+        if steps < 2:
+            raise GankitError(f"A traversal needs at least 2 steps, not {steps}.")
+        row_code = None if code.categorical or not self.codes.categorical else self.codes.categorical[0]
+        if code.categorical:
+            rows, column_values = steps, list(range(code.values))
+        else:
+            rows = row_code.values if row_code else UNCATEGORISED_ROWS
+            column_values = torch.linspace(*TRAVERSE_RANGE, steps).tolist()
+        z = self.sample_latent(rows, generator, device)
+        row_codes = z[:, self.noise_dim:]
+        for other in self.codes.continuous:
+            self.codes.assign(row_codes, other, 0.0)
+        if row_code is not None:
+            for r in range(rows):
+                self.codes.assign(row_codes[r], row_code, r)
+        grid = z.unsqueeze(1).repeat(1, len(column_values), 1)
+        for j, value in enumerate(column_values):
+            self.codes.assign(grid[:, j, self.noise_dim:], code, value)
+        return grid
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        # The train step hands G the codes it drew (fake_labels); they replace those in z.
+        if labels is not None:
+            z = torch.cat([z[:, :self.noise_dim], labels.to(z.dtype)], dim=1)
+        return self.net(z)
+
+
+class InfoDiscriminator(nn.Module):
+    """Image -> (real/fake logit (N, 1), Q's output (N, q_width)) from one pass through the body."""
+
+    def __init__(self, cfg: InfoGANConfig, info: DataInfo):
+        super().__init__()
+        h, w = smallest_map(info)
+        wide = 2 * cfg.channels
+        self.body = nn.Sequential(
+            *conv_down_block(info.shape[0], cfg.channels, batchnorm=False, slope=SLOPE),
+            *conv_down_block(cfg.channels, wide, batchnorm=True, slope=SLOPE),
+            nn.Flatten(),
+            *dense_block(wide * h * w, cfg.dense, nn.LeakyReLU(SLOPE, inplace=True)),
+        )
+        self.d_head = nn.Linear(cfg.dense, 1)
+        self.q_head = nn.Sequential(*dense_block(cfg.dense, cfg.q_hidden, nn.LeakyReLU(SLOPE, inplace=True)),
+                                    nn.Linear(cfg.q_hidden, latent_codes(cfg).q_width))
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h = self.body(x)
+        return self.d_head(h), self.q_head(h)
+
+
+# --- the family ------------------------------------------------------------------------------
+@register
+class InfoGAN(GANFamily):
+    name = "infogan"
+    summary = "InfoGAN (seed 002): unsupervised codes, e.g. digit class, width and slant (--traverse c2)."
+    Config = InfoGANConfig
+    default_data = "mnist"
+
+    @classmethod
+    def check_data(cls, info: DataInfo) -> None:
+        if not info.is_image or info.shape[1] % 4 or info.shape[2] % 4:
+            raise GankitError(f"infogan needs images whose sides are multiples of 4, not samples of shape "
+                              f"{info.shape}; choose an image dataset or set data.image_size (e.g. 28).")
+
+    @classmethod
+    def build_generator(cls, cfg: InfoGANConfig, info: DataInfo) -> Generator:
+        return InfoGenerator(cfg, info)
+
+    @classmethod
+    def build_discriminator(cls, cfg: InfoGANConfig, info: DataInfo) -> nn.Module:
+        return InfoDiscriminator(cfg, info)
+
+    @classmethod
+    def default_train(cls, data_spec: str) -> dict[str, Any]:
+        """The paper's learning rates (G 1e-3, D 2e-4) and a budget of about 15 minutes on 2 CPU cores."""
+        return {"steps": 3000, "batch_size": 64, "lr_g": 1e-3, "lr_d": 2e-4}
+
+    def info_loss(self, q: Tensor, codes: Tensor) -> Tensor:
+        return self.generator.codes.info_loss(q.float(), codes, self.cfg.lambda_cat, self.cfg.lambda_cont)
+
+    def train_step(self, batches: list[tuple[Tensor, Tensor | None]], ctx: StepContext) -> dict[str, Tensor]:
+        # fake_labels learns the batch size from the real labels, which InfoGAN never reads:
+        # unlabelled images get an empty (n, 0) label tensor instead of None.
+        batches = [(x, y if y is not None else torch.zeros(len(x), 0, dtype=torch.long, device=x.device))
+                   for x, y in batches]
+        return super().train_step(batches, ctx)
+
+    def fake_labels(self, real_labels: Tensor | None, ctx: StepContext) -> Tensor:
+        """The codes of the fakes, drawn from their prior: G builds its input from them and the
+        information loss checks Q against them, as cGAN's random labels go to G and D."""
+        return self.generator.codes.sample(len(real_labels), ctx.noise, ctx.device)
+
+    def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
+               fake_labels: Tensor | None, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+        D = self.train_modules.discriminator
+        # Two passes: D's BatchNorm must not mix real and fake statistics.
+        d_real, _ = D(real)
+        d_fake, q_fake = D(fake)
+        d_real, d_fake = d_real.float(), d_fake.float()
+        target = real_targets(len(real), self.cfg.label_smoothing, ctx.noise, ctx.device)
+        info = self.info_loss(q_fake, fake_labels)
+        stats = {"d_real": torch.sigmoid(d_real).mean(), "d_fake": torch.sigmoid(d_fake).mean(), "info": info}
+        return self.loss.d(d_real, d_fake, target) + info, stats
+
+    def g_loss(self, fake: Tensor, fake_labels: Tensor | None, ctx: StepContext) -> Tensor:
+        d_fake, q_fake = self.discriminator(fake)  # the bare D, as in the base class
+        return self.loss.g(d_fake.float()) + self.info_loss(q_fake, fake_labels)
+
+
+# --- what `gankit sample --code / --traverse` calls ------------------------------------------
+def codes_of(generator: nn.Module) -> InfoGenerator:
+    if not isinstance(generator, InfoGenerator):
+        raise GankitError("This model has no latent codes; --code and --traverse apply to infogan runs only.")
+    return generator
+
+
+def parse_code_assignments(assignments: list[str], generator: nn.Module) -> dict[str, int | float]:
+    """["c1=3", "c2=0.5"] -> {"c1": 3, "c2": 0.5}, each checked against the generator's codes."""
+    codes = codes_of(generator).codes
+    chosen: dict[str, int | float] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name.strip():
+            raise GankitError(f"--code {assignment!r} must look like NAME=VALUE, e.g. c1=3 or c2=0.5.")
+        code = codes.lookup(name)
+        if code.name in chosen:
+            raise GankitError(f"Code {code.name} is given twice; give each code once.")
+        chosen[code.name] = codes.value(code.name, value)
+    return chosen
+
+
+@torch.inference_mode()
+def sample_with_codes(generator: nn.Module, n: int, codes: dict[str, int | float], seed: int = 0) -> Tensor:
+    """n images (CPU, [-1, 1]) with the given codes fixed and everything else random."""
+    G = codes_of(generator)
+    device = next(G.parameters()).device
+    z = G.latent_with_codes(n, codes, torch.Generator(device=device).manual_seed(seed), device)
+    return G(z).float().cpu()
+
+
+@torch.inference_mode()
+def save_traversal(generator: nn.Module, name: str, path: Path, steps: int = 10, seed: int = 0) -> Path:
+    """Write the traversal grid of code ``name`` (see ``InfoGenerator.traverse``) to ``path``."""
+    from gankit.train.preview import save_grid  # not at the top: gankit.train imports gankit.models
+
+    G = codes_of(generator)
+    device = next(G.parameters()).device
+    grid = G.traverse(name, steps, torch.Generator(device=device).manual_seed(seed), device)
+    images = G(grid.flatten(0, 1)).float().cpu()
+    save_grid(images, grid.shape[1], Path(path))
+    return Path(path)

@@ -1,0 +1,220 @@
+"""What a trained GAN learnt about its data, measured with labels it never trained on.
+
+``probe``: the DCGAN paper's representation test. D's conv and dense layers are read on
+labelled real images (each conv map max-pooled to a 4x4 grid, then all layers concatenated),
+and a linear classifier (standardised features, logistic regression) is fitted on 100 and on
+1,000 labelled images and scored on held-out ones. It works for any family whose D reads
+images alone, through forward hooks on its ``Conv2d`` and ``Linear`` layers.
+
+InfoGAN's unsupervised classes: ``code_recovery`` generates images per value of a categorical
+code and classifies them with the digits classifier; ``q_accuracy`` classifies real digits with
+Q's categorical head. Codes are not named after classes, so both match codes to classes with
+the Hungarian algorithm before counting (``matched_accuracy``), as the paper's 5% error does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor, nn
+
+from gankit.artifacts import read_json
+from gankit.config import DataConfig, config_from_dict
+from gankit.data import TensorData, load_dataset
+from gankit.data.base import DataInfo
+from gankit.errors import GankitError
+from gankit.models import get_family
+from gankit.models.infogan import InfoGenerator, LatentCodes, latent_codes
+from gankit.train.checkpoint import latest_checkpoint
+
+POOL_GRID = 4  # the DCGAN paper pools every conv layer to 4x4
+BATCH = 500
+
+
+# --- loading a run's D ---------------------------------------------------------------------
+def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
+    """(family, model settings, D with the newest checkpoint's weights, in eval mode) of a run."""
+    run = Path(run_dir)
+    saved = read_json(run / "config.json", "probe needs the run folder that `gankit train` wrote.")
+    family = get_family(saved["model"])
+    cfg = config_from_dict(family.Config, saved["model_cfg"], "config.json [model]")
+    info = DataInfo.from_dict(read_json(run / "generator.json", "train the run until it writes a checkpoint.")["data"])
+    D = family.build_discriminator(cfg, info)
+    ckpt, _ = latest_checkpoint(run / "checkpoints")
+    prefix = "discriminator."
+    D.load_state_dict({k[len(prefix):]: v for k, v in ckpt.weights.items() if k.startswith(prefix)})
+    return family, cfg, D.eval().requires_grad_(False)
+
+
+def run_data(run_dir: str | Path) -> TensorData:
+    """The dataset a run trained on, loaded with the run's data settings."""
+    saved = read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.")
+    options = config_from_dict(DataConfig, saved["data"], "config.json [data]")
+    return load_dataset(options.spec or get_family(saved["model"]).default_data, options)
+
+
+def digit_labels(data: TensorData) -> np.ndarray:
+    if data.labels is None:
+        raise GankitError(f"Dataset {data.name!r} has no labels; probing needs labelled images such as mnist.")
+    return data.labels[:, 0].cpu().numpy()
+
+
+# --- the linear probe ------------------------------------------------------------------------
+def pooled(output: Tensor) -> Tensor:
+    """A layer's output as (N, F): conv maps max-pooled to a POOL_GRID x POOL_GRID grid."""
+    output = output.float()
+    if output.dim() == 4:
+        output = F.adaptive_max_pool2d(output, POOL_GRID)
+    return output.flatten(1)
+
+
+@torch.inference_mode()
+def layer_features(discriminator: nn.Module, images: Tensor) -> np.ndarray:
+    """Every Conv2d and Linear output of ``discriminator`` on ``images``, pooled and concatenated."""
+    layers = [m for m in discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not layers:
+        raise GankitError("This discriminator has no Conv2d or Linear layers to probe.")
+    outputs: list[Tensor] = []
+    hooks = [m.register_forward_hook(lambda module, args, out: outputs.append(pooled(out))) for m in layers]
+    device = next(discriminator.parameters()).device
+    chunks = []
+    try:
+        for start in range(0, len(images), BATCH):
+            outputs.clear()
+            try:
+                discriminator(images[start:start + BATCH].to(device))
+            except TypeError:  # an MLP cgan's D multiplies by label embeddings and cannot run without labels
+                raise GankitError("This discriminator needs labels to read an image, so its features would "
+                                  "hold the labels; probe a model whose D reads images alone.") from None
+            chunks.append(torch.cat(outputs, dim=1).cpu())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.cat(chunks).numpy()
+
+
+def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
+    """Test accuracy of a logistic regression on standardised features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    classifier.fit(train_x, train_y)
+    return float(classifier.score(test_x, test_y))
+
+
+def labelled_splits(labels: np.ndarray, n_labels: Sequence[int], n_test: int,
+                    seed: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Class-balanced training indices for each label budget, all drawn apart from the test indices."""
+    from sklearn.model_selection import train_test_split
+
+    classes = len(np.unique(labels))
+    largest = max(n_labels)
+    if largest + n_test > len(labels):
+        raise GankitError(f"{largest} labelled and {n_test} test images need {largest + n_test} images but the "
+                          f"dataset holds {len(labels)}; lower the label budgets or the test size.")
+    for n in n_labels:
+        if n < classes:
+            raise GankitError(f"A probe with {n} labels cannot see each of the {classes} classes; give at least {classes}.")
+    pool, test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=seed)
+    train = {n: pool if n == len(pool) else
+             train_test_split(pool, train_size=n, stratify=labels[pool], random_state=seed)[0] for n in n_labels}
+    return train, test
+
+
+def probe(source: str | Path | nn.Module, data: TensorData, n_labels: Sequence[int] = (100, 1000),
+          n_test: int = 2000, seed: int = 0) -> dict[str, float | int]:
+    """Linear-probe accuracy of D's features with each label budget, on ``n_test`` held-out images.
+
+    ``source`` is a run folder (D from its newest checkpoint) or a discriminator module.
+    """
+    D = load_discriminator(source)[2] if isinstance(source, (str, Path)) else source.eval()
+    labels = digit_labels(data)
+    train, test = labelled_splits(labels, n_labels, n_test, seed)
+    features = layer_features(D, data.samples)
+    result: dict[str, float | int] = {"features": features.shape[1], "test_images": len(test)}
+    for n, idx in train.items():
+        result[f"accuracy_{n}"] = linear_probe_accuracy(features[idx], labels[idx], features[test], labels[test])
+    return result
+
+
+# --- InfoGAN's categorical code ----------------------------------------------------------------
+def confusion(predicted: np.ndarray, truth: np.ndarray, n_predicted: int, n_true: int) -> np.ndarray:
+    """Counts (n_predicted, n_true): how often each predicted cluster met each true class."""
+    return np.bincount(predicted * n_true + truth, minlength=n_predicted * n_true).reshape(n_predicted, n_true)
+
+
+def matched_accuracy(counts: np.ndarray) -> tuple[float, np.ndarray]:
+    """Accuracy after the one-to-one cluster -> class matching that maximises it (Hungarian
+    algorithm), and that matching (class of each cluster; -1 where a cluster is left unmatched)."""
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    mapping = np.full(counts.shape[0], -1)
+    mapping[rows] = cols
+    return float(counts[rows, cols].sum() / counts.sum()), mapping
+
+
+def categorical_code(codes: LatentCodes, name: str):
+    code = codes.lookup(name)
+    if not code.categorical:
+        raise GankitError(f"Code {name} is continuous; give a categorical code such as {codes.categorical[0].name}."
+                          if codes.categorical else "This model has no categorical code to match with classes.")
+    return code
+
+
+@torch.inference_mode()
+def code_recovery(generator: InfoGenerator, classifier, per_value: int = 500, code: str = "c1",
+                  seed: int = 0) -> float:
+    """Matched accuracy of ``classifier`` (e.g. the digits extractor) on images generated per value of ``code``."""
+    c = categorical_code(generator.codes, code)
+    device = next(generator.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)
+    values, predicted = [], []
+    for v in range(c.values):
+        z = generator.latent_with_codes(per_value, {c.name: v}, g, device)
+        images = torch.cat([generator(z[i:i + BATCH]).float().cpu() for i in range(0, per_value, BATCH)])
+        predicted.append(classifier.logits(images).argmax(1).numpy())
+        values.append(np.full(per_value, v))
+    n_classes = classifier.classes.num_classes
+    return matched_accuracy(confusion(np.concatenate(values), np.concatenate(predicted), c.values, n_classes))[0]
+
+
+@torch.inference_mode()
+def q_accuracy(discriminator: nn.Module, codes: LatentCodes, data: TensorData, code: str = "c1") -> float:
+    """Matched accuracy of Q's ``code`` head as an unsupervised classifier of the real labelled images."""
+    c = categorical_code(codes, code)
+    labels = digit_labels(data)
+    device = next(discriminator.parameters()).device
+    predicted = np.concatenate([
+        discriminator(data.samples[i:i + BATCH].to(device))[1][:, c.start:c.start + c.values].argmax(1).cpu().numpy()
+        for i in range(0, len(data), BATCH)])
+    n_classes = data.info.attributes[0].num_classes
+    return matched_accuracy(confusion(predicted, labels, c.values, n_classes))[0]
+
+
+def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500) -> dict[str, float]:
+    """Code recovery (of the sampling generator) and Q's accuracy on ``data`` for an infogan run."""
+    import gankit
+    from gankit.metrics import load_extractor
+
+    family, cfg, D = load_discriminator(run_dir)
+    if family.name != "infogan":
+        raise GankitError(f"{run_dir} holds a {family.name} run; code recovery applies to infogan runs.")
+    generator = gankit.load(run_dir).generator
+    return {"code_recovery": code_recovery(generator, load_extractor("digits"), per_value),
+            "q_accuracy": q_accuracy(D, latent_codes(cfg), data)}
+
+
+def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Sequence[int] = (100, 1000),
+              seed: int = 0) -> dict[str, float | int]:
+    """What `gankit probe RUN` prints: the linear probe, plus code recovery for infogan runs."""
+    data = data if data is not None else run_data(run_dir)
+    result = probe(run_dir, data, n_labels, seed=seed)
+    if read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.")["model"] == "infogan":
+        result.update(infogan_scores(run_dir, data))
+    return result

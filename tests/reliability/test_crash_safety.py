@@ -1,0 +1,86 @@
+"""Crash safety: SIGKILL at random moments, SIGTERM, a failing disk, an unwritable folder."""
+
+import errno
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gankit.cli import main
+from gankit.train.checkpoint import latest_checkpoint, list_checkpoints
+
+from faults import INTERVAL, TINY, kill_once, last_logged_step, start_training, wait_for_progress
+
+
+def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path):
+    run, rng = tmp_path / "run", random.Random(0)
+    previous = 0
+    for _ in range(3):  # benchmarks/faults.py repeats this many more times
+        outcome = kill_once(run, rng)
+        assert outcome.checkpoint_step >= previous  # nothing finished was lost
+        assert outcome.logged_step - outcome.checkpoint_step <= INTERVAL
+        previous = outcome.checkpoint_step
+    target = previous + 3
+    assert main(["train", "gan", "--resume", str(run), "--steps", str(target), "--no-progress"]) == 0
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == target  # one clean history, no repeats
+    assert not list((run / "checkpoints").glob(".tmp-step-*"))  # crash leftovers cleaned up
+
+
+def test_sigterm_saves_and_exits_zero(tmp_path: Path):
+    run = tmp_path / "run"
+    proc = start_training(run, resume=False)
+    wait_for_progress(proc, run, 3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "SIGTERM received" in err
+    assert latest_checkpoint(run / "checkpoints")[0].step >= last_logged_step(run)
+
+
+def test_a_full_disk_fails_in_one_sentence_and_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch, capsys):
+    import gankit.atomic
+
+    real_fsync, calls = gankit.atomic.os.fsync, {"n": 0}
+
+    def fsync_until_full(fd):
+        calls["n"] += 1
+        if calls["n"] > 12:  # the first checkpoint and generator files are written, then the disk fills
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(gankit.atomic.os, "fsync", fsync_until_full)
+    code = main(["train", "gan", "--out", str(tmp_path / "run"), "--steps", "20", *TINY,
+                 "--set", "train.checkpoint_every=5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err and err.count("\n") == 1
+    checkpoints = list_checkpoints(tmp_path / "run/checkpoints")
+    assert [p.name for p in checkpoints] == ["step-000005"]
+    assert latest_checkpoint(tmp_path / "run/checkpoints")[0].step == 5  # intact, verifies
+    assert not list((tmp_path / "run/checkpoints").glob(".tmp-*"))
+    monkeypatch.setattr(gankit.atomic.os, "fsync", real_fsync)
+    assert main(["train", "gan", "--resume", str(tmp_path / "run"), "--steps", "7", "--no-progress"]) == 0
+
+
+def test_an_unwritable_run_folder_is_one_sentence(tmp_path: Path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["train", "gan", "--out", str(blocker / "run"), "--steps", "2", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "choose a writable --out" in err and err.count("\n") == 1
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "6", *TINY, "--set", "train.checkpoint_every=3"]) == 0
+    newest = list_checkpoints(run / "checkpoints")[-1]
+    weights = newest / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    ckpt, skipped = latest_checkpoint(run / "checkpoints")
+    assert ckpt.step == 3 and "does not match its checksum" in skipped[0]
+    assert main(["train", "gan", "--resume", str(run), "--steps", "8", "--no-progress"]) == 0
+    assert "skipped" in capsys.readouterr().out

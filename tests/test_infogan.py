@@ -1,0 +1,226 @@
+"""InfoGAN: the information loss, the codes in the latent, code parsing, traversals, the
+Hungarian matching, a tiny real run and the representation probe on it."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gankit
+from gankit.cli import main
+from gankit.config import RunConfig, validate
+from gankit.data import load_dataset
+from gankit.data.base import TensorData
+from gankit.errors import GankitError
+from gankit.models import StepContext, get_family
+from gankit.models.gan import GAN, MLPConfig
+from gankit.models.infogan import (InfoGANConfig, LatentCodes, parse_code_assignments, sample_with_codes,
+                                   save_traversal)
+from gankit.probe import confusion, infogan_scores, matched_accuracy, probe
+
+TINY = {"model.dense": "32", "model.channels": "8", "model.q_hidden": "16"}
+NOISE = 62  # the default noise width; the default codes add 10 + 2 columns
+
+
+@pytest.fixture(scope="module")
+def mnist() -> TensorData:
+    return load_dataset("mnist")
+
+
+@pytest.fixture(scope="module")
+def generator(mnist):
+    torch.manual_seed(0)
+    cfg = InfoGANConfig(dense=32, channels=8, q_hidden=16)
+    return get_family("infogan")(cfg, mnist.info).generator.eval()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "infogan"
+    sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["train", "infogan", "--out", str(out), "--steps", "6", "--batch-size", "16", "--no-progress",
+                 "--set", "train.log_every=1", "--set", "train.sample_every=3", *sets]) == 0
+    return out
+
+
+# --- the information loss ----------------------------------------------------------------------
+def test_info_loss_is_cross_entropy_on_logits_plus_weighted_gaussian_nll():
+    codes = LatentCodes((3,), 1)
+    q = torch.tensor([[2.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, -0.2]])
+    c = torch.tensor([[1.0, 0.0, 0.0, 0.1], [0.0, 0.0, 1.0, -0.2]])
+    ce = (math.log(1 + 2 * math.exp(-2)) + math.log(2 + math.e)) / 2  # -log softmax of each target
+    nll = (0.5 * 0.4**2 + 0.0) / 2  # unit variance: half the squared error, no constant
+    assert codes.info_loss(q, c, 1.0, 0.1).item() == pytest.approx(ce + 0.1 * nll, rel=1e-6)
+    assert codes.info_loss(q, c, 2.0, 0.0).item() == pytest.approx(2 * ce, rel=1e-6)
+
+
+def test_info_loss_with_learnt_variance_and_several_codes():
+    codes = LatentCodes((2, 2), 2, learn_variance=True)
+    assert [c.describe() for c in codes.codes] == ["c1 (categorical, 0-1)", "c2 (categorical, 0-1)",
+                                                   "c3 (continuous)", "c4 (continuous)"]
+    assert (codes.width, codes.q_width) == (6, 8)
+    #                  c1 logits   c2 logits   means       log-variances
+    q = torch.tensor([[0.0, 0.0, 3.0, 1.0, 0.5, 0.0, math.log(4.0), 0.0]])
+    c = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.1, 1.0]])
+    expected_cat = math.log(2) + math.log(1 + math.exp(2))
+    expected_cont = 0.5 * (math.log(4) + 0.16 / 4) + 0.5 * (0 + 1.0)
+    assert codes.info_loss(q, c, 1.0, 0.1).item() == pytest.approx(expected_cat + 0.1 * expected_cont, rel=1e-6)
+
+
+# --- codes in the latent ---------------------------------------------------------------------------
+def test_sampled_latents_hold_valid_codes(generator):
+    z = generator.sample_latent(500, torch.Generator().manual_seed(1))
+    assert z.shape == (500, NOISE + 12) and generator.latent_dim == NOISE + 12
+    codes = z[:, NOISE:]
+    assert torch.equal(codes[:, :10].sum(1), torch.ones(500)) and set(codes[:, :10].unique().tolist()) == {0.0, 1.0}
+    assert len(generator.code_values(z)["c1"].unique()) == 10
+    assert codes[:, 10:].min() >= -1 and codes[:, 10:].max() <= 1 and codes[:, 10:].std() > 0.4
+
+
+def test_latent_with_codes_round_trip(generator):
+    z = generator.latent_with_codes(6, {"c1": 3, "c3": "-0.25"}, torch.Generator().manual_seed(2))
+    values = generator.code_values(z)
+    assert values["c1"].tolist() == [3] * 6 and values["c3"].tolist() == [-0.25] * 6
+    assert values["c2"].unique().numel() == 6  # not fixed: drawn from the prior
+    assert z[:, :NOISE].std(0).min() > 0  # each latent its own noise
+
+
+def test_codes_given_to_forward_replace_those_in_z(generator):
+    g = torch.Generator().manual_seed(3)
+    z, other = generator.sample_latent(4, g), generator.sample_latent(4, g)
+    with torch.no_grad():
+        replaced = generator(z, other[:, NOISE:])
+        expected = generator(torch.cat([z[:, :NOISE], other[:, NOISE:]], 1))
+    assert torch.equal(replaced, expected) and not torch.allclose(replaced, generator(z))
+
+
+def test_parse_code_assignments(generator):
+    assert parse_code_assignments(["c1=3", " c2 = 0.5", "c3=-2"], generator) == {"c1": 3, "c2": 0.5, "c3": -2.0}
+    assert parse_code_assignments([], generator) == {}
+    errors = {"c9=1": "Unknown code 'c9'; this model's codes are c1 (categorical, 0-9), c2 (continuous), c3",
+              "c1=10": "categorical with values 0-9, not '10'", "c1=2.5": "categorical with values 0-9, not '2.5'",
+              "c2=abc": "continuous and needs a number such as 0.5, not 'abc'", "c2=nan": "not 'nan'",
+              "c1": "must look like NAME=VALUE", "=3": "must look like NAME=VALUE"}
+    for assignment, message in errors.items():
+        with pytest.raises(GankitError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            parse_code_assignments([assignment], generator)
+    with pytest.raises(GankitError, match="c1 is given twice"):
+        parse_code_assignments(["c1=1", "c1=2"], generator)
+
+
+def test_codes_are_refused_for_models_without_them(mnist):
+    mlp = GAN(MLPConfig(g_hidden=(8,), d_hidden=(8,)), mnist.info).generator
+    with pytest.raises(GankitError, match="apply to infogan runs only"):
+        parse_code_assignments(["c1=1"], mlp)
+
+
+def test_traversal_of_a_continuous_code(generator):
+    grid = generator.traverse("c2", steps=5, generator=torch.Generator().manual_seed(4))
+    assert grid.shape == (10, 5, NOISE + 12)  # one row per value of c1
+    values = [generator.code_values(row) for row in grid]
+    assert [v["c1"].tolist() for v in values] == [[r] * 5 for r in range(10)]
+    assert all(torch.allclose(v["c2"], torch.linspace(-2, 2, 5)) for v in values)
+    assert all(v["c3"].abs().max() == 0 for v in values)
+    assert torch.equal(grid[:, :1, :NOISE].expand(-1, 5, -1), grid[:, :, :NOISE])  # fixed noise per row
+    assert grid[:, 0, :NOISE].std(0).min() > 0  # and different rows
+
+
+def test_traversal_of_a_categorical_code_and_its_grid_file(generator, tmp_path):
+    grid = generator.traverse("c1", steps=3, generator=torch.Generator().manual_seed(5))
+    assert grid.shape == (3, 10, NOISE + 12)
+    assert [generator.code_values(row)["c1"].tolist() for row in grid] == [list(range(10))] * 3
+    path = save_traversal(generator, "c3", tmp_path / "t.png", steps=7)
+    assert Image.open(path).size == (7 * 30 + 2, 10 * 30 + 2)
+    with pytest.raises(GankitError, match="at least 2 steps"):
+        generator.traverse("c2", steps=1)
+
+
+# --- configuration ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("key, value, message", [
+    ("categorical", (10, 1), "at least 2, not 1"), ("continuous", -1, "must not be negative"),
+    ("lambda_cont", -0.5, "must not be negative"), ("dense", 0, "at least 1"),
+])
+def test_invalid_settings_are_refused(key, value, message):
+    cfg = RunConfig("infogan", InfoGANConfig(**{key: value}))
+    with pytest.raises(GankitError, match=message):
+        validate(cfg)
+
+
+def test_a_model_without_codes_and_vector_data_are_refused():
+    with pytest.raises(GankitError, match="at least one code"):
+        InfoGANConfig(categorical=(), continuous=0).validate()
+    with pytest.raises(GankitError, match="infogan needs images"):
+        get_family("infogan").check_data(load_dataset("toy:ring8").info)
+
+
+# --- Hungarian matching ----------------------------------------------------------------------------
+def test_matched_accuracy_finds_the_best_one_to_one_matching():
+    # Taking each cluster's largest count first would match cluster 0 with class 0 (5) and leave
+    # cluster 1 nothing (0): 8 right; the best matching swaps them: 4 + 4 + 3 = 11 right of 16.
+    counts = np.array([[5, 4, 0],
+                       [4, 0, 0],
+                       [0, 0, 3]])
+    accuracy, mapping = matched_accuracy(counts)
+    assert mapping.tolist() == [1, 0, 2] and accuracy == pytest.approx(11 / 16)
+    # more clusters than classes: the extra cluster stays unmatched and counts as wrong
+    accuracy, mapping = matched_accuracy(np.array([[3, 0], [0, 2], [1, 1]]))
+    assert mapping.tolist() == [0, 1, -1] and accuracy == pytest.approx(5 / 7)
+
+
+def test_confusion_counts_pairs():
+    counts = confusion(np.array([0, 0, 1, 2, 2]), np.array([1, 1, 0, 2, 0]), 3, 3)
+    assert counts.tolist() == [[0, 2, 0], [1, 0, 0], [1, 0, 1]]
+
+
+# --- training, sampling and probing a tiny run ------------------------------------------------
+def test_tiny_run_writes_its_files_and_samples_with_codes(run, tmp_path):
+    names = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
+    assert {"config.json", "generator.json", "generator.safetensors", "metrics.jsonl", "samples/step-000006.png",
+            "checkpoints/step-000006/weights.safetensors"} <= names
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and all('"info"' in line for line in lines)
+    train = json.loads((run / "config.json").read_text())["train"]
+    assert (train["lr_g"], train["lr_d"], train["batch_size"]) == (1e-3, 2e-4, 16)  # InfoGAN's defaults, then flags
+    pipe = gankit.load(run)
+    assert pipe.sample(5, seed=1).shape == (5, 1, 28, 28)
+    images = sample_with_codes(pipe.generator, 4, parse_code_assignments(["c1=7"], pipe.generator), seed=1)
+    assert images.shape == (4, 1, 28, 28) and torch.equal(images, sample_with_codes(pipe.generator, 4, {"c1": 7}, 1))
+    save_traversal(pipe.generator, "c2", tmp_path / "c2.png")
+
+
+def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
+    torch.manual_seed(0)
+    model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16), mnist.info)
+    opts = [torch.optim.Adam(m.parameters(), 1e-3) for m in (model.generator, model.discriminator)]
+    ctx = StepContext(*opts, torch.Generator().manual_seed(0), torch.device("cpu"))
+    stats = model.train_step([(mnist.samples[:16], None)], ctx)  # no labels: InfoGAN never reads them
+    assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake", "info"} and stats["info"] > 0
+    codes = model.fake_labels(mnist.labels[:8], ctx)
+    fake = model.generator(model.generator.sample_latent(8, ctx.noise), codes)
+
+    def gradients(lambda_cat: float) -> tuple[torch.Tensor, torch.Tensor]:
+        model.cfg.lambda_cat = lambda_cat
+        model.zero_grad()
+        model.d_loss(mnist.samples[:8], None, fake.detach(), codes, ctx)[0].backward()
+        model.g_loss(fake, codes, ctx).backward(retain_graph=True)
+        return model.generator.net[0].weight.grad.clone(), model.discriminator.q_head[0].weight.grad.clone()
+
+    with_info, without_info = gradients(1.0), gradients(0.0)
+    assert not torch.allclose(with_info[0], without_info[0])  # G's loss holds L_I
+    assert with_info[1].abs().sum() > 0  # D's loss trains Q on the fakes' codes
+
+
+def test_probe_and_code_recovery_on_a_tiny_run(run, mnist):
+    data = TensorData(mnist.samples[:600], mnist.labels[:600], mnist.info, "mnist")
+    result = probe(run, data, n_labels=(20, 100), n_test=300)
+    # conv 8 and 16 channels pooled to 4x4, dense 32, D's logit, Q's dense 16 and its 12 outputs
+    assert result["features"] == 8 * 16 + 16 * 16 + 32 + 1 + 16 + 12 and result["test_images"] == 300
+    assert 0.3 < result["accuracy_20"] <= result["accuracy_100"] <= 1  # chance is 0.1
+    with pytest.raises(GankitError, match="need 1300 images but the dataset holds 600"):
+        probe(run, data, n_labels=(1000,), n_test=300)
+    scores = infogan_scores(run, data, per_value=20)
+    assert set(scores) == {"code_recovery", "q_accuracy"} and all(0.1 <= v <= 1 for v in scores.values())
