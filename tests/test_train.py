@@ -152,3 +152,21 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path):
     assert step >= 50 and (out / "generator.safetensors").exists()
     assert main(["train", "gan", "--resume", str(out), "--steps", str(step + 3), "--no-progress"]) == 0
     assert latest_checkpoint(out / "checkpoints")[0].step == step + 3
+
+
+def test_latent_tools(cgan_run: Path, tmp_path: Path):
+    from gankit.pipeline import slerp
+
+    a, b = torch.randn(16), torch.randn(16)
+    path = slerp(a, b, torch.linspace(0, 1, 5))
+    assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
+    unit = slerp(a / a.norm(), b / b.norm(), torch.linspace(0, 1, 7))
+    assert torch.allclose(unit.norm(dim=1), torch.ones(7), atol=1e-5)  # stays on the sphere
+    pipe = gankit.load(cgan_run)
+    assert pipe.interpolate(6, seed=2, labels=[4]).shape == (6, 1, 28, 28)
+    z = pipe.latents(9, seed=0)
+    assert torch.allclose(pipe.arithmetic(z[:3], z[3:6], z[6:])[0], z[:3].mean(0) - z[3:6].mean(0) + z[6:].mean(0))
+    with pytest.raises(GankitError, match="between 2 and 64 steps"):
+        pipe.interpolate(1)
+    assert main(["sample", str(cgan_run), "--interpolate", "5", "--label", "2", "--out", str(tmp_path / "i.png")]) == 0
+    assert Image.open(tmp_path / "i.png").size == (5 * 30 + 2, 32)

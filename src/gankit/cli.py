@@ -91,8 +91,6 @@ def parse_labels(pipe, args: argparse.Namespace):
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from torchvision.utils import save_image
-
     import gankit
 
     pipe = gankit.load(args.run)
@@ -104,6 +102,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(f"wrote the traversal of {args.traverse} to {out}")
         return 0
     labels, n, columns = parse_labels(pipe, args)
+    if args.interpolate:
+        out = Path(args.out or Path(args.run) / "interpolation.png")
+        _save_grid(pipe.interpolate(args.interpolate, args.seed, labels[:1] if labels else None), out, args.interpolate)
+        print(f"wrote an interpolation of {args.interpolate} steps to {out}")
+        return 0
     if args.code:
         from gankit.models.infogan import parse_code_assignments, sample_with_codes
 
@@ -122,10 +125,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(f"wrote {n} samples to {args.npz}")
     if images.dim() == 4 and (args.out or not args.npz):
         out = Path(args.out or Path(args.run) / "sample.png")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_image(images, out, nrow=columns, normalize=True, value_range=(-1, 1), padding=2)
+        _save_grid(images, out, columns)
         print(f"wrote a grid of {n} images to {out}")
     return 0
+
+
+def _save_grid(images, out: Path, columns: int) -> None:
+    from torchvision.utils import save_image
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_image(images, out, nrow=columns, normalize=True, value_range=(-1, 1), padding=2)
+    except (OSError, ValueError) as e:
+        raise GankitError(f"Cannot write the image {out} ({e}); choose a writable --out ending in .png.") from None
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -230,6 +242,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--traverse", metavar="CODE",
                    help="InfoGAN: a grid sweeping CODE (continuous: -2..2 across, one row per c1 value)")
     s.add_argument("--steps", type=int, default=10, help="columns of a --traverse grid (default 10)")
+    s.add_argument("--interpolate", type=int, metavar="STEPS",
+                   help="a strip of STEPS images along a spherical path between two latents")
     s.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("probe", help="linear probe of D's features (and InfoGAN's code recovery)")

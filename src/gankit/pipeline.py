@@ -72,6 +72,41 @@ class GeneratorPipeline:
         """``n`` samples in [-1, 1], float32 on the CPU."""
         return self.generate(n, labels, seed)[0]
 
+    # --- latent tools (the DCGAN paper's walks and vector arithmetic) -------------------------
+    def latents(self, n: int, seed: int = 0) -> Tensor:
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        return self.generator.sample_latent(n, g, self.device)
+
+    @torch.inference_mode()
+    def decode(self, z: Tensor, labels: Sequence | Tensor | None = None) -> Tensor:
+        """Samples for given latents (and labels: one for all, or one per latent)."""
+        g = torch.Generator(device=self.device).manual_seed(0)
+        y = self.labels_tensor(len(z), labels, g)
+        return self.generator(z.to(self.device), y).float().cpu()
+
+    def interpolate(self, steps: int, seed: int = 0, labels: Sequence | Tensor | None = None) -> Tensor:
+        """``steps`` samples along the great circle between two random latents."""
+        if not 2 <= steps <= 64:
+            raise GankitError(f"An interpolation needs between 2 and 64 steps, not {steps}.")
+        a, b = self.latents(2, seed)
+        return self.decode(slerp(a, b, torch.linspace(0, 1, steps, device=a.device)), labels)
+
+    @staticmethod
+    def arithmetic(plus: Tensor, minus: Tensor, plus_too: Tensor) -> Tensor:
+        """mean(plus) - mean(minus) + mean(plus_too): e.g. smiling woman - neutral woman + neutral man."""
+        return (plus.mean(0) - minus.mean(0) + plus_too.mean(0)).unsqueeze(0)
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation: Gaussian latents live near a sphere, and a straight line between
+    two of them passes through the low-norm middle the generator rarely saw (White 2016)."""
+    cos = torch.dot(a / a.norm(), b / b.norm()).clamp(-1, 1)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-6:  # (nearly) the same direction: a straight line is exact
+        return torch.lerp(a, b, t[:, None])
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> GeneratorPipeline:
     """Load the generator of a run folder (or of a folder with generator.json + .safetensors)."""
