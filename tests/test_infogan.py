@@ -199,7 +199,7 @@ def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
     ctx = StepContext(*opts, torch.Generator().manual_seed(0), torch.device("cpu"))
     stats = model.train_step([(mnist.samples[:16], None)], ctx)  # no labels: InfoGAN never reads them
     assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake", "info"} and stats["info"] > 0
-    codes = model.fake_labels(mnist.labels[:8], ctx)
+    codes = model.fake_labels(8, ctx)
     fake = model.generator(model.generator.sample_latent(8, ctx.noise), codes)
 
     def gradients(lambda_cat: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -143,10 +143,19 @@ class GANFamily(nn.Module):
         return {}
 
     # --- the step ----------------------------------------------------------------------------
-    def fake_labels(self, real_labels: Tensor | None, ctx: StepContext) -> Tensor | None:
-        if not self.conditional or real_labels is None:
+    def fake_labels(self, n: int, ctx: StepContext) -> Tensor | None:
+        """What G is asked for besides noise: random labels for conditional families."""
+        if not self.conditional:
             return None
-        return random_labels(self.info, len(real_labels), ctx.noise, ctx.device)
+        return random_labels(self.info, n, ctx.noise, ctx.device)
+
+    def adversarial_d_loss(self, d_real: Tensor, d_fake: Tensor, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+        """The configured loss on D's real/fake logits (real targets smoothed when asked), and
+        the mean D(x) and D(G(z)) the log reports."""
+        d_real, d_fake = d_real.float(), d_fake.float()
+        target = real_targets(len(d_real), self.cfg.label_smoothing, ctx.noise, ctx.device)
+        stats = {"d_real": torch.sigmoid(d_real).mean(), "d_fake": torch.sigmoid(d_fake).mean()}
+        return self.loss.d(d_real, d_fake, target), stats
 
     def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
                fake_labels: Tensor | None, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
@@ -154,13 +163,10 @@ class GANFamily(nn.Module):
         real_labels = real_labels if self.conditional else None
         if self.joint_d_batch:
             labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
-            d_real, d_fake = D(torch.cat([real, fake]), labels).float().chunk(2)
+            d_real, d_fake = D(torch.cat([real, fake]), labels).chunk(2)
         else:
-            d_real, d_fake = D(real, real_labels).float(), D(fake, fake_labels).float()
-        target = real_targets(len(real), self.cfg.label_smoothing, ctx.noise, ctx.device)
-        loss = self.loss.d(d_real, d_fake, target)
-        stats = {"d_real": torch.sigmoid(d_real).mean(), "d_fake": torch.sigmoid(d_fake).mean()}
-        return loss, stats
+            d_real, d_fake = D(real, real_labels), D(fake, fake_labels)
+        return self.adversarial_d_loss(d_real, d_fake, ctx)
 
     def g_loss(self, fake: Tensor, fake_labels: Tensor | None, ctx: StepContext) -> Tensor:
         # The bare D: its weights take no gradient here, so DDP has nothing to synchronise.
@@ -177,7 +183,7 @@ class GANFamily(nn.Module):
             last = i == len(batches) - 1
             with ctx.autocast():
                 z = G.sample_latent(len(real), ctx.noise, ctx.device)
-                y_fake = self.fake_labels(labels, ctx)
+                y_fake = self.fake_labels(len(real), ctx)
                 with torch.set_grad_enabled(last):
                     fake = G_train(z, y_fake)
                 loss_d, stats = self.d_loss(real, labels, fake.detach(), y_fake, ctx)

@@ -35,7 +35,6 @@ from gankit.data.base import DataInfo
 from gankit.errors import GankitError
 from gankit.models.base import GANConfig, GANFamily, Generator, StepContext
 from gankit.models.layers import conv_down_block, conv_up_block
-from gankit.models.losses import real_targets
 from gankit.models.registry import register
 
 TRAVERSE_RANGE = (-2.0, 2.0)  # the paper sweeps continuous codes past their [-1, 1] prior
@@ -312,17 +311,10 @@ class InfoGAN(GANFamily):
     def info_loss(self, q: Tensor, codes: Tensor) -> Tensor:
         return self.generator.codes.info_loss(q.float(), codes, self.cfg.lambda_cat, self.cfg.lambda_cont)
 
-    def train_step(self, batches: list[tuple[Tensor, Tensor | None]], ctx: StepContext) -> dict[str, Tensor]:
-        # fake_labels learns the batch size from the real labels, which InfoGAN never reads:
-        # unlabelled images get an empty (n, 0) label tensor instead of None.
-        batches = [(x, y if y is not None else torch.zeros(len(x), 0, dtype=torch.long, device=x.device))
-                   for x, y in batches]
-        return super().train_step(batches, ctx)
-
-    def fake_labels(self, real_labels: Tensor | None, ctx: StepContext) -> Tensor:
+    def fake_labels(self, n: int, ctx: StepContext) -> Tensor:
         """The codes of the fakes, drawn from their prior: G builds its input from them and the
         information loss checks Q against them, as cGAN's random labels go to G and D."""
-        return self.generator.codes.sample(len(real_labels), ctx.noise, ctx.device)
+        return self.generator.codes.sample(n, ctx.noise, ctx.device)
 
     def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
                fake_labels: Tensor | None, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
@@ -330,11 +322,9 @@ class InfoGAN(GANFamily):
         # Two passes: D's BatchNorm must not mix real and fake statistics.
         d_real, _ = D(real)
         d_fake, q_fake = D(fake)
-        d_real, d_fake = d_real.float(), d_fake.float()
-        target = real_targets(len(real), self.cfg.label_smoothing, ctx.noise, ctx.device)
+        adversarial, stats = self.adversarial_d_loss(d_real, d_fake, ctx)
         info = self.info_loss(q_fake, fake_labels)
-        stats = {"d_real": torch.sigmoid(d_real).mean(), "d_fake": torch.sigmoid(d_fake).mean(), "info": info}
-        return self.loss.d(d_real, d_fake, target) + info, stats
+        return adversarial + info, {**stats, "info": info}
 
     def g_loss(self, fake: Tensor, fake_labels: Tensor | None, ctx: StepContext) -> Tensor:
         d_fake, q_fake = self.discriminator(fake)  # the bare D, as in the base class
