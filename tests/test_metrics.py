@@ -31,7 +31,7 @@ def module_cache(tmp_path_factory):
 def private_cache(module_cache, tmp_path, monkeypatch):
     """No test writes to the user's cache or finds Inception weights installed there; the
     module's tests share one cache so that the real digits' statistics are computed once."""
-    monkeypatch.setenv(reference.CACHE_ENV, str(module_cache))
+    monkeypatch.setenv("GANKIT_CACHE", str(module_cache))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("GANKIT_INCEPTION_WEIGHTS", raising=False)
 
@@ -224,7 +224,7 @@ def test_shuffled_labels_give_chance_accuracy(mnist, mnist_outputs):
 
 # --- the reference cache -------------------------------------------------------------------
 def test_reference_statistics_are_computed_once_per_dataset(mnist, digits, monkeypatch, tmp_path):
-    monkeypatch.setenv(reference.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
     calls = []
     compute = reference.compute_reference
     monkeypatch.setattr(reference, "compute_reference", lambda *a: calls.append(a) or compute(*a))

@@ -1,4 +1,4 @@
-"""The command line: ``gankit train | sample | eval | datasets | models``.
+"""The command line: ``gankit train | sample | eval | probe | export | serve | data | datasets | models``.
 
 Each command is a thin layer over the Python API. A ``GankitError`` (something the user can
 fix) becomes one line on stderr and exit status 2; ``--debug`` shows the traceback instead.
@@ -69,25 +69,78 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --- sample ------------------------------------------------------------------------------------
-def parse_labels(pipe, args: argparse.Namespace):
-    """--label / --labels -> (labels for n samples or None, n, grid columns)."""
-    attr = pipe.info.attributes[0] if pipe.info.attributes else None
-    if args.label is not None and args.labels is not None:
-        raise GankitError("Give either --label or --labels, not both.")
-    if (args.label is not None or args.labels is not None) and attr is None:
-        raise GankitError(f"This {pipe.family} model is unconditional; drop --label/--labels.")
-    if args.label is not None:
-        return [attr.index(args.label)], args.n, int(math.ceil(math.sqrt(args.n)))
-    if args.labels is not None:
-        values = [attr.index(v) for v in args.labels.split(",") if v.strip()]
+def requested_labels(pipe, args: argparse.Namespace):
+    """--label/--labels (one attribute), --attr and --grid (any number) -> (one label row per
+    sample or None, n, grid columns)."""
+    attrs = pipe.info.attributes
+    square = int(math.ceil(math.sqrt(args.n)))
+    if not attrs:
+        if args.label is not None or args.labels is not None or args.attr or args.grid:
+            raise GankitError(f"This {pipe.family} model is unconditional; drop --label/--labels/--attr/--grid.")
+        return None, args.n, square
+    if args.label is not None or args.labels is not None:
+        if args.label is not None and args.labels is not None:
+            raise GankitError("Give either --label or --labels, not both.")
+        if len(attrs) > 1:
+            example = " ".join(f"--attr {a.name}={a.values[0]}" for a in attrs)
+            raise GankitError(f"This model has attributes {', '.join(a.name for a in attrs)}; choose values with {example}.")
+        if args.label is not None:
+            return [[attrs[0].index(args.label)]], args.n, square
+        values = [attrs[0].index(v) for v in args.labels.split(",") if v.strip()]
         if not values:
             raise GankitError("--labels is empty; give comma-separated labels such as 0,1,2.")
         n = args.n if args.n_given else len(values)
         if n % len(values):
             raise GankitError(f"--n {n} is not a multiple of the {len(values)} labels given; each label gets n/{len(values)} samples.")
         per = n // len(values)
-        return [v for v in values for _ in range(per)], n, per
-    return None, args.n, int(math.ceil(math.sqrt(args.n)))
+        return [[v] for v in values for _ in range(per)], n, per
+    import torch
+
+    fixed = parse_attr_values(attrs, args.attr)
+    g = torch.Generator().manual_seed(args.seed)
+    if args.grid:
+        names = [name.strip() for name in args.grid.split(",")]
+        axes = [attribute_named(attrs, name) for name in names]
+        if not 1 <= len(axes) <= 2 or len(set(names)) != len(names):
+            raise GankitError(f"--grid takes one or two different attributes, e.g. --grid {','.join(a.name for a in attrs[:2])}.")
+        rows = list(range(axes[0].num_classes))
+        cols = list(range(axes[1].num_classes)) if len(axes) > 1 else [None] * 10
+        cells = [(r, c) for r in rows for c in cols]
+        labels = random_rows(attrs, fixed, len(cells), g)
+        for row, (r, c) in zip(labels, cells):
+            row[attrs.index(axes[0])] = r
+            if c is not None:
+                row[attrs.index(axes[1])] = c
+        return labels, len(cells), len(cols)
+    return random_rows(attrs, fixed, args.n, g), args.n, square
+
+
+def attribute_named(attrs, name: str):
+    for a in attrs:
+        if a.name == name:
+            return a
+    raise GankitError(f"This model has no attribute {name!r}; its attributes are {', '.join(a.name for a in attrs)}.")
+
+
+def parse_attr_values(attrs, assignments: list[str]) -> dict[str, int | None]:
+    """--attr name=value -> {name: label}, with None for ``random`` (drawn per image)."""
+    fixed: dict[str, int | None] = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        if not sep:
+            raise GankitError(f"--attr {text!r} must look like name=value, e.g. --attr {attrs[0].name}={attrs[0].values[0]}.")
+        attribute = attribute_named(attrs, name.strip())
+        fixed[attribute.name] = None if value.strip() == "random" else attribute.index(value)
+    return fixed
+
+
+def random_rows(attrs, fixed: dict[str, int | None], n: int, g) -> list[list[int]]:
+    """n label rows: fixed values where given, uniform draws elsewhere."""
+    import torch
+
+    columns = [[fixed[a.name]] * n if fixed.get(a.name) is not None
+               else torch.randint(a.num_classes, (n,), generator=g).tolist() for a in attrs]
+    return [list(row) for row in zip(*columns)]
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -101,7 +154,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         save_traversal(pipe.generator, args.traverse, out, args.steps, args.seed)
         print(f"wrote the traversal of {args.traverse} to {out}")
         return 0
-    labels, n, columns = parse_labels(pipe, args)
+    labels, n, columns = requested_labels(pipe, args)
     if args.interpolate:
         out = Path(args.out or Path(args.run) / "interpolation.png")
         _save_grid(pipe.interpolate(args.interpolate, args.seed, labels[:1] if labels else None), out, args.interpolate)
@@ -198,6 +251,22 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- export / serve ----------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from gankit.export import export_generator, sidecar_path
+
+    out = export_generator(args.run, args.format, args.out)
+    print(f"wrote {out} and its input layout {sidecar_path(out)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gankit.app import serve
+
+    serve(args.runs, args.host, args.port)
+    return 0
+
+
 def _read_text(path: Path, hint: str) -> str:
     try:
         return path.read_text()
@@ -234,6 +303,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=None, help="number of samples (default 100)")
     s.add_argument("--label", help="one class for every sample (a value name or number)")
     s.add_argument("--labels", help="comma-separated classes; each gets n/len samples (one grid row each)")
+    s.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix an attribute, e.g. --attr hair=blue --attr eyes=red; VALUE random draws it per image")
+    s.add_argument("--grid", metavar="A[,B]", help="one image per combination of these attributes' values, e.g. hair,eyes")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="grid image path (default RUN/sample.png)")
     s.add_argument("--npz", help="also write images and labels to this .npz")
@@ -270,6 +342,19 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
     e.add_argument("--size", type=int, default=32, help="image size in pixels (default 32)")
     e.set_defaults(func=cmd_data_export)
+
+    x = sub.add_parser("export", help="write a run's generator as ONNX or TorchScript")
+    x.add_argument("run", help="run folder")
+    x.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    x.add_argument("--out", "-o", help="model file (default RUN/generator.onnx or RUN/generator.pt); "
+                                       "its input layout goes to OUT.json")
+    x.set_defaults(func=cmd_export)
+
+    w = sub.add_parser("serve", help="a local web page to sample from runs (needs gankit[serve])")
+    w.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, one tab each")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    w.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    w.set_defaults(func=cmd_serve)
 
     sub.add_parser("datasets", help="list the datasets").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list the model families").set_defaults(func=cmd_models)

@@ -180,7 +180,7 @@ def code_recovery(generator: InfoGenerator, classifier, per_value: int = 500, co
         images = torch.cat([generator(z[i:i + BATCH]).float().cpu() for i in range(0, per_value, BATCH)])
         predicted.append(classifier.logits(images).argmax(1).numpy())
         values.append(np.full(per_value, v))
-    n_classes = classifier.classes.num_classes
+    n_classes = classifier.attributes[0].num_classes
     return matched_accuracy(confusion(np.concatenate(values), np.concatenate(predicted), c.values, n_classes))[0]
 
 

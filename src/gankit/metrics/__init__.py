@@ -2,10 +2,11 @@
 
 ``evaluate`` and ``run_eval`` score a generator against its real data, ``quick_scores`` is the
 cheap score for training, ``scores`` holds the formulas and ``features`` the extractor registry
-(``digits``: gankit's MNIST classifier; ``inception``: the standard FID network).
+(``digits``: gankit's MNIST classifier; ``faces``: the embedded faces' attribute classifier;
+``inception``: the standard FID network).
 """
 
-from gankit.metrics import digits, inception  # noqa: F401  (register their extractors)
+from gankit.metrics import attributes, digits, inception  # noqa: F401  (register their extractors)
 from gankit.metrics.evaluate import evaluate, format_table, quick_scores, run_eval
 from gankit.metrics.features import (
     FeatureExtractor, default_extractor, extractor_names, load_extractor, register_extractor,

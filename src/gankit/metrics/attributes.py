@@ -56,8 +56,6 @@ class FacesNet(nn.Module):
 
 
 class FacesExtractor(FeatureExtractor):
-    attributes = ATTRIBUTES
-
     def check_shape(self, shape: tuple[int, ...]) -> None:
         if len(shape) != 3 or shape[0] != 3 or shape[1] != shape[2]:
             raise GankitError(f"The faces features read square RGB faces, not samples of shape {shape}; "
@@ -74,10 +72,6 @@ class FacesExtractor(FeatureExtractor):
         """{attribute name: (N, k) logits} for images in [-1, 1]."""
         return self.split_logits(self.logits(images))
 
-    def split_logits(self, logits: Tensor) -> dict[str, Tensor]:
-        """Concatenated logits -> {attribute name: (N, k) logits}."""
-        return {a.name: part for a, part in zip(self.attributes, self.network.split(logits))}
-
 
 def attribute_accuracy(logits: dict[str, Tensor], labels: Tensor) -> dict[str, float]:
     """For each attribute, the fraction of samples classified as the value in its label column."""
@@ -86,8 +80,8 @@ def attribute_accuracy(logits: dict[str, Tensor], labels: Tensor) -> dict[str, f
 
 @register_extractor("faces")
 def load_faces(weights: Path | None = None) -> FacesExtractor:
-    raw = read_verified(weights or WEIGHTS)
+    raw = read_verified(weights or WEIGHTS, "scripts/train_attribute_classifier.py")
     network = FacesNet()
     network.load_state_dict(load_safetensors(raw))
     network = fold_batchnorm(network).to(memory_format=torch.channels_last)
-    return FacesExtractor("faces", network, fingerprint_bytes(raw))
+    return FacesExtractor("faces", network, fingerprint_bytes(raw), attributes=ATTRIBUTES)

@@ -69,27 +69,27 @@ class DigitsExtractor(FeatureExtractor):
         return images.contiguous(memory_format=torch.channels_last)
 
 
-def read_verified(weights: Path) -> bytes:
-    """The weights file's bytes, checked against the sha256 in the JSON beside it."""
+def read_verified(weights: Path, script: str) -> bytes:
+    """The weights file's bytes, checked against the sha256 in the JSON beside it; ``script``
+    is the one that makes the file, named in the error messages."""
     meta_path = weights.with_suffix(".json")
     try:
         raw = weights.read_bytes()
         expected = json.loads(meta_path.read_text())["sha256"]
     except FileNotFoundError as e:
-        raise GankitError(f"{e.filename} is missing; reinstall gankit or rerun "
-                          "scripts/train_digits_classifier.py.") from None
+        raise GankitError(f"{e.filename} is missing; reinstall gankit or rerun {script}.") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise GankitError(f"{meta_path} does not hold the weights' sha256 ({e}); reinstall gankit.") from None
     if sha256_bytes(raw) != expected:
         raise GankitError(f"{weights} does not match the sha256 in {meta_path.name}; reinstall gankit "
-                          "or rerun scripts/train_digits_classifier.py.")
+                          f"or rerun {script}.")
     return raw
 
 
 @register_extractor("digits")
 def load_digits(weights: Path | None = None) -> DigitsExtractor:
-    raw = read_verified(weights or WEIGHTS)
+    raw = read_verified(weights or WEIGHTS, "scripts/train_digits_classifier.py")
     network = DigitsNet()
     network.load_state_dict(load_safetensors(raw))
     network = fold_batchnorm(network).to(memory_format=torch.channels_last)
-    return DigitsExtractor("digits", network, fingerprint_bytes(raw), classes=DIGIT)
+    return DigitsExtractor("digits", network, fingerprint_bytes(raw), attributes=(DIGIT,))

@@ -62,24 +62,27 @@ def distribution_scores(ref: ReferenceStats, fake: Tensor, seed: int) -> dict:
 
 
 def classifier_scores(logits: Tensor, labels: Tensor | None, info: DataInfo, extractor: FeatureExtractor) -> dict:
-    """IS, the predicted-class histogram and, for a model conditioned on the classified
-    attribute, the accuracy of the requested classes."""
-    is_mean, is_std = inception_score(logits)
-    result = {"is_mean": is_mean, "is_std": is_std}
-    classes = extractor.classes
-    if classes is None:
-        return result
-    predicted = logits.argmax(dim=1).numpy()
-    names = classes.values
-    if classes in info.attributes and labels is not None:
-        column = info.attributes.index(classes)
-        acc = conditional_accuracy(labels[:, column].numpy(), predicted, classes.num_classes)
-        result["accuracy"] = acc.overall
-        result["accuracy_per_class"] = {v: None if math.isnan(a) else float(a) for v, a in zip(names, acc.per_class)}
-        histogram = acc.histogram
-    else:
-        histogram = class_histogram(predicted, classes.num_classes)
-    result["class_histogram"] = {v: int(c) for v, c in zip(names, histogram)}
+    """IS (for a single classification), and per attribute the extractor classifies: the
+    predicted-class histogram and, when the model is conditioned on it, the accuracy of the
+    requested values. Keys get an ``_<attribute>`` suffix when there are several."""
+    result: dict = {}
+    if len(extractor.attributes) <= 1:  # IS is defined for one distribution over classes
+        result["is_mean"], result["is_std"] = inception_score(logits)
+    parts = extractor.split_logits(logits)
+    for attribute in extractor.attributes:
+        suffix = f"_{attribute.name}" if len(parts) > 1 else ""
+        predicted = parts[attribute.name].argmax(dim=1).numpy()
+        names = attribute.values
+        if attribute in info.attributes and labels is not None:
+            column = info.attributes.index(attribute)
+            acc = conditional_accuracy(labels[:, column].numpy(), predicted, attribute.num_classes)
+            result[f"accuracy{suffix}"] = acc.overall
+            result[f"accuracy_per_class{suffix}"] = {
+                v: None if math.isnan(a) else float(a) for v, a in zip(names, acc.per_class)}
+            histogram = acc.histogram
+        else:
+            histogram = class_histogram(predicted, attribute.num_classes)
+        result[f"class_histogram{suffix}"] = {v: int(c) for v, c in zip(names, histogram)}
     return result
 
 
@@ -113,7 +116,7 @@ def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtra
     result = {"fid": frechet_distance(ref.mean, ref.cov, *mean_and_covariance(features))}
     if logits is not None:
         scores = classifier_scores(logits, labels, generator.info, extractor)
-        result.update({k: scores[k] for k in ("accuracy",) if k in scores})
+        result.update({k: v for k, v in scores.items() if k.startswith("accuracy") and "per_class" not in k})
     return result
 
 
@@ -151,12 +154,15 @@ def format_table(result: dict) -> str:
             ("precision", f"{result['precision']:.3f}"), ("recall", f"{result['recall']:.3f}")]
     if "is_mean" in result:
         rows.append(("IS", f"{result['is_mean']:.3f} ± {result['is_std']:.3f}"))
-    if "accuracy" in result:
-        rows.append(("accuracy", f"{result['accuracy']:.3f}"))
-        rows.append(("accuracy per class", "  ".join(
-            f"{k}: {'-' if v is None else f'{v:.2f}'}" for k, v in result["accuracy_per_class"].items())))
-    if "class_histogram" in result:
-        rows.append(("predicted classes", "  ".join(f"{k}: {v}" for k, v in result["class_histogram"].items())))
+    for key, value in result.items():
+        if key.startswith("accuracy_per_class"):
+            rows.append((key.replace("_", " "), "  ".join(
+                f"{k}: {'-' if v is None else f'{v:.2f}'}" for k, v in value.items())))
+        elif key.startswith("accuracy"):
+            rows.append((key.replace("_", " "), f"{value:.3f}"))
+        elif key.startswith("class_histogram"):
+            rows.append((key.replace("class_histogram", "predicted classes").replace("_", " "),
+                         "  ".join(f"{k}: {v}" for k, v in value.items())))
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
     lines.append(f"{result['generated_samples']} generated vs {result['real_samples']} real of {result['dataset']}; "

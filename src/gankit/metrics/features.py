@@ -35,8 +35,10 @@ class FeatureExtractor:
     """
 
     def __init__(self, name: str, network: nn.Module, fingerprint: str,
-                 classes: Attribute | None = None, batch_size: int = 500):
-        self.name, self.fingerprint, self.classes = name, fingerprint, classes
+                 attributes: tuple[Attribute, ...] = (), batch_size: int = 500):
+        # The attributes it classifies, in the order their logits are concatenated; none for a
+        # network whose logits are not about the data's labels (Inception's ImageNet classes).
+        self.name, self.fingerprint, self.attributes = name, fingerprint, attributes
         self.network = network.eval().requires_grad_(False)
         self.batch_size = batch_size
 
@@ -67,6 +69,11 @@ class FeatureExtractor:
             if l is not None:
                 logits.append(l.float().cpu())
         return torch.cat(features), torch.cat(logits) if logits else None
+
+    def split_logits(self, logits: Tensor) -> dict[str, Tensor]:
+        """Concatenated logits -> {attribute name: (N, k) logits}."""
+        parts = logits.split([a.num_classes for a in self.attributes], dim=1)
+        return {a.name: part for a, part in zip(self.attributes, parts)}
 
     def features(self, images: Tensor) -> Tensor:
         return self.features_and_logits(images)[0]

@@ -1,6 +1,8 @@
 """Model families: one module each, found by name through the registry."""
 
 from gankit.models import cgan, gan  # noqa: F401  (register the families)
+from gankit.models import acgan, dcgan  # noqa: F401  (register the convolutional families)
+from gankit.models import infogan  # noqa: F401  (register InfoGAN)
 from gankit.models.base import GANConfig, GANFamily, Generator, StepContext
 from gankit.models.registry import families, get_family
 

@@ -75,9 +75,10 @@ class CGAN(GANFamily):
     @classmethod
     def build_generator(cls, cfg: CGANConfig, info: DataInfo) -> Generator:
         condition = CONDITIONINGS[cfg.conditioning](cfg.latent_dim, info.num_classes)
-        return MLPGenerator(cfg.latent_dim, info, cfg.g_hidden, condition, cfg.g_batchnorm)
+        return MLPGenerator(cfg.latent_dim, info, cfg.g_hidden, condition, cfg.g_batchnorm, cfg.activation)
 
     @classmethod
     def build_discriminator(cls, cfg: CGANConfig, info: DataInfo) -> nn.Module:
         condition = CONDITIONINGS[cfg.conditioning](math.prod(info.shape), info.num_classes)
-        return MLPDiscriminator(info, cfg.d_hidden, cfg.d_dropout, condition)
+        return MLPDiscriminator(info, cfg.d_hidden, cfg.d_dropout, condition, cfg.d_spectral_norm, cfg.pack,
+                                cfg.activation)

@@ -1,0 +1,149 @@
+"""A trained generator as one file other runtimes can load: ONNX or TorchScript.
+
+The exported graph takes ``z`` (float32, (batch, latent)) and, for conditional models,
+``labels`` (int64, (batch, attributes)); it returns ``samples`` (float32, (batch, *shape)),
+images in [-1, 1]. The batch axis is dynamic. InfoGAN's codes are columns of ``z`` (noise
+first, then the one-hot categorical codes, then the continuous ones), so it has no label input.
+
+That layout, the attribute names and their values are written beside the file as
+``<file>.json`` and inside it too (ONNX metadata ``gankit``, TorchScript extra file
+``gankit.json``), so a consumer needs neither gankit nor the run folder.
+
+ONNX uses torch's current exporter (``dynamo=True``, built on ``torch.export``, which needs
+``onnxscript``): the TorchScript-based one warns that it is deprecated and slated for removal.
+Both run offline. The TorchScript file is traced; ``torch.jit`` is deprecated but is what
+TorchScript consumers (LibTorch, older serving stacks) load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from gankit.errors import GankitError
+from gankit.models.infogan import InfoGenerator
+from gankit.pipeline import GeneratorPipeline, load
+
+ExportFormat = Literal["onnx", "torchscript"]
+FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}  # format -> default file suffix
+METADATA_FORMAT = "gankit-export/1"
+EXAMPLE_BATCH = 2  # torch.export treats sizes 0 and 1 as constants, so trace with a larger batch
+
+
+def default_path(run_dir: str | Path, fmt: str) -> Path:
+    """RUN/generator.onnx or RUN/generator.pt."""
+    return Path(run_dir) / f"generator{FORMATS[fmt]}"
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise GankitError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    return fmt
+
+
+# --- the input layout ------------------------------------------------------------------------
+def latent_segments(pipe: GeneratorPipeline) -> list[dict]:
+    """The columns of ``z``: Gaussian noise, then InfoGAN's codes when the model has them."""
+    G = pipe.generator
+    if not isinstance(G, InfoGenerator):
+        return [{"name": "noise", "start": 0, "width": G.latent_dim, "prior": "standard normal"}]
+    segments = [{"name": "noise", "start": 0, "width": G.noise_dim, "prior": "standard normal"}]
+    for code in G.codes.codes:
+        segment = {"name": code.name, "start": G.noise_dim + code.start, "width": code.width}
+        if code.categorical:
+            segment.update(kind="categorical", encoding="one-hot", values=code.values, prior="uniform")
+        else:
+            segment.update(kind="continuous", prior="uniform [-1, 1]")
+        segments.append(segment)
+    return segments
+
+
+def export_metadata(pipe: GeneratorPipeline, fmt: str) -> dict:
+    """What a consumer needs to feed the exported graph and read its output."""
+    inputs = {"z": {"dtype": "float32", "shape": ["batch", pipe.generator.latent_dim],
+                    "segments": latent_segments(pipe)}}
+    if pipe.info.attributes:
+        inputs["labels"] = {"dtype": "int64", "shape": ["batch", len(pipe.info.attributes)],
+                            "columns": [a.to_dict() for a in pipe.info.attributes]}
+    output = {"name": "samples", "dtype": "float32", "shape": ["batch", *pipe.info.shape],
+              "range": [-1.0, 1.0] if pipe.info.is_image else None}
+    return {"format": METADATA_FORMAT, "model_format": fmt, "family": pipe.family,
+            "step": pipe.meta.get("step"), "inputs": inputs, "output": output}
+
+
+def example_inputs(pipe: GeneratorPipeline, n: int = EXAMPLE_BATCH) -> tuple[Tensor, ...]:
+    z = pipe.generator.sample_latent(n, torch.Generator().manual_seed(0))
+    if not pipe.info.attributes:
+        return (z,)
+    return z, torch.zeros(n, len(pipe.info.attributes), dtype=torch.int64)
+
+
+def batch_pinned(family: str) -> RuntimeError:
+    # A bug in the family's code, not a user error: refuse to write a file that only takes one batch size.
+    return RuntimeError(f"The {family} generator fixes its batch size when exported; "
+                        "it must read the batch size as z.shape[0], not len(z).")
+
+
+# --- the two formats ---------------------------------------------------------------------------
+def onnx_bytes(pipe: GeneratorPipeline, metadata: dict) -> bytes:
+    if importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnx") is None:
+        raise GankitError("ONNX export needs onnx and onnxscript; install them with pip install 'gankit[export]'.")
+    inputs = example_inputs(pipe)
+    batch = torch.export.Dim("batch")
+    with warnings.catch_warnings():
+        # z and labels share the one batch axis, which torch reports as a name it could not reuse.
+        warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used")
+        program = torch.onnx.export(pipe.generator, inputs, dynamo=True, verbose=False,
+                                    input_names=list(metadata["inputs"]), output_names=["samples"],
+                                    dynamic_shapes=tuple({0: batch} for _ in inputs))
+    # The exporter falls back to a fixed batch size when the model's code pins it (len(z) does).
+    if isinstance(program.model.graph.inputs[0].shape[0], int):
+        raise batch_pinned(pipe.family)
+    program.model.metadata_props["gankit"] = json.dumps(metadata)
+    return program.model_proto.SerializeToString()
+
+
+def torchscript_bytes(pipe: GeneratorPipeline, metadata: dict) -> bytes:
+    with warnings.catch_warnings():
+        # The user asked for TorchScript; torch's notice that it is deprecated is no news to them.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
+        traced = torch.jit.trace(pipe.generator, example_inputs(pipe))
+        try:  # tracing records len(z) as a constant, which only another batch size reveals
+            traced(*example_inputs(pipe, EXAMPLE_BATCH + 1))
+        except RuntimeError:
+            raise batch_pinned(pipe.family) from None
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={"gankit.json": json.dumps(metadata)})
+    return buffer.getvalue()
+
+
+def write_file(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as e:
+        raise GankitError(f"Cannot write {path} ({e.strerror or e}); choose a writable --out path.") from None
+
+
+def export_generator(run_dir: str | Path, fmt: ExportFormat = "onnx", out_path: str | Path | None = None) -> Path:
+    """Write the generator of ``run_dir`` as ONNX or TorchScript (default RUN/generator.onnx or
+    .pt) and its input layout as ``<out_path>.json``; returns the model file's path."""
+    check_format(fmt)
+    out = Path(out_path) if out_path is not None else default_path(run_dir, fmt)
+    pipe = load(run_dir)  # on the CPU: exported graphs are device-independent
+    metadata = export_metadata(pipe, fmt)
+    data = onnx_bytes(pipe, metadata) if fmt == "onnx" else torchscript_bytes(pipe, metadata)
+    write_file(out, data)
+    write_file(sidecar_path(out), (json.dumps(metadata, indent=2) + "\n").encode())
+    return out
+
+
+def sidecar_path(out: Path) -> Path:
+    return out.with_name(out.name + ".json")

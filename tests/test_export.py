@@ -1,0 +1,145 @@
+"""Export: ONNX and TorchScript files of a tiny trained run give PyTorch's outputs at any batch
+size, carry their input layout (labels, InfoGAN's code columns), and bad requests are user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+import gankit
+from gankit.artifacts import save_generator
+from gankit.cli import main
+from gankit.data.base import DataInfo
+from gankit.errors import GankitError
+from gankit.export import export_generator, sidecar_path
+from gankit.models import get_family
+from gankit.models.infogan import InfoGANConfig
+
+BATCHES = (1, 7)
+
+
+@pytest.fixture(scope="module")
+def cgan_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "cgan"
+    assert main(["train", "cgan", "--out", str(out), "--steps", "3", "--set", "model.g_hidden=16,32",
+                 "--set", "model.d_hidden=32,16", "--no-progress"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def infogan_dir(tmp_path_factory) -> Path:
+    """An untrained InfoGAN generator saved as a run: the layout of z is what matters here."""
+    folder = tmp_path_factory.mktemp("infogan")
+    cfg, info = InfoGANConfig(dense=32, channels=8, q_hidden=16), DataInfo((1, 28, 28))
+    torch.manual_seed(0)
+    save_generator(folder, "infogan", cfg, info, get_family("infogan").build_generator(cfg, info), step=0)
+    return folder
+
+
+def reference_inputs(pipe, n: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(n)
+    inputs = {"z": pipe.generator.sample_latent(n, g)}
+    if pipe.info.attributes:
+        inputs["labels"] = torch.randint(10, (n, 1), generator=g)
+    return inputs
+
+
+def pytorch_output(pipe, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+    with torch.inference_mode():
+        return pipe.generator(inputs["z"], inputs.get("labels")).numpy()
+
+
+def check_onnx_matches(path: Path, pipe) -> None:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in BATCHES:
+        inputs = reference_inputs(pipe, n)
+        (out,) = session.run(None, {k: v.numpy() for k, v in inputs.items()})
+        assert out.shape == (n, *pipe.info.shape)
+        assert np.abs(out - pytorch_output(pipe, inputs)).max() < 1e-4
+
+
+def test_onnx_matches_pytorch_and_records_the_labels(cgan_dir, tmp_path):
+    path = export_generator(cgan_dir, "onnx", tmp_path / "out" / "g.onnx")
+    pipe = gankit.load(cgan_dir)
+    check_onnx_matches(path, pipe)
+    sidecar = json.loads(sidecar_path(path).read_text())
+    embedded = {p.key: p.value for p in onnx.load(str(path)).metadata_props}["gankit"]
+    assert json.loads(embedded) == sidecar
+    assert sidecar["inputs"]["labels"] == {"dtype": "int64", "shape": ["batch", 1],
+                                           "columns": [{"name": "digit", "values": list("0123456789")}]}
+    assert sidecar["inputs"]["z"]["shape"] == ["batch", 100]
+    assert sidecar["output"]["shape"] == ["batch", 1, 28, 28] and sidecar["output"]["range"] == [-1.0, 1.0]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_torchscript_matches_pytorch(cgan_dir, tmp_path):
+    path = export_generator(cgan_dir, "torchscript", tmp_path / "g.pt")
+    pipe = gankit.load(cgan_dir)
+    extra = {"gankit.json": ""}
+    module = torch.jit.load(str(path), _extra_files=extra)
+    for n in BATCHES:
+        inputs = reference_inputs(pipe, n)
+        with torch.inference_mode():
+            out = module(inputs["z"], inputs["labels"]).numpy()
+        assert np.abs(out - pytorch_output(pipe, inputs)).max() < 1e-4
+    assert json.loads(extra["gankit.json"]) == json.loads(sidecar_path(path).read_text())
+
+
+def test_infogan_codes_are_columns_of_z(infogan_dir, tmp_path):
+    path = export_generator(infogan_dir, "onnx", tmp_path / "info.onnx")
+    check_onnx_matches(path, gankit.load(infogan_dir))
+    inputs = json.loads(sidecar_path(path).read_text())["inputs"]
+    assert list(inputs) == ["z"]  # no label input: the codes travel inside z
+    assert inputs["z"]["shape"] == ["batch", 74]
+    assert [(s["name"], s["start"], s["width"], s.get("kind")) for s in inputs["z"]["segments"]] == [
+        ("noise", 0, 62, None), ("c1", 62, 10, "categorical"), ("c2", 72, 1, "continuous"),
+        ("c3", 73, 1, "continuous")]
+
+
+def test_default_path_is_inside_the_run(infogan_dir):
+    path = export_generator(infogan_dir, "torchscript")
+    assert path == infogan_dir / "generator.pt" and sidecar_path(path).name == "generator.pt.json"
+
+
+@pytest.mark.parametrize("fmt, out, message", [
+    ("tflite", "g.tflite", "Unknown export format 'tflite'; choose one of onnx, torchscript"),
+    ("torchscript", ".", "choose a writable --out path"),  # a folder, not a file
+    ("torchscript", "file.txt/g.pt", "choose a writable --out path")])  # below a file
+def test_bad_requests_are_user_errors(infogan_dir, tmp_path, fmt, out, message):
+    (tmp_path / "file.txt").write_text("")
+    with pytest.raises(GankitError, match=message):
+        export_generator(infogan_dir, fmt, tmp_path / out)
+
+
+def test_onnx_without_onnxscript_says_what_to_install(infogan_dir, tmp_path, monkeypatch):
+    import gankit.export
+
+    monkeypatch.setattr(gankit.export.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(GankitError, match=r"pip install 'gankit\[export\]'"):
+        export_generator(infogan_dir, "onnx", tmp_path / "g.onnx")
+
+
+def test_missing_run_folder_is_a_user_error(tmp_path):
+    with pytest.raises(GankitError, match="does not exist"):
+        export_generator(tmp_path / "missing", "onnx", tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()
+
+
+# --- the command line (needs `gankit export` in cli.py) ----------------------------------------
+def test_cli_export_writes_the_file_and_its_layout(infogan_dir, tmp_path, capsys):
+    out = tmp_path / "cli" / "g.pt"
+    assert main(["export", str(infogan_dir), "--format", "torchscript", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and sidecar_path(out).exists()
+    assert str(out) in capsys.readouterr().out
+
+
+def test_cli_export_of_a_missing_run_is_one_line_and_status_2(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit: error:") and "does not exist" in err and err.count("\n") == 1
