@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
-from gankit.models.gan import Conditioning, MLPConfig, MLPDiscriminator, MLPGenerator
+from gankit.models.gan import IMAGE_TRAIN, Conditioning, MLPConfig, MLPDiscriminator, MLPGenerator
 from gankit.models.base import GANFamily, Generator
 from gankit.models.layers import one_hot_labels
 from gankit.models.registry import register
@@ -71,6 +71,10 @@ class CGAN(GANFamily):
     def check_data(cls, info: DataInfo) -> None:
         if not info.attributes:
             raise GankitError("cgan needs labelled data; choose a dataset with labels (e.g. mnist) or model gan.")
+
+    @classmethod
+    def default_train(cls, data_spec: str) -> dict[str, Any]:
+        return dict(IMAGE_TRAIN)
 
     @classmethod
     def build_generator(cls, cfg: CGANConfig, info: DataInfo) -> Generator:

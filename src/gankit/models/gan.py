@@ -115,7 +115,7 @@ class GAN(GANFamily):
 
     @classmethod
     def default_train(cls, data_spec: str) -> dict[str, Any]:
-        return dict(TOY_TRAIN) if is_toy(data_spec) else {}
+        return dict(TOY_TRAIN) if is_toy(data_spec) else dict(IMAGE_TRAIN)
 
     @classmethod
     def build_generator(cls, cfg: MLPConfig, info: DataInfo) -> Generator:
@@ -159,6 +159,12 @@ def is_toy(data_spec: str) -> bool:
 #   the live generator of the same run scores far lower (often 13-40%).
 TOY_MODEL: dict[str, Any] = {"latent_dim": 2, "g_hidden": (128, 128, 128), "d_hidden": (128, 128, 128),
                              "g_batchnorm": False, "pack": 2}
+# Images (MNIST): the seeds train at batch 64 with lr 2e-4. At equal wall-clock time a larger
+# batch with a larger learning rate learns faster here (bf16 matrix products amortise better):
+# after 90 s on 2 CPU cores, cgan reached FID 19.6 / 89% digit accuracy at batch 64 / 2e-4,
+# 10.7 / 94% at 256 / 4e-4 and 8.7 / 96% at 256 / 6e-4 (12.6 / 94% at 512 / 6e-4).
+# 5,000 steps take about 3.5 minutes there.
+IMAGE_TRAIN: dict[str, Any] = {"batch_size": 256, "lr_g": 6e-4, "lr_d": 6e-4, "steps": 5000}
 TOY_TRAIN: dict[str, Any] = {"batch_size": 512, "lr_g": 5e-4, "lr_d": 5e-4, "steps": 5000}
 # The best recipe for harder toys (toy:grid25): --set section.key=value pairs on top of the toy
 # defaults; benchmarks/modes.py --recipe best measures it. Not found yet: every setting tried on
