@@ -19,13 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gankit.artifacts import state_to_safetensors
-from gankit.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes
+from classifier_training import WEIGHTS, fit, seeded_generator, write_weights
 from gankit.data import load_dataset
 from gankit.metrics.attributes import ATTRIBUTES, FacesNet
 
 HELD_OUT_FRACTION = 0.1
-BATCH = 64
 MAX_SHIFT = 2
 NOISE = 0.05
 
@@ -61,51 +59,28 @@ def accuracies(net: FacesNet, x: Tensor, y: Tensor) -> dict[str, float]:
     return {a.name: float((l.argmax(1) == y[:, i]).float().mean()) for i, (a, l) in enumerate(zip(ATTRIBUTES, logits))}
 
 
-def train(net: FacesNet, x: Tensor, y: Tensor, epochs: int, g: torch.Generator) -> None:
-    steps = epochs * (len(x) // BATCH)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(len(x), generator=g)
-        for start in range(0, len(x) - BATCH + 1, BATCH):
-            idx = order[start:start + BATCH]
-            loss = loss_of(net, augment(x[idx], g), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-        print(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}", flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "src/gankit/weights")
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
 
-    torch.set_num_threads(1)  # thread count changes the order of float sums, hence the weights
-    torch.manual_seed(args.seed)
-    g = torch.Generator().manual_seed(args.seed)
+    g = seeded_generator(args.seed)
     data = load_dataset("faces")
     x, y = data.samples, data.labels
     train_idx, held_idx = split(len(x), g)
     net = FacesNet()
     start = time.perf_counter()
-    train(net, x[train_idx], y[train_idx], args.epochs, g)
+    fit(net, x[train_idx], y[train_idx], args.epochs, g, loss_of, augment)
     held_out = accuracies(net, x[held_idx], y[held_idx])
     print(f"held-out accuracy {held_out} on {len(held_idx)} faces; trained in {time.perf_counter() - start:.0f} s")
 
-    weights = state_to_safetensors(net.state_dict())
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / "faces.safetensors", weights)
-    atomic_write_json(args.out / "faces.json", {
-        "sha256": sha256_bytes(weights), "held_out_accuracy": {k: round(v, 4) for k, v in held_out.items()},
-        "held_out": len(held_idx), "train": len(train_idx), "data": f"faces (embedded, {len(x):,} faces)",
-        "epochs": args.epochs, "seed": args.seed, "torch": torch.__version__,
+    write_weights(args.out, "faces", net, {
+        "held_out_accuracy": {k: round(v, 4) for k, v in held_out.items()}, "held_out": len(held_idx),
+        "train": len(train_idx), "data": f"faces (embedded, {len(x):,} faces)", "epochs": args.epochs,
+        "seed": args.seed,
     })
-    print(f"wrote {args.out / 'faces.safetensors'}")
 
 
 if __name__ == "__main__":

@@ -19,13 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gankit.artifacts import state_to_safetensors
-from gankit.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes
+from classifier_training import WEIGHTS, fit, seeded_generator, write_weights
 from gankit.data import load_dataset
 from gankit.metrics.digits import DigitsNet
 
 HELD_OUT_PER_CLASS = 100
-BATCH = 64
 
 
 def stratified_split(labels: Tensor, per_class: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -59,51 +57,31 @@ def accuracy(net: DigitsNet, x: Tensor, y: Tensor) -> float:
     return float((net(x)[1].argmax(1) == y).float().mean())
 
 
-def train(net: DigitsNet, x: Tensor, y: Tensor, epochs: int, g: torch.Generator) -> None:
-    steps = epochs * (len(x) // BATCH)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(len(x), generator=g)
-        for start in range(0, len(x) - BATCH + 1, BATCH):
-            idx = order[start:start + BATCH]
-            loss = F.cross_entropy(net(augment(x[idx], g))[1], y[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-        print(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}", flush=True)
+def digit_loss(net: DigitsNet, x: Tensor, y: Tensor) -> Tensor:
+    return F.cross_entropy(net(x)[1], y, label_smoothing=0.05)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "src/gankit/weights")
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
 
-    torch.set_num_threads(1)  # thread count changes the order of float sums, hence the weights
-    torch.manual_seed(args.seed)
-    g = torch.Generator().manual_seed(args.seed)
+    g = seeded_generator(args.seed)
     data = load_dataset("mnist")
     x, y = data.samples, data.labels[:, 0]
     train_idx, held_idx = stratified_split(y, HELD_OUT_PER_CLASS, g)
     net = DigitsNet()
     start = time.perf_counter()
-    train(net, x[train_idx], y[train_idx], args.epochs, g)
+    fit(net, x[train_idx], y[train_idx], args.epochs, g, digit_loss, augment)
     held_out = accuracy(net, x[held_idx], y[held_idx])
     print(f"held-out accuracy {held_out:.4f} on {len(held_idx)} digits; trained in {time.perf_counter() - start:.0f} s")
 
-    weights = state_to_safetensors(net.state_dict())
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / "digits.safetensors", weights)
-    atomic_write_json(args.out / "digits.json", {
-        "sha256": sha256_bytes(weights), "held_out_accuracy": round(held_out, 4),
-        "held_out": len(held_idx), "train": len(train_idx), "data": "mnist (embedded, 5,000 digits)",
-        "epochs": args.epochs, "seed": args.seed, "torch": torch.__version__,
+    write_weights(args.out, "digits", net, {
+        "held_out_accuracy": round(held_out, 4), "held_out": len(held_idx), "train": len(train_idx),
+        "data": "mnist (embedded, 5,000 digits)", "epochs": args.epochs, "seed": args.seed,
     })
-    print(f"wrote {args.out / 'digits.safetensors'}")
 
 
 if __name__ == "__main__":

@@ -239,6 +239,15 @@ def test_reference_statistics_are_computed_once_per_dataset(mnist, digits, monke
     assert len(calls) == 2
 
 
+def test_an_unwritable_cache_is_one_sentence(mnist, digits, monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GANKIT_CACHE", str(blocker / "cache"))
+    small = TensorData(mnist.samples[:100], mnist.labels[:100], mnist.info, "mnist")
+    with pytest.raises(GankitError, match="set GANKIT_CACHE to a writable folder"):
+        reference.reference_stats(small, digits)
+
+
 def test_damaged_cache_file_is_recomputed(mnist, digits, tmp_path):
     small = TensorData(mnist.samples[:300], mnist.labels[:300], mnist.info, "mnist")
     stats = reference.reference_stats(small, digits, cache=tmp_path)

@@ -1,7 +1,6 @@
 """Real (tiny) training runs: the files they write, sampling, exact resume, Ctrl-C, divergence."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -4,12 +4,7 @@ import errno
 import json
 import random
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
-
-import pytest
 
 from gankit.cli import main
 from gankit.train.checkpoint import latest_checkpoint, list_checkpoints

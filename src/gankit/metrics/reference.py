@@ -91,7 +91,7 @@ def write_reference(path: Path, stats: ReferenceStats, real: TensorData, extract
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, save(tensors, metadata))
     except (OSError, GankitError):
-        raise GankitError(f"Cannot write the reference statistics to {path.parent}; set {CACHE_ENV} "
+        raise GankitError(f"Cannot write the reference statistics to {path.parent}; set GANKIT_CACHE "
                           "to a writable folder.") from None
 
 
