@@ -169,3 +169,27 @@ def test_latent_tools(cgan_run: Path, tmp_path: Path):
         pipe.interpolate(1)
     assert main(["sample", str(cgan_run), "--interpolate", "5", "--label", "2", "--out", str(tmp_path / "i.png")]) == 0
     assert Image.open(tmp_path / "i.png").size == (5 * 30 + 2, 32)
+
+
+def test_eval_during_training_logs_fid_and_keeps_the_best_generator(tmp_path: Path):
+    run = tmp_path / "r"
+    assert train_cli("cgan", run, "--steps", "6", "--set", "train.eval_every=3",
+                     "--set", "train.eval_samples=50") == 0
+    scores = [r for r in read_metrics(run) if "fid" in r]
+    assert [r["step"] for r in scores] == [3, 6]
+    assert all(r["fid"] > 0 and 0 <= r["accuracy"] <= 1 for r in scores)
+    best = json.loads((run / "best/scores.json").read_text())
+    assert best["fid"] == min(r["fid"] for r in scores) and best["step"] in (3, 6)
+    assert gankit.load(run / "best").sample(2, labels=[1], seed=0).shape == (2, 1, 28, 28)
+    assert json.loads((run / "best/generator.json").read_text())["step"] == best["step"]
+
+
+def test_learning_rates_decay_linearly_over_the_end_of_the_budget(tmp_path: Path):
+    from gankit.train.checkpoint import read_checkpoint
+
+    assert train_cli("gan", tmp_path / "r", "--steps", "8", "--lr", "0.001", "--set", "train.lr_decay=0.5",
+                     "--set", "train.checkpoint_every=2", "--set", "train.keep_checkpoints=10") == 0
+    lrs = {int(p.name[5:]): read_checkpoint(p).optimizers["g"]["param_groups"][0]["lr"]
+           for p in list_checkpoints(tmp_path / "r/checkpoints")}
+    # the lr used by the last step before each checkpoint: constant until half way, then linear to 0
+    assert lrs == pytest.approx({2: 1e-3, 4: 1e-3, 6: 1e-3 * 3 / 4, 8: 1e-3 * 1 / 4})

@@ -38,6 +38,7 @@ class TrainConfig:
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    lr_decay: float = 0.0  # the last fraction of the budget over which both lrs fall linearly to 0
     d_steps: int = 1  # discriminator updates per generator update (k in the GAN paper)
     ema: float = 0.999  # decay of the generator's moving average; 0 turns it off
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -224,6 +225,8 @@ def validate(cfg: RunConfig) -> None:
     for key, value in {"train.lr_g": t.lr_g, "train.lr_d": t.lr_d}.items():
         if not 0 < value < 1:
             raise GankitError(f"{key} must be between 0 and 1, not {value}.")
+    if not 0 <= t.lr_decay <= 1:
+        raise GankitError(f"train.lr_decay must be in [0, 1], not {t.lr_decay}.")
     if not 0 < t.rollback_lr_factor <= 1:
         raise GankitError(f"train.rollback_lr_factor must be in (0, 1], not {t.rollback_lr_factor}.")
     for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2, "train.ema": t.ema}.items():

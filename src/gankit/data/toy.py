@@ -104,6 +104,8 @@ TOYS: dict[str, ToyKind] = {
 }
 # Options that must be above zero; mean is the only one that may be anything.
 POSITIVE = ("std", "radius", "spacing", "turns", "modes", "size", "n")
+# Upper bounds, so a typo cannot ask for more memory than a machine has or hang the sampler.
+LIMITS = {"n": 10_000_000, "modes": 10_000, "size": 100}
 
 
 def parse_option(kind: str, item: str, defaults: Params) -> tuple[str, float]:
@@ -120,6 +122,8 @@ def parse_option(kind: str, item: str, defaults: Params) -> tuple[str, float]:
     too_small = value <= 0 if key in POSITIVE else key == "seed" and value < 0
     if not math.isfinite(value) or too_small:
         raise GankitError(f"toy:{kind} option {key} must be {requirement(key, integer)}, not {text!r}.")
+    if value > LIMITS.get(key, math.inf):
+        raise GankitError(f"toy:{kind} option {key} must be at most {LIMITS[key]:,}, not {text!r}.")
     return key, value
 
 

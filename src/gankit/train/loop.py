@@ -80,6 +80,7 @@ class Trainer:
         self.total_steps = budget_steps(cfg, len(self.data), self.dist.world)
         self.step, self.elapsed = 0, 0.0
         self.rollbacks_left = t.rollbacks
+        self.lr_scale = 1.0  # lowered by each rollback
         self.collapse = CollapseWatch()
         self.best_fid = math.inf
         self.scorer = load_extractor(default_extractor(self.model.info, self.data_spec), device=self.device) \
@@ -107,7 +108,8 @@ class Trainer:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state()
         return Checkpoint(self.step, weights, {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
-                          rng, {"elapsed": self.elapsed, "model": self.cfg.model, "best_fid": self.best_fid})
+                          rng, {"elapsed": self.elapsed, "model": self.cfg.model, "best_fid": self.best_fid,
+                                "lr_scale": self.lr_scale})
 
     def _restore(self) -> None:
         ckpt, warnings = latest_checkpoint(self.run_dir / "checkpoints")
@@ -130,6 +132,7 @@ class Trainer:
             torch.cuda.set_rng_state(ckpt.rng["cuda"])
         self.step, self.elapsed = ckpt.step, ckpt.state["elapsed"]
         self.best_fid = ckpt.state.get("best_fid", math.inf)
+        self.lr_scale = ckpt.state.get("lr_scale", 1.0)
         if not self.dist.is_main:  # the checkpoint holds rank 0's stream; the others start anew
             self.noise.manual_seed(self.cfg.train.seed * 7919 + self.dist.rank + self.step * 1_000_003)
 
@@ -175,6 +178,7 @@ class Trainer:
         try:
             with stop:
                 while self.step < self.total_steps:
+                    self._set_learning_rates(deadline)
                     stats = self.model.train_step(self._batches(), ctx)
                     values = torch.stack(list(stats.values())).float()
                     diverged, stopping = self.dist.any_rank(
@@ -202,6 +206,19 @@ class Trainer:
                 log.close()
             self.dist.close()
         return self.run_dir
+
+    def _set_learning_rates(self, deadline: float) -> None:
+        """Constant, then (with train.lr_decay) falling linearly to 0 over the end of the budget,
+        in steps or in minutes, whichever runs out first. Late decay damps the oscillation of the
+        adversarial game that otherwise makes a long run's samples worse again."""
+        t = self.cfg.train
+        factor = self.lr_scale
+        if t.lr_decay > 0:
+            progress = max(self.step / self.total_steps, self.elapsed / deadline)
+            factor *= min(1.0, (1.0 - progress) / t.lr_decay)
+        for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * factor
 
     def _on_schedule(self, meter: "Meter", names: list[str], log: RunLog | None) -> None:
         """Logging, sample grids and checkpoints, each on its own interval."""
@@ -247,10 +264,10 @@ class Trainer:
                 "with lower learning rates (--set train.lr_d=... --set train.lr_g=...) or allow automatic "
                 "rollbacks with --set train.rollbacks=2.")
         self.rollbacks_left -= 1
+        scale = self.lr_scale * t.rollback_lr_factor  # survives the restore, which reads the old one
         self._restore()
-        for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                group["lr"] *= t.rollback_lr_factor
+        self.lr_scale = scale
+        self._set_learning_rates(t.minutes * 60 if t.minutes > 0 else math.inf)
         if log is not None:
             log.message(f"{where}: rolled back to step {self.step} with learning rates x{t.rollback_lr_factor} "
                         f"({self.rollbacks_left} rollbacks left).")

@@ -1,4 +1,4 @@
-"""Image datasets: decoding bad files, the uint8 cache, anime tags, CelebA attributes, faces."""
+"""Image sources (folder, anime, celeba, faces) and the corpus of broken and hostile image inputs they must survive."""
 
 from __future__ import annotations
 
