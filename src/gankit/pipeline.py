@@ -42,10 +42,13 @@ class GeneratorPipeline:
         if labels is None:
             return random_labels(self.info, n, generator, generator.device)
         attrs = self.info.attributes
-        y = torch.as_tensor(labels, dtype=torch.int64) if not isinstance(labels, Tensor) else labels.to(torch.int64)
+        try:
+            y = torch.as_tensor(labels, dtype=torch.int64) if not isinstance(labels, Tensor) else labels.to(torch.int64)
+        except (ValueError, TypeError, RuntimeError):  # ragged lists, text, None inside
+            y = torch.empty(0)
         if y.numel() == 0 or y.numel() % len(attrs):
-            raise GankitError(f"Labels must give one value per attribute ({', '.join(a.name for a in attrs)}) "
-                              f"for each sample, not {tuple(y.shape)}.")
+            raise GankitError(f"Labels must give one integer per attribute ({', '.join(a.name for a in attrs)}) "
+                              f"for each sample, not {labels!r:.60}.")
         y = y.reshape(-1, len(attrs))
         if len(y) == 1:
             y = y.expand(n, -1)
