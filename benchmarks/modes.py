@@ -1,8 +1,7 @@
 """Mode coverage of the MLP GAN on toy:ring8 and toy:grid25 over losses, d-steps and stabilisers.
 
 Each configuration trains ``gan`` with the toy defaults (``GAN.default_config`` and
-``GAN.default_train``, what ``gankit train gan --data toy:...`` uses), or with the documented
-best recipe (``--recipe best``: ``gankit.models.gan.TOY_BEST``), once per seed, then counts
+``GAN.default_train``, what ``gankit train gan --data toy:...`` uses), once per seed, then counts
 modes and high-quality samples on 2,500 samples of the sampling generator (metrics/modes.py:
 a mode counts with >= 20 samples within 3 std). A stabiliser variant (``STABILISERS``) turns
 EMA sampling off or on and adds spectral norm on D or PacGAN packing. Prints mean +- std over
@@ -11,7 +10,7 @@ is 2 datasets x 4 losses x 3 d-steps x 6 stabiliser variants x 5 seeds; ``--loss
 ``--d-steps``, ``--stabilisers`` and ``--seeds`` run a part of it.
 
     python benchmarks/modes.py --data toy:ring8 --losses nonsaturating --d-steps 1 --seeds 2
-    python benchmarks/modes.py --data toy:grid25 --recipe best --stabilisers ema,ema+pack2
+    python benchmarks/modes.py --data toy:grid25 --stabilisers ema,ema+pack2
 """
 
 from __future__ import annotations
@@ -29,13 +28,13 @@ import torch
 from gankit.config import RunConfig, validate
 from gankit.data.toy import toy_distribution
 from gankit.metrics.modes import toy_metrics
-from gankit.models.gan import GAN, TOY_BEST
+from gankit.models.gan import GAN
 from gankit.train import Trainer
 
 RESULTS = Path(__file__).parent / "results" / "modes.json"
 SAMPLES = 2500
-# Stabiliser variants: model.* and train.* settings on top of the recipe (each sets all three,
-# so a variant means the same whatever the recipe's own packing or spectral norm).
+# Stabiliser variants: model.* and train.* settings on top of the toy defaults (each sets all three,
+# so a variant means the same whatever the defaults' own packing or spectral norm).
 def _variant(ema: float, sn: bool = False, pack: int = 1) -> tuple[dict, dict]:
     return {"d_spectral_norm": sn, "pack": pack}, {"ema": ema}
 
@@ -73,24 +72,14 @@ PUBLISHED_NOTE = ("Quoted from memory of the papers, not re-read here: the mode 
                   "less certain. Those papers count a mode from 1 sample; this table from 20.")
 
 
-def recipe(spec: str, name: str) -> tuple[dict, dict]:
-    """(model.*, train.*) settings: the toy defaults, or those with the best recipe on top."""
-    model, train = {}, dict(GAN.default_train(spec))
-    if name == "best":
-        for key, value in TOY_BEST.items():
-            section, _, field = key.partition(".")
-            (model if section == "model" else train)[field] = value
-    return model, train
-
-
-def run_once(spec: str, recipe_name: str, loss: str, d_steps: int, stabiliser: str, seed: int,
+def run_once(spec: str, loss: str, d_steps: int, stabiliser: str, seed: int,
              steps: int | None) -> dict:
     """Train one configuration and measure it on SAMPLES generated points."""
     cfg = RunConfig("gan", GAN.default_config(spec))
     cfg.data.spec = spec
-    model, train = recipe(spec, recipe_name)
+    train = GAN.default_train(spec)
     extra_model, extra_train = STABILISERS[stabiliser]
-    for key, value in {**model, **extra_model, "loss": loss}.items():
+    for key, value in {**extra_model, "loss": loss}.items():
         setattr(cfg.model_cfg, key, value)
     settings = {**train, **extra_train, "d_steps": d_steps, "seed": seed, "threads": 1, "progress": False,
                 "sample_every": 10**9, "checkpoint_every": 10**9, "log_every": 10**9}
@@ -122,13 +111,11 @@ def summarise(runs: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", help="toy spec (repeatable); default ring8 and grid25")
-    parser.add_argument("--recipe", choices=("default", "best"), default="default",
-                        help="the toy defaults, or the documented best recipe (gan.TOY_BEST)")
     parser.add_argument("--losses", default="nonsaturating,minimax,lsgan,hinge")
     parser.add_argument("--d-steps", default="1,2,5")
     parser.add_argument("--stabilisers", default=",".join(STABILISERS), help=f"of {', '.join(STABILISERS)}")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=0, help="training steps; 0 keeps the recipe's")
+    parser.add_argument("--steps", type=int, default=0, help="training steps; 0 keeps the toy defaults'")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     unknown = set(args.stabilisers.split(",")) - set(STABILISERS)
@@ -140,18 +127,18 @@ def main() -> None:
         for loss in args.losses.split(","):
             for d_steps in map(int, args.d_steps.split(",")):
                 for stabiliser in args.stabilisers.split(","):
-                    runs = [run_once(spec, args.recipe, loss, d_steps, stabiliser, seed, args.steps)
+                    runs = [run_once(spec, loss, d_steps, stabiliser, seed, args.steps)
                             for seed in range(args.seeds)]
-                    row = {"data": spec, "recipe": args.recipe, "loss": loss, "d_steps": d_steps,
+                    row = {"data": spec, "loss": loss, "d_steps": d_steps,
                            "stabiliser": stabiliser, "runs": runs, **summarise(runs)}
                     rows.append(row)
                     m, q = row["modes"], row["high_quality"]
                     print(f"{spec:12s} {loss:14s} {d_steps:2d} {stabiliser:13s} {m['mean']:7.2f} +-{m['std']:5.2f}"
                           f" {q['mean']:7.1%} +-{q['std']:5.1%} {row['seconds']['mean']:6.1f}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    recipes = {spec: dict(zip(("model", "train"), recipe(spec, args.recipe)))
-               for spec in args.data or ["toy:ring8", "toy:grid25"]}
-    report = {"recipe": args.recipe, "settings": recipes, "steps_override": args.steps, "samples": SAMPLES,
+    settings = {spec: {"model": dataclasses.asdict(GAN.default_config(spec)), "train": GAN.default_train(spec)}
+                for spec in args.data or ["toy:ring8", "toy:grid25"]}
+    report = {"settings": settings, "steps_override": args.steps, "samples": SAMPLES,
               "seeds": args.seeds, "stabilisers": {k: {"model": m, "train": t} for k, (m, t) in STABILISERS.items()},
               "rows": rows, "published": PUBLISHED, "published_note": PUBLISHED_NOTE}
     args.out.write_text(json.dumps(report, indent=2, default=list) + "\n")

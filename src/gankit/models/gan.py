@@ -167,8 +167,6 @@ TOY_MODEL: dict[str, Any] = {"latent_dim": 2, "g_hidden": (128, 128, 128), "d_hi
 # slowed the first minutes and did not stop the unconditional gan's FID rising after ~2 minutes.
 IMAGE_TRAIN: dict[str, Any] = {"batch_size": 256, "lr_g": 6e-4, "lr_d": 6e-4, "steps": 5000}
 TOY_TRAIN: dict[str, Any] = {"batch_size": 512, "lr_g": 5e-4, "lr_d": 5e-4, "steps": 5000}
-# The best recipe for harder toys (toy:grid25): --set section.key=value pairs on top of the toy
-# defaults; benchmarks/modes.py --recipe best measures it. Not found yet: every setting tried on
+# No recipe for the harder toy:grid25 has been found yet: every setting tried on
 # grid25 (packing 1 or 2, BatchNorm, widths up to 512, lr 2e-4..1e-3, 2,000-4,000 steps, lsgan)
 # ends with 0-3 of 25 modes; samples spread over the square instead of gathering on the modes.
-TOY_BEST: dict[str, Any] = {}
