@@ -209,8 +209,8 @@ class Trainer:
 
     def _set_learning_rates(self, deadline: float) -> None:
         """Constant, then (with train.lr_decay) falling linearly to 0 over the end of the budget,
-        in steps or in minutes, whichever runs out first. Late decay damps the oscillation of the
-        adversarial game that otherwise makes a long run's samples worse again."""
+        in steps or in minutes, whichever runs out first: a common remedy for the late oscillation
+        of the adversarial game, off by default because on MNIST it did not help (models/gan.py)."""
         t = self.cfg.train
         factor = self.lr_scale
         if t.lr_decay > 0:
