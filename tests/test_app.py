@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 
 import gankit
+from gankit.pipeline import slerp
 from gankit.app import (DISPLAY_TILE, INTERPOLATION_STEPS, MAX_IMAGES, PADDING, build_app, generate_grid,
-                        interpolate_latents, interpolation_strip, launch, load_runs, slerp, to_image)
+                        interpolate_latents, interpolation_strip, launch, load_runs, to_image)
 from gankit.artifacts import save_generator
 from gankit.cli import main, make_parser
 from gankit.data.base import Attribute, DataInfo
@@ -118,10 +119,10 @@ def test_codes_on_a_model_without_codes_are_user_errors(cgan_dir):
 def test_slerp_ends_at_both_latents_and_stays_on_the_sphere():
     a, b = torch.randn(1, 100, generator=torch.Generator().manual_seed(0)), torch.randn(1, 100)
     b = b * a.norm() / b.norm()
-    path = slerp(a, b, torch.linspace(0, 1, 8).unsqueeze(1))
+    path = slerp(a[0], b[0], torch.linspace(0, 1, 8))
     assert torch.allclose(path[0], a[0], atol=1e-5) and torch.allclose(path[-1], b[0], atol=1e-5)
     assert torch.allclose(path.norm(dim=1), a.norm().expand(8), rtol=1e-4)
-    assert torch.allclose(slerp(a, a, torch.tensor([[0.5]])), a)  # no division by sin(0)
+    assert torch.allclose(slerp(a[0], a[0], torch.tensor([0.5])), a)  # no division by sin(0)
 
 
 def test_interpolation_keeps_fixed_codes_and_spans_both_seeds(infogan_dir):

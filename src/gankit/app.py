@@ -28,7 +28,7 @@ from gankit.data.base import DataInfo
 from gankit.errors import GankitError
 from gankit.models.base import random_labels
 from gankit.models.infogan import TRAVERSE_RANGE, InfoGenerator
-from gankit.pipeline import GeneratorPipeline, load
+from gankit.pipeline import GeneratorPipeline, load, slerp
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -137,25 +137,12 @@ def generate_grid(pipe: GeneratorPipeline, seed: object, n: object, choices: dic
     return to_image(pipe.generator(z, y).float().cpu(), math.ceil(math.sqrt(n)))
 
 
-def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
-    """Spherical interpolation between rows ``a`` and ``b`` (1, D) at fractions ``t`` (S, 1).
-
-    Gaussian latents concentrate on a sphere; a straight line between two of them passes
-    through its inside, where the generator saw no latents during training.
-    """
-    cos = torch.nn.functional.cosine_similarity(a, b).clamp(-1, 1)
-    omega = torch.arccos(cos)
-    if omega.abs() < 1e-4:  # (nearly) the same direction: the lines coincide
-        return torch.lerp(a, b, t)
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-
-
 def interpolate_latents(za: Tensor, zb: Tensor, gaussian_dims: int, steps: int) -> Tensor:
     """``steps`` latents from ``za`` to ``zb`` (each (1, D)): spherical over the Gaussian
     columns, linear over the rest (InfoGAN's codes, whose priors are uniform)."""
-    t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)
-    noise = slerp(za[:, :gaussian_dims], zb[:, :gaussian_dims], t)
-    rest = torch.lerp(za[:, gaussian_dims:], zb[:, gaussian_dims:], t)
+    t = torch.linspace(0, 1, steps, device=za.device)
+    noise = slerp(za[0, :gaussian_dims], zb[0, :gaussian_dims], t)
+    rest = torch.lerp(za[:, gaussian_dims:], zb[:, gaussian_dims:], t[:, None])
     return torch.cat([noise, rest], dim=1)
 
 

@@ -72,3 +72,8 @@ def test_any_label_text_on_the_command_line_exits_0_or_2(cgan_run: Path, tmp_pat
 def test_huge_toy_requests_are_refused(spec):
     with pytest.raises(GankitError, match="must be at most"):
         load_dataset(spec)
+
+
+def test_huge_face_counts_are_refused():
+    with pytest.raises(GankitError, match="more than 1,000,000 faces"):
+        load_dataset("faces:50000000")
