@@ -2,7 +2,8 @@
 
 One tab per run: a seed, a number of images, a choice per attribute for conditional runs
 (a value or "random"), InfoGAN's codes (a dropdown per categorical code, a slider per
-continuous one), and a strip that walks between the latents of two seeds.
+continuous one), and a strip that walks between the latents of two seeds. Super-resolution
+runs get an upload box instead and show bicubic | SR.
 
 The page only calls the plain functions at the top of this module (``generate_grid``,
 ``interpolation_strip``), which check every input and raise GankitError; the page shows that
@@ -19,16 +20,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
 from gankit.data.base import DataInfo
+from gankit.data.photos import bicubic_upscale
 from gankit.errors import GankitError
 from gankit.models.base import random_labels
 from gankit.models.infogan import TRAVERSE_RANGE, InfoGenerator
+from gankit.models.srgan import upscale
 from gankit.pipeline import GeneratorPipeline, load, slerp
+from gankit.upscale import side_by_side
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -37,6 +42,7 @@ RANDOM = "random"  # the choice that leaves an attribute or a categorical code t
 MAX_IMAGES = 64
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 INTERPOLATION_STEPS = 8
+MAX_UPSCALE_PIXELS = 512 * 512  # the page's input limit: a 4x result is then 2048 x 2048
 DISPLAY_TILE = 112  # pixels a sample is enlarged to (nearest neighbour), e.g. 28 -> 112
 PADDING = 2  # pixels between the samples of a grid, before enlarging
 
@@ -250,9 +256,32 @@ def code_controls(gr: ModuleType, generator: torch.nn.Module, prefix: str) -> tu
     return [c.name for c in generator.codes.codes], inputs
 
 
-# A family whose page needs other controls registers its tab builder here (a super-resolution
-# family would take an uploaded image); every other family gets ``generator_tab``.
-TAB_BUILDERS: dict[str, Callable] = {}
+def upscale_image(pipe: GeneratorPipeline, image: Image.Image | None) -> Image.Image:
+    """A super-resolution run's answer to an uploaded image: bicubic | SR side by side."""
+    if image is None:
+        raise GankitError("Upload an image first, then press Upscale.")
+    if image.width * image.height > MAX_UPSCALE_PIXELS:
+        raise GankitError(f"The image has {image.width}x{image.height} pixels; the page upscales at most "
+                          f"{MAX_UPSCALE_PIXELS:,} pixels (use `gankit upscale` for larger ones).")
+    lr = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float().div(127.5).sub(1)[None]
+    sr = upscale(pipe.generator, lr.to(pipe.device)).cpu()
+    return Image.fromarray(side_by_side([bicubic_upscale(lr, pipe.generator.scale), sr]))
+
+
+def upscale_tab(gr: ModuleType, pipe: GeneratorPipeline, prefix: str) -> None:
+    """An upload box and the upscaled picture, for srresnet and srgan runs."""
+    with gr.Row():
+        with gr.Column(scale=1):
+            source = gr.Image(label="Low-resolution image", type="pil", sources=["upload"], elem_id=f"{prefix}-input")
+            go = gr.Button(f"Upscale {pipe.generator.scale}x", variant="primary", elem_id=f"{prefix}-upscale")
+        with gr.Column(scale=2):
+            result = output_image(gr, "Bicubic | super-resolved", f"{prefix}-result")
+    go.click(user_errors(gr, lambda image: upscale_image(pipe, image)), [source], result)
+
+
+# A family whose page needs other controls registers its tab builder here; every other family
+# gets ``generator_tab``.
+TAB_BUILDERS: dict[str, Callable] = {"srresnet": upscale_tab, "srgan": upscale_tab}
 
 
 def build_app(run_dirs: Sequence[str | Path]) -> "gr.Blocks":

@@ -1,4 +1,4 @@
-"""The command line: ``gankit train | sample | eval | probe | export | serve | data | datasets | models``.
+"""The command line: ``gankit train | sample | eval | upscale | probe | export | serve | data | datasets | models``.
 
 Each command is a thin layer over the Python API. A ``GankitError`` (something the user can
 fix) becomes one line on stderr and exit status 2; ``--debug`` shows the traceback instead.
@@ -40,7 +40,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         if args.config:
             apply_mapping(cfg, load_toml(Path(args.config)))
     flags = {"data.spec": args.data, "train.batch_size": args.batch_size, "train.seed": args.seed,
-             "train.device": args.device, "train.lr_g": args.lr, "train.lr_d": args.lr}
+             "train.device": args.device, "train.lr_g": args.lr, "train.lr_d": args.lr, "train.init": args.init,
+             "model.vgg_weights": args.vgg_weights}
     budget = {"train.steps": args.steps, "train.epochs": args.epochs, "train.minutes": args.minutes}
     if any(v is not None for v in budget.values()):  # a budget given on the command line replaces the others
         flags.update({k: (0 if v is None else v) for k, v in budget.items()})
@@ -204,10 +205,28 @@ def _save_npz(path: Path, arrays: dict) -> None:
 # --- eval ------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
     from gankit.metrics import format_table, run_eval
+    from gankit.upscale import format_sr_table, is_sr_run, sr_eval
 
+    if is_sr_run(args.run):
+        result = sr_eval(args.run, args.data, args.json, args.device)
+        print(format_sr_table(result))
+        return 0
+    if args.data:
+        raise GankitError("--data applies to super-resolution runs (srresnet, srgan); drop it for this run.")
     result = run_eval(args.run, n=args.n, features=args.features, inception_weights=args.inception_weights,
                       json_path=args.json, device=args.device)
     print(format_table(result))
+    return 0
+
+
+# --- upscale ---------------------------------------------------------------------------------
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from gankit.upscale import upscale_file
+
+    source = Path(args.image)
+    out = Path(args.out) if args.out else source.with_name(f"{source.stem}-x4.png")
+    upscale_file(args.run, source, out, args.compare, args.from_hr, args.tile, args.device)
+    print(f"wrote {out}")
     return 0
 
 
@@ -296,7 +315,21 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. --set train.ema=0.999 (repeatable)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--init", metavar="RUN_DIR", help="start G from RUN_DIR's generator (srgan from a srresnet run)")
+    t.add_argument("--vgg-weights", metavar="PATH", help="VGG19 weights file (vgg19-dcbb9e9d.pth) for srgan's "
+                   "perceptual loss; default $GANKIT_VGG19, then the torch hub cache")
     t.set_defaults(func=cmd_train)
+
+    u = sub.add_parser("upscale", help="super-resolve an image with a srresnet/srgan run")
+    u.add_argument("run", help="run folder")
+    u.add_argument("image", help="input image (any size)")
+    u.add_argument("--out", "-o", help="output image (default IMAGE-x4.png beside the input)")
+    u.add_argument("--compare", action="store_true", help="write bicubic | SR side by side (| HR with --from-hr)")
+    u.add_argument("--from-hr", action="store_true",
+                   help="treat IMAGE as the true high-resolution image: shrink it 4x first, then upscale")
+    u.add_argument("--tile", type=int, default=96, help="LR pixels per tile side; bounds memory (default 96)")
+    u.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    u.set_defaults(func=cmd_upscale)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run", help="run folder")
@@ -332,6 +365,8 @@ def make_parser() -> argparse.ArgumentParser:
     v.add_argument("--inception-weights", metavar="PATH",
                    help="pt_inception-2015-12-05-6726825d.pth (else $GANKIT_INCEPTION_WEIGHTS or the torch hub cache)")
     v.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
+    v.add_argument("--data", metavar="folder:PATH", help="super-resolution runs: score every image of this "
+                   "folder (default: the run's held-out photographs)")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     v.set_defaults(func=cmd_eval)
 

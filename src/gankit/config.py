@@ -54,6 +54,7 @@ class TrainConfig:
     eval_every: int = 0  # quick FID during training every N steps; 0 turns it off
     eval_samples: int = 2000
     progress: bool = True
+    init: str = ""  # a run folder whose generator starts this one (SRGAN from SRResNet)
 
 
 @dataclass

@@ -15,27 +15,37 @@ from typing import Any, Callable, ClassVar, ContextManager, Iterator
 import torch
 from torch import Tensor, nn
 
-from gankit.config import LossName
-from gankit.data.base import DataInfo
+from gankit.config import DataConfig, LossName
+from gankit.data.base import DataInfo, TensorData
+from gankit.data.registry import load_dataset
 from gankit.errors import GankitError
 from gankit.models.losses import LOSSES, real_targets
 
 
 @dataclass
-class GANConfig:
+class AdversarialConfig:
     """Settings every adversarial family has; families add their own fields."""
 
-    latent_dim: int = 100
     loss: LossName = "nonsaturating"
     label_smoothing: float = 0.0  # one-sided: real targets drawn from [1 - s, 1]
 
     def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise GankitError(f"model.latent_dim must be at least 1, not {self.latent_dim}.")
         if not 0 <= self.label_smoothing < 1:
             raise GankitError(f"model.label_smoothing must be in [0, 1), not {self.label_smoothing}.")
         if self.label_smoothing and not LOSSES[self.loss].smoothable:
             raise GankitError(f"model.label_smoothing does not apply to the {self.loss} loss; set it to 0.")
+
+
+@dataclass
+class GANConfig(AdversarialConfig):
+    """The settings of families that generate from a latent vector."""
+
+    latent_dim: int = 100
+
+    def validate(self) -> None:
+        super().validate()
+        if self.latent_dim < 1:
+            raise GankitError(f"model.latent_dim must be at least 1, not {self.latent_dim}.")
 
 
 class Generator(nn.Module):
@@ -74,6 +84,20 @@ class StepContext:
     autocast: Callable[[], ContextManager] = contextlib.nullcontext
 
 
+@dataclass
+class Preview:
+    """The fixed inputs of the pictures drawn during training, so successive ones compare.
+
+    ``columns`` is the grid's width; ``beside`` holds images drawn left and right of each output
+    (for super-resolution: bicubic and the real HR image), which then fill a row each.
+    """
+
+    z: Tensor
+    labels: Tensor | None
+    columns: int
+    beside: tuple[Tensor, Tensor] | None = None
+
+
 @contextlib.contextmanager
 def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """Eval mode for the duration (BatchNorm uses, and does not update, its running
@@ -102,6 +126,7 @@ class GANFamily(nn.Module):
     Config: ClassVar[type] = GANConfig
     default_data: ClassVar[str] = "mnist"
     conditional: ClassVar[bool] = False  # whether G takes labels
+    fid_scored: ClassVar[bool] = True  # whether train.eval_every tracks FID (and keeps best/)
 
     def __init__(self, cfg: Any, info: DataInfo):
         super().__init__()
@@ -133,6 +158,11 @@ class GANFamily(nn.Module):
         """Raise GankitError when the family cannot train on data of this kind."""
 
     @classmethod
+    def load_data(cls, spec: str, options: DataConfig, model_cfg: Any) -> TensorData:
+        """The training data for ``spec``; families whose data are not the registry's override it."""
+        return load_dataset(spec, options)
+
+    @classmethod
     def default_config(cls, data_spec: str) -> Any:
         """The family's settings for a dataset; families tune them per data kind."""
         return cls.Config()
@@ -141,6 +171,10 @@ class GANFamily(nn.Module):
     def default_train(cls, data_spec: str) -> dict[str, Any]:
         """Training settings (``train.*``) that differ from the loop's defaults for this data."""
         return {}
+
+    def preview(self, data: TensorData, seed: int, device: torch.device) -> Preview | None:
+        """Inputs for the training pictures, or None for the loop's generic ones (latents and labels)."""
+        return None
 
     # --- the step ----------------------------------------------------------------------------
     def fake_labels(self, n: int, ctx: StepContext) -> Tensor | None:

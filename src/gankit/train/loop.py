@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from gankit.artifacts import save_generator
+from gankit.artifacts import load_generator, save_generator
 from gankit.atomic import atomic_write_json
 from gankit.config import RunConfig
 from gankit.device import resolve_device
-from gankit.data import EpochBatches, TensorData, load_dataset
+from gankit.data import EpochBatches, TensorData
 from gankit.errors import GankitError
 from gankit.models import GANFamily, StepContext, get_family
 from gankit.metrics import default_extractor, load_extractor, quick_scores
@@ -66,13 +66,15 @@ class Trainer:
         seed_everything(t.seed + self.dist.rank)
         family = get_family(cfg.model)
         self.data_spec = cfg.data.spec or family.default_data
-        self.data = (data if data is not None else load_dataset(cfg.data.spec or family.default_data, cfg.data)).to(self.device)
+        self.data = (data if data is not None else family.load_data(self.data_spec, cfg.data, cfg.model_cfg)).to(self.device)
         if self.dist.is_main:
             for note in self.data.notes:
                 print(f"note: {note}", file=sys.stderr)
         self.model: GANFamily = family(cfg.model_cfg, self.data.info).to(self.device)
         self.opt_g = make_optimizer(self.model.generator.parameters(), t.lr_g, t, self.device)
-        self.opt_d = make_optimizer(self.model.discriminator.parameters(), t.lr_d, t, self.device)
+        # SRResNet has no D, hence no D optimizer.
+        d_params = list(self.model.discriminator.parameters())
+        self.opt_d = make_optimizer(d_params, t.lr_d, t, self.device) if d_params else None
         self.ema = EMA(self.model.generator, t.ema) if t.ema > 0 else None
         # Each rank draws its own noise stream; the main one is seeded by the run's seed.
         self.noise = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.dist.rank)
@@ -84,15 +86,18 @@ class Trainer:
         self.collapse = CollapseWatch()
         self.best_fid = math.inf
         self.scorer = load_extractor(default_extractor(self.model.info, self.data_spec), device=self.device) \
-            if t.eval_every and self.dist.is_main and self.model.info.is_image else None
+            if t.eval_every and self.dist.is_main and self.model.info.is_image and self.model.fid_scored else None
         if resume:
             self._restore()
+        elif t.init:
+            self._initialise_generator(Path(t.init))
         self.model.train_modules = self.dist.wrap(self.model)
         if self.dist.active and self.dist.is_main:
             print(f"distributed: {self.dist.world} ranks ({torch.distributed.get_backend()}), effective batch "
                   f"{t.batch_size * self.dist.world} ({t.batch_size} per rank), lr_g {t.lr_g}, lr_d {t.lr_d} "
                   "(gradients are averaged over ranks, so the learning rates apply to the effective batch)")
-        self.preview = preview_inputs(self.sampling_generator, self.model.info, t.seed + 1, self.device)
+        self.preview = (self.model.preview(self.data, t.seed + 1, self.device)
+                        or preview_inputs(self.sampling_generator, self.model.info, t.seed + 1, self.device))
 
     # --- state ---------------------------------------------------------------------------------
     @property
@@ -107,7 +112,10 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), "noise": self.noise.get_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state()
-        return Checkpoint(self.step, weights, {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
+        optimizers = {"g": self.opt_g.state_dict()}
+        if self.opt_d is not None:
+            optimizers["d"] = self.opt_d.state_dict()
+        return Checkpoint(self.step, weights, optimizers,
                           rng, {"elapsed": self.elapsed, "model": self.cfg.model, "best_fid": self.best_fid,
                                 "lr_scale": self.lr_scale})
 
@@ -125,7 +133,8 @@ class Trainer:
             module.load_state_dict({k[len(prefix) + 1:]: v for k, v in ckpt.weights.items()
                                     if k.startswith(prefix + ".")})
         self.opt_g.load_state_dict(ckpt.optimizers["g"])
-        self.opt_d.load_state_dict(ckpt.optimizers["d"])
+        if self.opt_d is not None:
+            self.opt_d.load_state_dict(ckpt.optimizers["d"])
         torch.set_rng_state(ckpt.rng["torch"])
         self.noise.set_state(ckpt.rng["noise"].to(self.noise.get_state().device))
         if "cuda" in ckpt.rng and torch.cuda.is_available():
@@ -135,6 +144,19 @@ class Trainer:
         self.lr_scale = ckpt.state.get("lr_scale", 1.0)
         if not self.dist.is_main:  # the checkpoint holds rank 0's stream; the others start anew
             self.noise.manual_seed(self.cfg.train.seed * 7919 + self.dist.rank + self.step * 1_000_003)
+
+    def _initialise_generator(self, source: Path) -> None:
+        """Start G (and its EMA) from the generator of another run: SRGAN from SRResNet."""
+        donor, meta = load_generator(source)
+        mine = self.model.generator.state_dict()
+        theirs = donor.state_dict()
+        if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+            raise GankitError(f"The generator in {source} ({meta['family']}) does not fit this {self.cfg.model} "
+                              "generator; --init needs a run whose generator has the same settings "
+                              "(e.g. srresnet for srgan, with the same model.blocks and model.channels).")
+        self.model.generator.load_state_dict(theirs)
+        if self.ema is not None:
+            self.ema.model.load_state_dict(theirs)
 
     def save(self) -> None:
         """Checkpoint plus the shareable generator files (rank 0 only)."""
@@ -217,7 +239,7 @@ class Trainer:
             progress = max(self.step / self.total_steps, self.elapsed / deadline)
             factor *= min(1.0, (1.0 - progress) / t.lr_decay)
         for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
-            for group in opt.param_groups:
+            for group in opt.param_groups if opt is not None else ():
                 group["lr"] = base * factor
 
     def _on_schedule(self, meter: "Meter", names: list[str], log: RunLog | None) -> None:

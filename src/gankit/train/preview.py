@@ -7,7 +7,6 @@ the same samples also give the mode metrics that ``save_preview`` returns for me
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +17,14 @@ from torchvision.utils import save_image
 from gankit.data.base import DataInfo, TensorData
 from gankit.data.toy import GaussianMixture, toy_distribution
 from gankit.metrics.modes import logits_at, one_dimensional, toy_metrics
-from gankit.models.base import Generator
+from gankit.models.base import Generator, Preview
 from gankit.viz import figure_1d, figure_2d, plot_window, save_png, write_gif
 
 # Generated points per vector picture: the 2,500 samples VEEGAN and PacGAN count modes with.
 VECTOR_SAMPLES = 2500
 
 
-@dataclass
-class PreviewInputs:
-    z: Tensor
-    labels: Tensor | None
-    columns: int
-
-
-def preview_inputs(generator: Generator, info: DataInfo, seed: int, device: torch.device) -> PreviewInputs:
+def preview_inputs(generator: Generator, info: DataInfo, seed: int, device: torch.device) -> Preview:
     """Fixed latents and labels: one row per class of the first attribute; with two or more
     attributes, rows are the first attribute's values and columns the second's. Unlabelled
     vector data get one row of VECTOR_SAMPLES latents, drawn as points."""
@@ -51,17 +43,20 @@ def preview_inputs(generator: Generator, info: DataInfo, seed: int, device: torc
         rest = [torch.randint(k, (rows * columns,), generator=g, device=device) for k in info.num_classes[2:]]
         labels = torch.stack([first, second, *rest], dim=1)
     z = generator.sample_latent(rows * columns, g, device)
-    return PreviewInputs(z, labels, columns)
+    return Preview(z, labels, columns)
 
 
 @torch.inference_mode()
-def save_preview(generator: Generator, inputs: PreviewInputs, path: Path,
+def save_preview(generator: Generator, inputs: Preview, path: Path,
                  discriminator: nn.Module | None = None, data: TensorData | None = None) -> dict[str, float]:
     """Save the picture of this step at ``path``; return toy data's mode metrics ({} otherwise).
 
     Vector data need ``discriminator`` and ``data`` for their pictures, and get none without them.
     """
     samples = generator(inputs.z, inputs.labels).float()
+    if inputs.beside is not None:  # one row per output: left | output | right
+        left, right = (images.float() for images in inputs.beside)
+        samples = torch.stack([left, samples, right], dim=1).flatten(0, 1)
     if samples.dim() == 4:
         save_grid(samples, inputs.columns, path)
         return {}

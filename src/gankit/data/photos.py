@@ -1,0 +1,168 @@
+"""High-resolution photographs for super-resolution, kept at their own resolution.
+
+Super-resolution learns from pixels as they are, so nothing here is resized. Training images
+are cut into overlapping square tiles (``TILE`` px, stride ``TILE // 2``) held as one tensor;
+the SR family takes a random crop of each tile per step (``gankit.models.srgan``). Some images
+are held out whole for validation (PSNR/SSIM against bicubic on full images, the SR protocol).
+
+- ``photos``: scikit-image's bundled colour photographs (astronaut, coffee, the Hubble deep
+  field, an immunohistochemistry slide, both views of the stereo motorcycle; chelsea and rocket
+  held out), installed with the package's dependencies, so nothing is downloaded.
+- ``folder:PATH`` (when an SR model reads it): every image under PATH at its own size; every
+  tenth file (in sorted order, at least one) is held out. Unreadable files are skipped and
+  counted in one note; images smaller than a tile give no training tile but can still be
+  validation images.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from gankit.config import DataConfig
+from gankit.data.base import DataInfo, TensorData
+from gankit.data.folder import dropped_summary, existing_folder
+from gankit.data.images import DECODE_ERRORS, IMAGE_EXTENSIONS, image_files, to_mode
+from gankit.data.registry import register
+from gankit.errors import GankitError
+
+TILE = 128  # training tiles: room for random 96 px crops
+MAX_TILES = 8000  # 8,000 x 3 x 128 x 128 float32 is 1.6 GB; more adds little to a CPU budget
+TRAIN_PHOTOS = ("astronaut", "coffee", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",
+                "motorcycle_right")
+VALIDATION_PHOTOS = ("chelsea", "rocket")
+VALIDATION_EVERY = 10  # folder:PATH holds out every tenth file
+
+
+@dataclass
+class Photo:
+    name: str
+    pixels: np.ndarray  # uint8 (3, H, W)
+
+
+@dataclass
+class PhotoSet:
+    train: list[Photo]
+    validation: list[Photo]
+    notes: list[str] = field(default_factory=list)
+
+
+def skimage_photo(name: str) -> Photo:
+    try:
+        import skimage.data
+    except ImportError:
+        raise GankitError("The photos dataset needs scikit-image; install it with `pip install scikit-image`, "
+                          "or use folder:PATH with your own photographs.") from None
+    if name.startswith("motorcycle_"):  # one stereo pair: (left, right, disparity)
+        pixels = skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
+    else:
+        pixels = getattr(skimage.data, name)()
+    return Photo(name, np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+
+
+def decode_native(path: Path) -> np.ndarray:
+    """``path`` as uint8 RGB (3, H, W) at its own size; DECODE_ERRORS propagate."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            return np.asarray(to_mode(im, 3)).transpose(2, 0, 1).copy()
+
+
+def folder_photos(root: Path, all_validation: bool = False) -> PhotoSet:
+    """The images under ``root``: every tenth held out, or all of them for validation."""
+    paths = image_files(root)
+    if not paths:
+        raise GankitError(f"{root} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+                          "point folder: at a folder of photographs.")
+    photos, unreadable = [], 0
+    for path in paths:
+        try:
+            photos.append(Photo(str(path.relative_to(root)), decode_native(path)))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning, *DECODE_ERRORS):
+            unreadable += 1
+    if not photos:
+        raise GankitError(f"None of the {len(paths)} image files under {root} could be decoded; "
+                          "check that they are intact images.")
+    notes = [f"folder:{root}: {len(photos)} images" + (f"; skipped {dropped_summary({'unreadable': unreadable})}."
+                                                      if unreadable else ".")]
+    if all_validation:
+        return PhotoSet([], photos, notes)
+    held = set(range(0, len(photos), VALIDATION_EVERY)) if len(photos) > 1 else set()
+    return PhotoSet([p for i, p in enumerate(photos) if i not in held],
+                    [p for i, p in enumerate(photos) if i in held], notes)
+
+
+def photo_set(spec: str, all_validation: bool = False) -> PhotoSet:
+    """The photographs behind ``photos`` or ``folder:PATH``, split into training and validation."""
+    name, _, argument = spec.partition(":")
+    if name == "photos":
+        return PhotoSet([skimage_photo(n) for n in TRAIN_PHOTOS], [skimage_photo(n) for n in VALIDATION_PHOTOS])
+    if name == "folder":
+        return folder_photos(existing_folder(argument, "folder", "photographs"), all_validation)
+    raise GankitError(f"Super-resolution reads photos or folder:PATH, not {spec!r}; "
+                      "choose one of those (other datasets are resized and too small).")
+
+
+def tiles(photos: list[Photo], tile: int = TILE) -> torch.Tensor:
+    """Overlapping tile x tile squares of every photo (stride tile // 2) in [-1, 1], at most MAX_TILES."""
+    out: list[torch.Tensor] = []
+    count = 0
+    for photo in photos:
+        image = torch.from_numpy(photo.pixels)
+        if min(image.shape[1:]) < tile:
+            continue
+        squares = image.unfold(1, tile, tile // 2).unfold(2, tile, tile // 2)  # (3, rows, cols, tile, tile)
+        squares = squares.permute(1, 2, 0, 3, 4).reshape(-1, 3, tile, tile)[:MAX_TILES - count]
+        out.append(squares.float().div(127.5).sub(1))
+        count += len(squares)
+        if count >= MAX_TILES:
+            break
+    if not out:
+        raise GankitError(f"No training image is at least {tile}x{tile} pixels; give larger photographs.")
+    return torch.cat(out)
+
+
+def load_tiles(spec: str, crop: int, tile: int = TILE) -> TensorData:
+    """Training tiles of ``spec``'s photographs; ``info`` gives the HR crop the model sees."""
+    photos = photo_set(spec)
+    samples = tiles(photos.train, tile)
+    notes = list(photos.notes)
+    if len(samples) == MAX_TILES:
+        notes.append(f"{spec}: kept the first {MAX_TILES} training tiles.")
+    return TensorData(samples, None, DataInfo((3, crop, crop)), spec, notes)
+
+
+@register(
+    "photos",
+    summary="scikit-image's bundled colour photographs (super-resolution default); 128 px tiles, 2 held out.",
+    usage="photos  (srresnet/srgan also read folder:PATH at full resolution)",
+)
+def load_photos(argument: str | None, options: DataConfig) -> TensorData:
+    if argument:
+        raise GankitError(f"photos takes no argument, not {argument!r}; use folder:PATH for your own photographs.")
+    return load_tiles("photos", TILE, TILE)
+
+
+# --- low resolution ------------------------------------------------------------------------------
+def downscale(hr: torch.Tensor, factor: int) -> torch.Tensor:
+    """The low-resolution input: anti-aliased bicubic downscaling of (N, C, H, W) by ``factor``
+    (H and W multiples of it), as the SR literature (and MATLAB's imresize) makes it."""
+    return F.interpolate(hr, scale_factor=1 / factor, mode="bicubic", antialias=True,
+                         align_corners=False).clamp_(-1, 1)
+
+
+def bicubic_upscale(lr: torch.Tensor, factor: int) -> torch.Tensor:
+    """The baseline every SR result is measured against: plain bicubic upscaling."""
+    return F.interpolate(lr, scale_factor=factor, mode="bicubic", align_corners=False).clamp_(-1, 1)
+
+
+def modcrop(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """Crop (..., H, W) so both sides are multiples of ``factor`` (the SR protocol's first step)."""
+    h, w = image.shape[-2:]
+    return image[..., :h - h % factor, :w - w % factor]

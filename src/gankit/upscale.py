@@ -1,0 +1,127 @@
+"""``gankit upscale`` and the super-resolution side of ``gankit eval``.
+
+``upscale_file`` reads any image, runs the run's SRResNet over it tile by tile
+(``gankit.models.srgan.upscale``) and writes the result; ``--compare`` writes bicubic | SR
+side by side, and with ``--from-hr`` the input is taken as the true high-resolution image:
+it is shrunk first and the strip gains the truth (bicubic | SR | HR). ``sr_eval`` scores a run
+on held-out photographs (PSNR/SSIM on Y beside bicubic, ``gankit.metrics.sr``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gankit.artifacts import load_generator, read_json
+from gankit.atomic import atomic_write_json
+from gankit.data.images import DECODE_ERRORS
+from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set
+from gankit.device import resolve_device
+from gankit.errors import GankitError
+from gankit.metrics.sr import evaluate_sr, to_uint8
+from gankit.models.srgan import SRResNetGenerator, upscale
+
+GAP = 4  # pixels between the images of a comparison strip
+
+
+def load_upscaler(run_dir: str | Path, device: str = "auto") -> tuple[SRResNetGenerator, dict]:
+    generator, meta = load_generator(Path(run_dir))
+    if not isinstance(generator, SRResNetGenerator):
+        raise GankitError(f"{run_dir} holds a {meta['family']} run, which generates rather than upscales; "
+                          "upscale with a srresnet or srgan run.")
+    return generator.to(resolve_device(device)), meta
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """An image file as (1, 3, H, W) in [-1, 1], or a GankitError naming it."""
+    if not path.is_file():
+        raise GankitError(f"{path} does not exist; give the path of an image file.")
+    try:
+        pixels = decode_native(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise GankitError(f"{path} is larger than Pillow's pixel limit; shrink it or split it first.") from None
+    except DECODE_ERRORS:
+        raise GankitError(f"{path} is not a readable image; give a PNG, JPEG or another format Pillow reads.") from None
+    return torch.from_numpy(pixels).float().div(127.5).sub(1).unsqueeze(0)
+
+
+def side_by_side(images: list[torch.Tensor]) -> np.ndarray:
+    """(1, 3, H, W) images of one height -> one uint8 strip with white gaps."""
+    parts = []
+    for image in images:
+        parts += [to_uint8(image[0]), np.full((image.shape[2], GAP, 3), 255, np.uint8)]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path, compare: bool = False,
+                 from_hr: bool = False, tile: int = 96, device: str = "auto") -> Path:
+    generator, _ = load_upscaler(run_dir, device)
+    image = read_image(Path(source))
+    s = generator.scale
+    if from_hr:
+        hr = modcrop(image, s)
+        if min(hr.shape[-2:]) < s:
+            raise GankitError(f"{source} is smaller than {s}x{s} pixels; --from-hr needs a larger image.")
+        image = downscale(hr, s)
+    device_of = next(generator.parameters()).device
+    sr = upscale(generator, image.to(device_of), tile).cpu()
+    if compare:
+        pixels = side_by_side([bicubic_upscale(image, s), sr] + ([hr] if from_hr else []))
+    else:
+        pixels = to_uint8(sr[0])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{out.suffix or '.png'}")
+    try:
+        Image.fromarray(pixels).save(tmp, format=None if out.suffix else "PNG")
+    except (OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise GankitError(f"Cannot write {out} ({e}); choose a writable path ending in .png or .jpg.") from None
+    tmp.replace(out)
+    return out
+
+
+def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path | None = None,
+            device: str = "auto", tile: int = 96) -> dict:
+    """PSNR/SSIM (Y channel) of the run and of bicubic on the run's held-out photographs, or
+    on every image of ``data`` (``folder:PATH``) when given."""
+    generator, meta = load_upscaler(run_dir, device)
+    spec = data or meta.get("data_spec") or "photos"
+    photos = photo_set(spec, all_validation=data is not None).validation
+    if not photos:
+        raise GankitError(f"{spec} holds out no validation image (it has only one); evaluate on another folder "
+                          "with --data folder:PATH.")
+    device_of = next(generator.parameters()).device
+    scores = evaluate_sr(lambda lr: upscale(generator, lr.to(device_of), tile).cpu(), photos, generator.scale)
+    result = {"run": str(run_dir), "family": meta["family"], "step": meta.get("step"), "data": spec,
+              "split": "all images" if data else "held out", "protocol": "Y channel (BT.601), border "
+              f"{generator.scale} px shaved, 8-bit", **scores}
+    if json_path:
+        atomic_write_json(Path(json_path), result)
+    return result
+
+
+def format_sr_table(result: dict) -> str:
+    header = f"{'image':<24} {'size':>10} {'bicubic PSNR':>13} {'SR PSNR':>8} {'bicubic SSIM':>13} {'SR SSIM':>8}"
+    lines = [f"{result['family']} step {result['step']} on {result['data']} ({result['split']}); {result['protocol']}",
+             header]
+    rows = result["images"] + [{"image": "mean", "size": "", **result["mean"]}]
+    for r in rows:
+        lines.append(f"{r['image'][:24]:<24} {r['size']:>10} {r['bicubic_psnr']:>13.2f} {r['sr_psnr']:>8.2f} "
+                     f"{r['bicubic_ssim']:>13.4f} {r['sr_ssim']:>8.4f}")
+    m = result["mean"]
+    lines.append(f"gain over bicubic: {m['psnr_gain']:+.2f} dB PSNR, {m['ssim_gain']:+.4f} SSIM")
+    return "\n".join(lines)
+
+
+def is_sr_run(run_dir: str | Path) -> bool:
+    from gankit.models import get_family
+    from gankit.models.srgan import SRGAN
+
+    if not Path(run_dir).is_dir():
+        return False  # the generic path names the missing folder
+    meta = read_json(Path(run_dir) / "generator.json", "evaluate a folder that `gankit train` wrote.")
+    return issubclass(get_family(meta.get("family", "")), SRGAN)

@@ -1,0 +1,272 @@
+"""SRResNet / SRGAN: the data pipeline, the Y-channel metric, tiling, VGG weights, the commands."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.cli import main
+from gankit.data import DataInfo, load_dataset
+from gankit.data.photos import MAX_TILES, Photo, bicubic_upscale, downscale, folder_photos, photo_set, tiles
+from gankit.errors import GankitError
+from gankit.metrics.sr import evaluate_sr, luma, y_scores
+from gankit.models.srgan import SRGANConfig, SRResNetGenerator, random_crops, receptive_radius, upscale
+from gankit.models.vgg import ENV_VARIABLE, VGGFeatures, locate_weights
+
+TINY_SR = ["--set", "model.blocks=1", "--set", "model.channels=8", "--set", "model.crop=32",
+           "--set", "model.d_channels=4", "--set", "model.d_dense=16", "--batch-size", "4", "--no-progress",
+           "--set", "train.threads=1", "--set", "train.log_every=1"]
+
+
+def psnr_rgb(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(4 / (a - b).pow(2).mean()))
+
+
+def write_photo(path: Path, size: tuple[int, int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    smooth = rng.integers(0, 256, (size[1] // 8 + 1, size[0] // 8 + 1, 3), dtype=np.uint8)
+    Image.fromarray(smooth).resize(size, Image.Resampling.BICUBIC).save(path)
+
+
+# --- data ------------------------------------------------------------------------------------------
+def test_photos_are_tiles_in_range_with_two_held_out():
+    data = load_dataset("photos")
+    assert data.samples.shape[1:] == (3, 128, 128) and len(data) > 100
+    assert data.samples.min() >= -1 and data.samples.max() <= 1
+    photos = photo_set("photos")
+    assert [p.name for p in photos.validation] == ["chelsea", "rocket"]
+    assert all(p.pixels.dtype == np.uint8 and p.pixels.shape[0] == 3 for p in photos.train)
+
+
+def test_tiles_overlap_by_half_and_cover_the_image():
+    image = np.arange(3 * 256 * 384, dtype=np.int64).reshape(3, 256, 384) % 251
+    out = tiles([Photo("x", image.astype(np.uint8))], tile=128)
+    assert out.shape == (3 * 5, 3, 128, 128)  # rows at 0, 64, 128; columns at 0, 64, ..., 256
+    second = torch.from_numpy(image[:, 0:128, 64:192].astype(np.float32)) / 127.5 - 1
+    assert torch.equal(out[1], second)
+
+
+def test_too_many_tiles_are_capped(monkeypatch):
+    monkeypatch.setattr("gankit.data.photos.MAX_TILES", 4)
+    out = tiles([Photo("x", np.zeros((3, 256, 256), np.uint8))], tile=128)
+    assert len(out) == 4 and MAX_TILES > 4
+
+
+def test_random_crops_are_aligned_pairs():
+    g = torch.Generator().manual_seed(0)
+    tiles_ = load_dataset("photos").samples[:8]
+    hr = random_crops(tiles_, 96, g)
+    lr = downscale(hr, 4)
+    assert hr.shape == (8, 3, 96, 96) and lr.shape == (8, 3, 24, 24)
+    assert lr.min() >= -1 and lr.max() <= 1
+    # Bicubic upscaling of the aligned input is close to the patch; shifted by 4 px it is not.
+    aligned = psnr_rgb(bicubic_upscale(lr, 4), hr)
+    shifted = psnr_rgb(bicubic_upscale(lr, 4)[..., 4:], hr[..., :-4])
+    assert aligned > 22 and aligned > shifted + 3
+    # Every crop is a (possibly flipped) window of its tile.
+    for tile, patch in zip(tiles_, hr):
+        windows = tile.unfold(1, 96, 1).unfold(2, 96, 1).permute(1, 2, 0, 3, 4).reshape(-1, 3, 96, 96)
+        candidates = [patch, patch.flip(2), patch.flip(1), patch.flip(1).flip(2)]
+        assert any((windows == c).all((1, 2, 3)).any() for c in candidates)
+
+
+def test_folder_holds_out_every_tenth_and_skips_bad_files(tmp_path):
+    for i in range(11):
+        write_photo(tmp_path / f"{i:02d}.png", (160, 144), i)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    write_photo(tmp_path / "small.png", (40, 40), 99)
+    photos = folder_photos(tmp_path)
+    assert [p.name for p in photos.validation] == ["00.png", "10.png"]
+    assert len(photos.train) == 10 and "skipped 1 unreadable" in photos.notes[0]
+    assert len(tiles(photos.train)) == 9  # the 40x40 image gives no 128 px tile
+    assert len(folder_photos(tmp_path, all_validation=True).validation) == 13 - 1
+
+
+def test_folder_errors_are_one_sentence(tmp_path):
+    with pytest.raises(GankitError, match="holds no image files"):
+        folder_photos(tmp_path)
+    (tmp_path / "a.png").write_bytes(b"garbage")
+    with pytest.raises(GankitError, match="could be decoded"):
+        folder_photos(tmp_path)
+    with pytest.raises(GankitError, match="photos or folder:PATH"):
+        photo_set("mnist")
+
+
+# --- the metric ------------------------------------------------------------------------------------
+def test_y_channel_uses_bt601():
+    assert luma(np.zeros((1, 1, 3), np.uint8))[0, 0] == pytest.approx(16)
+    assert luma(np.full((1, 1, 3), 255, np.uint8))[0, 0] == pytest.approx(235)
+    assert luma(np.array([[[255, 0, 0]]], np.uint8))[0, 0] == pytest.approx(16 + 65.481)
+
+
+def test_psnr_and_ssim_against_hand_computed_values():
+    rng = np.random.default_rng(0)
+    hr = rng.integers(40, 200, (40, 40, 3)).astype(np.uint8)
+    sr = hr + np.uint8(10)
+    scores = y_scores(sr, hr, shave=4)
+    y_step = 10 * 219 / 255  # a grey step of 10 moves Y by 10 x 219/255
+    assert scores["psnr"] == pytest.approx(20 * math.log10(255 / y_step), abs=1e-6)
+    assert y_scores(hr, hr, shave=4)["ssim"] == pytest.approx(1.0)
+    assert scores["ssim"] < 1
+    # Only the shaved border differs: a perfect score.
+    bordered = hr.copy()
+    bordered[:4] = 0
+    assert y_scores(bordered, hr, shave=4)["psnr"] == math.inf
+
+
+def test_evaluate_sr_reports_both_methods_and_the_gain():
+    photo = Photo("p", np.random.default_rng(0).integers(0, 256, (3, 64, 70)).astype(np.uint8))
+    result = evaluate_sr(lambda lr: bicubic_upscale(lr, 4), [photo], 4)
+    row, mean = result["images"][0], result["mean"]
+    assert row["size"] == "68x64"  # cropped to multiples of 4
+    assert row["sr_psnr"] == row["bicubic_psnr"] and mean["psnr_gain"] == 0
+
+
+# --- the network and tiling ------------------------------------------------------------------------
+def tiny_generator(blocks: int = 1) -> SRResNetGenerator:
+    torch.manual_seed(0)
+    return SRResNetGenerator(SRGANConfig(blocks=blocks, channels=8), DataInfo((3, 32, 32))).eval()
+
+
+def test_generator_upscales_any_size_by_four():
+    out = tiny_generator()(torch.rand(2, 3, 13, 17) * 2 - 1)
+    assert out.shape == (2, 3, 52, 68) and out.abs().max() <= 1
+
+
+def test_bicubic_skip_starts_at_bicubic():
+    G = SRResNetGenerator(SRGANConfig(blocks=1, channels=8, bicubic_skip=True), DataInfo((3, 32, 32))).eval()
+    lr = torch.rand(2, 3, 9, 11) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(G(lr), bicubic_upscale(lr, 4))
+
+
+def test_tiled_upscale_equals_one_pass():
+    G = tiny_generator(blocks=2)
+    lr = torch.rand(1, 3, 37, 29) * 2 - 1
+    with torch.inference_mode():
+        whole = G(lr)
+    tiled = upscale(G, lr, tile=8)
+    assert torch.allclose(tiled, whole, atol=1e-5)
+    # Without enough context the tile borders show: the overlap is what makes them equal.
+    assert (upscale(G, lr, tile=8, overlap=0) - whole).abs().max() > 1e-3
+    assert receptive_radius(G) == 4 + 4 + 1 + 2 + 1
+
+
+# --- VGG weights -----------------------------------------------------------------------------------
+def vgg22_state(path: Path) -> Path:
+    """A file with the keys (and shapes) of torchvision's VGG19 up to relu2_2."""
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    features = vgg19(weights=None).features[:9]
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def test_vgg_features_load_from_a_file(tmp_path):
+    net = VGGFeatures("vgg22", vgg22_state(tmp_path / "vgg19.pth"))
+    out = net(torch.zeros(1, 3, 32, 32))
+    assert out.shape == (1, 128, 16, 16)
+    assert not any(p.requires_grad for p in net.parameters())
+    assert not net.train().training
+
+
+def test_vgg_weights_errors_say_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.delenv(ENV_VARIABLE, raising=False)
+    with pytest.raises(GankitError, match=r"vgg19-dcbb9e9d.pth.*hub/checkpoints.*model.content=mse"):
+        locate_weights()
+    with pytest.raises(GankitError, match="does not exist"):
+        locate_weights(tmp_path / "missing.pth")
+    partial = vgg22_state(tmp_path / "partial.pth")
+    with pytest.raises(GankitError, match="is not torchvision's VGG19 weights"):
+        VGGFeatures("vgg54", partial)  # relu5_4 needs layers the file lacks
+    monkeypatch.setenv(ENV_VARIABLE, str(partial))
+    assert locate_weights() == partial
+
+
+# --- the commands ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def srresnet_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "srresnet"
+    assert main(["train", "srresnet", "--out", str(out), "--steps", "3", *TINY_SR]) == 0
+    return out
+
+
+def test_srresnet_run_writes_a_comparison_preview(srresnet_run):
+    records = [json.loads(line) for line in (srresnet_run / "metrics.jsonl").read_text().splitlines()]
+    assert {"content", "psnr"} <= records[-1].keys() and "loss_d" not in records[-1]
+    preview = Image.open(srresnet_run / "samples" / "step-000003.png")
+    assert preview.size == (3 * 32 + 4 * 2, 6 * 32 + 7 * 2)  # bicubic | SR | HR, six rows
+
+
+def test_eval_scores_the_held_out_photos(srresnet_run, tmp_path, capsys):
+    assert main(["eval", str(srresnet_run), "--json", str(tmp_path / "sr.json")]) == 0
+    result = json.loads((tmp_path / "sr.json").read_text())
+    assert [r["image"] for r in result["images"]] == ["chelsea", "rocket"]
+    assert result["mean"]["bicubic_psnr"] > 25  # the baseline on these photos
+    assert "gain over bicubic" in capsys.readouterr().out
+
+
+def test_upscale_writes_four_times_larger_images(srresnet_run, tmp_path):
+    write_photo(tmp_path / "in.png", (30, 22), 0)
+    assert main(["upscale", str(srresnet_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")]) == 0
+    assert Image.open(tmp_path / "out.png").size == (120, 88)
+    assert main(["upscale", str(srresnet_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "cmp.png"),
+                 "--compare", "--from-hr", "--tile", "3"]) == 0
+    assert Image.open(tmp_path / "cmp.png").size == (3 * 28 + 2 * 4, 20)
+
+
+def test_srgan_starts_from_srresnet_and_resumes(srresnet_run, tmp_path):
+    out = tmp_path / "srgan"
+    args = ["train", "srgan", "--out", str(out), "--init", str(srresnet_run), *TINY_SR,
+            "--set", "model.content=mse"]
+    assert main([*args, "--steps", "1"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss_d", "d_real", "content"} <= records[-1].keys()
+    assert main(["train", "srgan", "--resume", str(out), "--steps", "2", "--no-progress"]) == 0
+    assert json.loads((out / "generator.json").read_text())["step"] == 2
+
+
+def test_srresnet_resumes_without_a_discriminator(srresnet_run, tmp_path):
+    out = tmp_path / "again"
+    assert main(["train", "srresnet", "--out", str(out), "--steps", "1", *TINY_SR]) == 0
+    assert main(["train", "srresnet", "--resume", str(out), "--steps", "2", "--no-progress"]) == 0
+    assert json.loads((out / "generator.json").read_text())["step"] == 2
+
+
+def test_user_errors_are_one_line(srresnet_run, tmp_path, capsys):
+    cases = [
+        ["train", "srgan", "--out", str(tmp_path / "a"), "--init", str(srresnet_run), "--steps", "1",
+         "--set", "model.content=mse", "--set", "model.blocks=2", "--no-progress"],
+        ["sample", str(srresnet_run)],
+        ["upscale", str(srresnet_run), str(tmp_path / "missing.png")],
+        ["eval", str(srresnet_run), "--data", "folder:" + str(tmp_path / "nowhere")],
+        ["train", "srresnet", "--data", "mnist", "--steps", "1", "--out", str(tmp_path / "b")],
+        ["train", "srresnet", "--set", "model.crop=100", "--steps", "1", "--out", str(tmp_path / "c")],
+    ]
+    expected = ["does not fit this srgan generator", "use `gankit upscale", "does not exist",
+                "is not a folder", "photos or folder:PATH", "model.crop must be a multiple of 16"]
+    for argv, phrase in zip(cases, expected):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert phrase in err and len(err.splitlines()) == 1, err
+
+
+def test_demo_page_upscales_an_upload(srresnet_run):
+    from gankit.app import upscale_image
+    from gankit.pipeline import load
+
+    pipe = load(srresnet_run)
+    out = upscale_image(pipe, Image.new("RGB", (10, 7), (200, 30, 30)))
+    assert out.size == (2 * 40 + 4, 28)
+    with pytest.raises(GankitError, match="Upload an image first"):
+        upscale_image(pipe, None)
+    with pytest.raises(GankitError, match="gankit upscale"):
+        upscale_image(pipe, Image.new("RGB", (1024, 1024)))
