@@ -72,7 +72,8 @@ def test_random_crops_are_aligned_pairs():
     # Every crop is a (possibly flipped) window of its tile.
     for tile, patch in zip(tiles_, hr):
         windows = tile.unfold(1, 96, 1).unfold(2, 96, 1).permute(1, 2, 0, 3, 4).reshape(-1, 3, 96, 96)
-        candidates = [patch, patch.flip(2), patch.flip(1), patch.flip(1).flip(2)]
+        flipped = [patch, patch.flip(2), patch.flip(1), patch.flip(1).flip(2)]
+        candidates = flipped + [p.transpose(1, 2) for p in flipped]
         assert any((windows == c).all((1, 2, 3)).any() for c in candidates)
 
 
@@ -270,3 +271,16 @@ def test_demo_page_upscales_an_upload(srresnet_run):
         upscale_image(pipe, None)
     with pytest.raises(GankitError, match="gankit upscale"):
         upscale_image(pipe, Image.new("RGB", (1024, 1024)))
+
+
+def test_srresnet_trains_on_any_folder_and_scores_it(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        write_photo(photos / f"{i}.jpg", (150, 130), i)
+    out = tmp_path / "run"
+    assert main(["train", "srresnet", "--data", f"folder:{photos}", "--out", str(out), "--steps", "1", *TINY_SR]) == 0
+    assert main(["eval", str(out), "--json", str(tmp_path / "held.json")]) == 0
+    assert [r["image"] for r in json.loads((tmp_path / "held.json").read_text())["images"]] == ["0.jpg"]
+    assert main(["eval", str(out), "--data", f"folder:{photos}", "--json", str(tmp_path / "all.json")]) == 0
+    assert len(json.loads((tmp_path / "all.json").read_text())["images"]) == 3
