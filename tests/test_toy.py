@@ -267,6 +267,10 @@ def test_toy_training_defaults_leave_images_alone():
     from gankit.models.gan import IMAGE_TRAIN, TOY_TRAIN
 
     assert GAN.default_train("mnist") == IMAGE_TRAIN and GAN.default_train("toy:ring8") == TOY_TRAIN
-    toy = GAN.default_config("toy:grid25")
+    toy = GAN.default_config("toy:ring8")
     assert GAN.default_config("mnist").g_batchnorm and GAN.default_config("mnist").pack == 1
     assert toy.latent_dim == 2
+    # The grid's own recipe, with or without mixture options; other toys keep the ring8 one.
+    for spec in ("toy:grid25", "toy:grid25,std=0.05"):
+        assert GAN.default_config(spec).latent_dim == 64 and GAN.default_train(spec)["steps"] == 60000
+    assert GAN.default_train("toy:spiral") == TOY_TRAIN
