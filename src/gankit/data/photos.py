@@ -154,7 +154,7 @@ def load_tiles(spec: str, crop: int, tile: int = TILE) -> TensorData:
 
 @register(
     "photos",
-    summary="scikit-image's bundled colour photographs (super-resolution default); 128 px tiles, 2 held out.",
+    summary="8 photos bundled with scikit-image, scikit-learn, matplotlib (super-resolution default).",
     usage="photos  (srresnet/srgan also read folder:PATH at full resolution)",
 )
 def load_photos(argument: str | None, options: DataConfig) -> TensorData:

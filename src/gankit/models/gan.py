@@ -6,7 +6,8 @@ On vector data (the toy distributions) the same networks end in a linear layer i
 
 Toy data (``--data toy:...``) gets its own defaults (``TOY_MODEL``, ``TOY_TRAIN`` below): small
 equal networks, a 2-d latent, no BatchNorm in G, PacGAN packing of 2, batch 512, lr 5e-4, 5,000
-steps; the 25-mode grid needs a 64-d latent and 60,000 steps at lr 2e-4 (``GRID_MODEL``, ``GRID_TRAIN``). Stabiliser options for any data: ``model.d_spectral_norm``, ``model.pack``,
+steps; the 25-mode grid needs a 64-d latent and 60,000 steps at lr 2e-4 (``GRID_MODEL``,
+``GRID_TRAIN``). Stabiliser options for any data: ``model.d_spectral_norm``, ``model.pack``,
 ``model.activation`` (the seed networks keep LeakyReLU, no spectral norm, no packing).
 """
 
