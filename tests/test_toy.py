@@ -264,9 +264,9 @@ def test_pack_must_be_positive():
 
 
 def test_toy_training_defaults_leave_images_alone():
-    from gankit.models.gan import IMAGE_TRAIN, TOY_TRAIN
+    from gankit.models.gan import GAN_IMAGE_TRAIN, TOY_TRAIN
 
-    assert GAN.default_train("mnist") == IMAGE_TRAIN and GAN.default_train("toy:ring8") == TOY_TRAIN
+    assert GAN.default_train("mnist") == GAN_IMAGE_TRAIN and GAN.default_train("toy:ring8") == TOY_TRAIN
     toy = GAN.default_config("toy:ring8")
     assert GAN.default_config("mnist").g_batchnorm and GAN.default_config("mnist").pack == 1
     assert toy.latent_dim == 2
