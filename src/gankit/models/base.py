@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, ContextManager, Iterator
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from gankit.config import DataConfig, LossName
@@ -110,6 +111,16 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
         module.train(was_training)
 
 
+def average_across_ranks(parameters: list[nn.Parameter]) -> None:
+    """Average the gradients of ``parameters`` over the ranks of a distributed run (else nothing)."""
+    if not parameters or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for p in parameters:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_world_size()
+
+
 def random_labels(info: DataInfo, n: int, generator: torch.Generator, device: torch.device) -> Tensor | None:
     """Uniformly drawn labels, one column per attribute, or None for unlabelled data."""
     if not info.attributes:
@@ -172,6 +183,19 @@ class GANFamily(nn.Module):
         """Training settings (``train.*``) that differ from the loop's defaults for this data."""
         return {}
 
+    def trained_with_generator(self) -> list[nn.Module]:
+        """Parts of D that G's optimizer trains, in G's update (InfoGAN's Q head); none by default."""
+        return []
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """What G's optimizer updates: G's weights and those of ``trained_with_generator``."""
+        return [*self.generator.parameters(), *(p for m in self.trained_with_generator() for p in m.parameters())]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """What D's optimizer updates: D's weights except those G's optimizer owns."""
+        shared = {id(p) for m in self.trained_with_generator() for p in m.parameters()}
+        return [p for p in self.discriminator.parameters() if id(p) not in shared]
+
     def preview(self, data: TensorData, seed: int, device: torch.device) -> Preview | None:
         """Inputs for the training pictures, or None for the loop's generic ones (latents and labels)."""
         return None
@@ -226,10 +250,15 @@ class GANFamily(nn.Module):
             ctx.opt_d.step()
         # D's weights need no gradient for the G update; skipping them saves a third of D's backward.
         D.requires_grad_(False)
+        shared = self.trained_with_generator()
+        for module in shared:
+            module.requires_grad_(True)
         with ctx.autocast():
             loss_g = self.g_loss(fake, y_fake, ctx)
         ctx.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        # g_loss runs the bare D, so DDP has not averaged the gradients of D's shared parts.
+        average_across_ranks([p for module in shared for p in module.parameters()])
         ctx.opt_g.step()
         D.requires_grad_(True)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **{k: v.detach() for k, v in stats.items()}}

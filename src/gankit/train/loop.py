@@ -71,9 +71,9 @@ class Trainer:
             for note in self.data.notes:
                 print(f"note: {note}", file=sys.stderr)
         self.model: GANFamily = family(cfg.model_cfg, self.data.info).to(self.device)
-        self.opt_g = make_optimizer(self.model.generator.parameters(), t.lr_g, t, self.device)
+        self.opt_g = make_optimizer(self.model.generator_parameters(), t.lr_g, t, self.device)
         # SRResNet has no D, hence no D optimizer.
-        d_params = list(self.model.discriminator.parameters())
+        d_params = self.model.discriminator_parameters()
         self.opt_d = make_optimizer(d_params, t.lr_d, t, self.device) if d_params else None
         self.ema = EMA(self.model.generator, t.ema) if t.ema > 0 else None
         # Each rank draws its own noise stream; the main one is seeded by the run's seed.
