@@ -11,6 +11,7 @@ default budget of ``gankit train acgan``.
     python benchmarks/acgan.py                          # budgets 1/4, 1/2 and all of the default steps
     python benchmarks/acgan.py --steps 500,1000,2000 --threads 2
     python benchmarks/acgan.py --minutes 5,10,20        # wall-clock budgets instead of steps
+    python benchmarks/acgan.py --steps 1500 --set model.aux_weights=1,2 --out /tmp/acgan.json
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 import gankit
-from gankit.config import RunConfig, set_value, validate
+from gankit.config import RunConfig, parse_set, set_value, validate
 from gankit.data import TensorData, load_dataset
 from gankit.metrics.attributes import FacesExtractor, attribute_accuracy, load_faces
 from gankit.metrics.reference import reference_stats
@@ -37,13 +38,16 @@ RESULTS = Path(__file__).parent / "results" / "acgan.json"
 TARGET = {"hair": 0.95, "eyes": 0.90}
 
 
-def default_config(threads: int, seed: int) -> RunConfig:
+def default_config(threads: int, seed: int, overrides: list[str] = ()) -> RunConfig:
+    """The defaults of ``gankit train acgan`` on faces, then ``overrides`` ("section.key=value")."""
     family = get_family("acgan")
     cfg = RunConfig("acgan", family.default_config("faces"))
     for key, value in family.default_train("faces").items():
         set_value(cfg, f"train.{key}", value)
     set_value(cfg, "train.threads", threads)
     set_value(cfg, "train.seed", seed)
+    for override in overrides:
+        set_value(cfg, *parse_set(override))
     cfg.train.progress = False
     return cfg
 
@@ -86,9 +90,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=2000, help="generated faces scored per budget")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting as gankit train --set does (repeatable), e.g. model.aux_weights=1,2")
     args = parser.parse_args()
 
-    cfg = default_config(args.threads, args.seed)
+    cfg = default_config(args.threads, args.seed, args.set)
     minutes = parse_list(args.minutes, float)
     steps = parse_list(args.steps, int) or ([] if minutes else [cfg.train.steps // 4, cfg.train.steps // 2,
                                                                 cfg.train.steps])

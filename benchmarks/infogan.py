@@ -53,7 +53,9 @@ def train_run(run_dir: Path, args: argparse.Namespace, data) -> dict:
     train(cfg, run_dir, data=data)  # not Trainer alone: train() also writes config.json, which the probe reads
     seconds = time.perf_counter() - start
     steps = run_steps(run_dir)
-    return {"train": {k: getattr(cfg.train, k) for k in ("batch_size", "lr_g", "lr_d", "threads", "seed")},
+    return {"train": {k: getattr(cfg.train, k) for k in ("batch_size", "lr_g", "lr_d", "ema", "precision", "threads",
+                                                         "seed", "minutes")},
+            "model": dict(vars(cfg.model_cfg)),
             "steps": steps, "seconds": round(seconds, 1),
             "images_per_s": round(steps * cfg.train.batch_size / seconds, 1)}
 

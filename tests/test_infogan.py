@@ -202,16 +202,42 @@ def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
     codes = model.fake_labels(8, ctx)
     fake = model.generator(model.generator.sample_latent(8, ctx.noise), codes)
 
-    def gradients(lambda_cat: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def gradients(lambda_cat: float, step: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         model.cfg.lambda_cat = lambda_cat
-        model.zero_grad()
-        model.d_loss(mnist.samples[:8], None, fake.detach(), codes, ctx)[0].backward()
-        model.g_loss(fake, codes, ctx).backward(retain_graph=True)
-        return model.generator.net[0].weight.grad.clone(), model.discriminator.q_head[0].weight.grad.clone()
+        model.zero_grad(set_to_none=True)
+        if step == "d":
+            model.d_loss(mnist.samples[:8], None, fake.detach(), codes, ctx)[0].backward()
+        else:
+            model.g_loss(fake, codes, ctx).backward(retain_graph=True)
+        grad = lambda m: None if m.weight.grad is None else m.weight.grad.clone()
+        return grad(model.generator.net[0]), grad(model.discriminator.q_head[0])
 
-    with_info, without_info = gradients(1.0), gradients(0.0)
-    assert not torch.allclose(with_info[0], without_info[0])  # G's loss holds L_I
-    assert with_info[1].abs().sum() > 0  # D's loss trains Q on the fakes' codes
+    with_info, without_info = gradients(1.0, "g"), gradients(0.0, "g")
+    assert not torch.allclose(with_info[0], without_info[0])  # G's loss holds L_I ...
+    assert with_info[1].abs().sum() > 0  # ... and trains Q (the paper's min over G and Q)
+    assert not gradients(1.0, "d")[1].any()  # D's loss does not, by default (a zero gradient, for DDP)
+    model.cfg.q_update = "d"  # the paper's released code: D's loss trains D's body and Q on L_I
+    assert gradients(1.0, "d")[1].abs().sum() > 0
+
+
+def test_q_learns_in_g_update_at_g_learning_rate(mnist):
+    torch.manual_seed(0)
+    model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16), mnist.info)
+    opt_g = torch.optim.Adam(model.generator_parameters(), 1e-3)
+    opt_d = torch.optim.Adam(model.discriminator_parameters(), 2e-4)
+    D = model.discriminator
+    q_ids = {id(p) for p in D.q_head.parameters()}
+    assert q_ids <= {id(p) for p in opt_g.param_groups[0]["params"]}  # Q is stepped with G, at G's rate
+    assert not q_ids & {id(p) for p in opt_d.param_groups[0]["params"]}
+    ctx = StepContext(opt_g, opt_d, torch.Generator().manual_seed(0), torch.device("cpu"))
+    before = {k: v.clone() for k, v in D.state_dict().items()}
+    model.train_step([(mnist.samples[:16], None)], ctx)
+    after = D.state_dict()
+    assert not torch.equal(before["q_head.0.weight"], after["q_head.0.weight"])  # G's update moved Q
+    assert not torch.equal(before["d_head.weight"], after["d_head.weight"])  # D's update moved D
+    assert all(p.requires_grad for p in D.parameters())
+    model.cfg.q_update = "d"  # the paper's released code: Q belongs to D's optimizer again
+    assert model.trained_with_generator() == [] and len(model.discriminator_parameters()) == len(list(D.parameters()))
 
 
 def test_probe_and_code_recovery_on_a_tiny_run(run, mnist):
