@@ -18,8 +18,11 @@ out = Path(sys.argv[1])
 model_name = sys.argv[2] if len(sys.argv) > 2 else "gan"
 TINY = {"gan": {"model.g_hidden": "16,32", "model.d_hidden": "32,16"},
         # InfoGAN's Q head is trained in G's update through the bare D: its gradients are averaged by hand.
-        "infogan": {"model.dense": "16", "model.channels": "4", "model.q_hidden": "8"}}
-cfg = RunConfig(model_name, get_family(model_name).Config())
+        "infogan": {"model.dense": "16", "model.channels": "4", "model.q_hidden": "8"},
+        # SRResNet has no D: only G is wrapped.
+        "srresnet": {"model.blocks": "1", "model.channels": "8", "model.crop": "32"}}
+family = get_family(model_name)
+cfg = RunConfig(model_name, family.default_config(family.default_data))
 for key, value in {**TINY[model_name], "train.batch_size": "16", "train.steps": "6", "train.log_every": "1",
                    "train.checkpoint_every": "3", "train.progress": "false", "train.device": "cpu"}.items():
     set_value(cfg, key, value)

@@ -35,6 +35,11 @@ def test_infogan_q_head_stays_in_sync(tmp_path: Path):
     assert any(k.startswith("d.q_head.") for k in rank0)
 
 
+def test_srresnet_without_a_discriminator_runs_distributed(tmp_path: Path):
+    rank0, _ = run_two_ranks(tmp_path / "run", "srresnet")
+    assert not any(k.startswith("d.") for k in rank0)
+
+
 def test_two_ranks_stay_in_sync_and_the_checkpoint_resumes_alone(tmp_path: Path):
     out = tmp_path / "run"
     rank0, rank1 = run_two_ranks(out, "gan")

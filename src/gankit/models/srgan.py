@@ -239,6 +239,8 @@ class SRGAN(GANFamily):
         """D updates (one per batch, when adversarial), then one G update on the last batch's SR images."""
         G, D = self.train_modules.generator, self.train_modules.discriminator
         stats: dict[str, Tensor] = {}
+        if not self.adversarial:  # no D to update: only the batch G learns from
+            batches = batches[-1:]
         for i, (tiles, _) in enumerate(batches):
             lr, hr = self.pairs(tiles, ctx)
             with ctx.autocast():

@@ -37,8 +37,11 @@ class Distributed:
         if not self.active:
             return TrainModules(model.generator, model.discriminator)
         ids = [self.device.index] if self.device.type == "cuda" else None
+        # SRResNet's D has no weights: DDP refuses such a module, and there is nothing to average.
+        has_d = any(p.requires_grad for p in model.discriminator.parameters())
         return TrainModules(DistributedDataParallel(model.generator, device_ids=ids),
-                            DistributedDataParallel(model.discriminator, device_ids=ids))
+                            DistributedDataParallel(model.discriminator, device_ids=ids) if has_d
+                            else model.discriminator)
 
     def any_rank(self, *flags: bool) -> tuple[bool, ...]:
         """Each flag, true on every rank when true on any: ranks must stop or roll back together."""
