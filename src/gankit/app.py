@@ -27,13 +27,12 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from gankit.data.base import DataInfo
-from gankit.data.photos import bicubic_upscale
+from gankit.data.photos import signed
 from gankit.errors import GankitError
 from gankit.models.base import random_labels
 from gankit.models.infogan import TRAVERSE_RANGE, InfoGenerator
-from gankit.models.srgan import upscale
 from gankit.pipeline import GeneratorPipeline, load, slerp
-from gankit.upscale import side_by_side
+from gankit.upscale import comparison
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -263,9 +262,8 @@ def upscale_image(pipe: GeneratorPipeline, image: Image.Image | None) -> Image.I
     if image.width * image.height > MAX_UPSCALE_PIXELS:
         raise GankitError(f"The image has {image.width}x{image.height} pixels; the page upscales at most "
                           f"{MAX_UPSCALE_PIXELS:,} pixels (use `gankit upscale` for larger ones).")
-    lr = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float().div(127.5).sub(1)[None]
-    sr = upscale(pipe.generator, lr.to(pipe.device)).cpu()
-    return Image.fromarray(side_by_side([bicubic_upscale(lr, pipe.generator.scale), sr]))
+    lr = signed(np.array(image.convert("RGB")).transpose(2, 0, 1))[None]
+    return Image.fromarray(comparison(pipe.generator, lr)[1])
 
 
 def upscale_tab(gr: ModuleType, pipe: GeneratorPipeline, prefix: str) -> None:

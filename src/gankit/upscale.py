@@ -18,7 +18,7 @@ from PIL import Image
 from gankit.artifacts import load_generator, read_json
 from gankit.atomic import atomic_write_json
 from gankit.data.images import DECODE_ERRORS
-from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set
+from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set, signed
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.metrics.sr import evaluate_sr, to_uint8
@@ -45,7 +45,7 @@ def read_image(path: Path) -> torch.Tensor:
         raise GankitError(f"{path} is larger than Pillow's pixel limit; shrink it or split it first.") from None
     except DECODE_ERRORS:
         raise GankitError(f"{path} is not a readable image; give a PNG, JPEG or another format Pillow reads.") from None
-    return torch.from_numpy(pixels).float().div(127.5).sub(1).unsqueeze(0)
+    return signed(pixels).unsqueeze(0)
 
 
 def side_by_side(images: list[torch.Tensor]) -> np.ndarray:
@@ -54,6 +54,13 @@ def side_by_side(images: list[torch.Tensor]) -> np.ndarray:
     for image in images:
         parts += [to_uint8(image[0]), np.full((image.shape[2], GAP, 3), 255, np.uint8)]
     return np.concatenate(parts[:-1], axis=1)
+
+
+def comparison(generator: SRResNetGenerator, lr: torch.Tensor, hr: torch.Tensor | None = None,
+               tile: int = 96) -> tuple[torch.Tensor, np.ndarray]:
+    """G's output for ``lr`` (1, 3, h, w) and the strip bicubic | SR (| HR when given)."""
+    sr = upscale(generator, lr.to(next(generator.parameters()).device), tile).cpu()
+    return sr, side_by_side([bicubic_upscale(lr, generator.scale), sr] + ([hr] if hr is not None else []))
 
 
 def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path, compare: bool = False,
@@ -66,12 +73,8 @@ def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path, compa
         if min(hr.shape[-2:]) < s:
             raise GankitError(f"{source} is smaller than {s}x{s} pixels; --from-hr needs a larger image.")
         image = downscale(hr, s)
-    device_of = next(generator.parameters()).device
-    sr = upscale(generator, image.to(device_of), tile).cpu()
-    if compare:
-        pixels = side_by_side([bicubic_upscale(image, s), sr] + ([hr] if from_hr else []))
-    else:
-        pixels = to_uint8(sr[0])
+    sr, strip = comparison(generator, image, hr if from_hr else None, tile)
+    pixels = strip if compare else to_uint8(sr[0])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{out.suffix or '.png'}")

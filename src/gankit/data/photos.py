@@ -133,7 +133,7 @@ def tiles(photos: list[Photo], tile: int = TILE) -> torch.Tensor:
             continue
         squares = image.unfold(1, tile, tile // 2).unfold(2, tile, tile // 2)  # (3, rows, cols, tile, tile)
         squares = squares.permute(1, 2, 0, 3, 4).reshape(-1, 3, tile, tile)[:MAX_TILES - count]
-        out.append(squares.float().div(127.5).sub(1))
+        out.append(signed(squares))
         count += len(squares)
         if count >= MAX_TILES:
             break
@@ -161,6 +161,11 @@ def load_photos(argument: str | None, options: DataConfig) -> TensorData:
     if argument:
         raise GankitError(f"photos takes no argument, not {argument!r}; use folder:PATH for your own photographs.")
     return load_tiles("photos", TILE, TILE)
+
+
+def signed(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (..., H, W) as float32 in [-1, 1], the range every model here works in."""
+    return torch.as_tensor(pixels).float().div(127.5).sub(1)
 
 
 # --- low resolution ------------------------------------------------------------------------------

@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from gankit.data.photos import Photo, bicubic_upscale, downscale, modcrop
+from gankit.data.photos import Photo, bicubic_upscale, downscale, modcrop, signed
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
@@ -53,7 +52,7 @@ def evaluate_sr(upscale: Callable[[Tensor], Tensor], photos: list[Photo], scale:
     """
     rows = []
     for photo in photos:
-        hr = modcrop(torch.from_numpy(photo.pixels).float().div(127.5).sub(1), scale).unsqueeze(0)
+        hr = modcrop(signed(photo.pixels), scale).unsqueeze(0)
         lr = downscale(hr, scale)
         truth = to_uint8(hr[0])
         row = {"image": photo.name, "size": f"{truth.shape[1]}x{truth.shape[0]}"}
