@@ -1,8 +1,14 @@
 """The baseline every gankit speed and quality figure is compared with: a plain PyTorch loop
 of the same networks, written as the popular one-file scripts write it (PyTorch-GAN style):
 a DataLoader over a TensorDataset, the default Adam, sigmoid + BCELoss, a G step on one
-generated batch, then a D step on the same batch detached. Only the BatchNorm eps bug of
-those scripts is left out, so the networks are the seeds' own.
+generated batch, then a D step on the same batch detached, all in fp32. Only the BatchNorm
+eps bug of those scripts is left out, so the MLP networks are the seeds' own.
+
+The convolutional families (dcgan, acgan, infogan) run gankit's own networks in this loop
+(``PlainFamily``): the same layers and the same channels_last layout, so their speed ratio
+counts only what the loop does differently. Their extra losses are added the way the
+scripts add them: ACGAN's class cross-entropy to both updates, InfoGAN's information loss
+to G's update (Q learns there, as in gankit, rather than in a third pass).
 """
 
 from __future__ import annotations
@@ -11,8 +17,12 @@ import time
 from typing import Callable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
+
+from gankit.data.base import DataInfo
+from gankit.models import get_family
+from gankit.models.acgan import auxiliary_loss
 
 LATENT = 100
 
@@ -29,8 +39,35 @@ def mlp_generator(in_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(prev, 784), nn.Tanh())
 
 
-class PlainGAN(nn.Module):
-    def __init__(self):
+class PlainModel(nn.Module):
+    """What the loop needs of a model: its two parameter sets, fakes' inputs, probabilities."""
+
+    G: nn.Module
+    D: nn.Module
+
+    def g_parameters(self) -> list[nn.Parameter]:
+        return list(self.G.parameters())
+
+    def d_parameters(self) -> list[nn.Parameter]:
+        return list(self.D.parameters())
+
+    def draw(self, n: int) -> tuple[Tensor, Tensor]:
+        """Noise and the labels the fakes are asked for."""
+        return torch.randn(n, LATENT), torch.randint(0, 10, (n,))
+
+    def discriminate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(probability of real, any other outputs of D)."""
+        raise NotImplementedError
+
+    def g_extra_loss(self, extra: Tensor | None, y: Tensor) -> Tensor | float:
+        return 0.0
+
+    def d_extra_loss(self, extra: Tensor | None, y: Tensor) -> Tensor | float:
+        return 0.0
+
+
+class PlainGAN(PlainModel):
+    def __init__(self, info: DataInfo | None = None):
         super().__init__()
         self.G = mlp_generator(LATENT)
         self.D = nn.Sequential(nn.Linear(784, 512), nn.LeakyReLU(0.2, inplace=True), nn.Linear(512, 256),
@@ -40,11 +77,11 @@ class PlainGAN(nn.Module):
         return self.G(z).view(-1, 1, 28, 28)
 
     def discriminate(self, x, y):
-        return self.D(x.view(len(x), -1))
+        return self.D(x.view(len(x), -1)), None
 
 
-class PlainCGAN(nn.Module):
-    def __init__(self):
+class PlainCGAN(PlainModel):
+    def __init__(self, info: DataInfo | None = None):
         super().__init__()
         self.g_emb, self.d_emb = nn.Embedding(10, LATENT), nn.Embedding(10, 784)
         self.G = mlp_generator(LATENT)
@@ -57,24 +94,80 @@ class PlainCGAN(nn.Module):
     def generate(self, z, y):
         return self.G(z * self.g_emb(y)).view(-1, 1, 28, 28)
 
+    def g_parameters(self) -> list[nn.Parameter]:
+        return [*self.G.parameters(), *self.g_emb.parameters()]
+
+    def d_parameters(self) -> list[nn.Parameter]:
+        return [*self.D.parameters(), *self.d_emb.parameters()]
+
     def discriminate(self, x, y):
-        return self.D(x.view(len(x), -1) * self.d_emb(y))
+        return self.D(x.view(len(x), -1) * self.d_emb(y)), None
+
+
+class PlainFamily(PlainModel):
+    """A convolutional family's own G and D (its default configuration) in the plain loop."""
+
+    def __init__(self, name: str, info: DataInfo):
+        super().__init__()
+        family = get_family(name)
+        self.family = family(family.default_config(family.default_data), info)
+        self.G, self.D = self.family.generator, self.family.discriminator
+        self.with_g = [p for m in self.family.trained_with_generator() for p in m.parameters()]  # InfoGAN's Q head
+
+    def g_parameters(self) -> list[nn.Parameter]:
+        return [*self.G.parameters(), *self.with_g]
+
+    def d_parameters(self) -> list[nn.Parameter]:
+        held = {id(p) for p in self.with_g}
+        return [p for p in self.D.parameters() if id(p) not in held]
+
+    def draw(self, n: int) -> tuple[Tensor, Tensor]:
+        if self.family.name == "infogan":
+            codes = self.G.codes.sample(n, None, "cpu")
+            return torch.cat([torch.randn(n, self.G.noise_dim), codes], dim=1), codes
+        labels = torch.stack([torch.randint(0, k, (n,)) for k in self.G.info.num_classes], 1) \
+            if self.G.info.num_classes else torch.zeros(n, 0, dtype=torch.long)
+        return torch.randn(n, self.G.latent_dim), labels
+
+    def generate(self, z, y):
+        return self.G(z, y if self.family.name == "acgan" else None)  # InfoGAN's codes are inside z
+
+    def discriminate(self, x, y):
+        out = self.D(x)
+        adversarial, extra = out if isinstance(out, tuple) else (out, None)
+        return torch.sigmoid(adversarial), extra
+
+    def g_extra_loss(self, extra, y):
+        if self.family.name == "acgan":
+            return auxiliary_loss(extra, y, self.family.aux_weights)
+        if self.family.name == "infogan":
+            return self.family.info_loss(extra, y)
+        return 0.0
+
+    def d_extra_loss(self, extra, y):
+        return auxiliary_loss(extra, y, self.family.aux_weights) if self.family.name == "acgan" else 0.0
 
 
 PLAIN_MODELS = {"gan": PlainGAN, "cgan": PlainCGAN}
+CONV_FAMILIES = ("dcgan", "acgan", "infogan")
+
+
+def plain_model(name: str, info: DataInfo | None = None) -> PlainModel:
+    return PLAIN_MODELS[name](info) if name in PLAIN_MODELS else PlainFamily(name, info)
 
 
 def plain_loop(model_name: str, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                seconds: float, on_mark: Callable[[nn.Module, float], None] | None = None,
-               marks: tuple[float, ...] = (), seed: int = 0) -> tuple[nn.Module, int, float]:
+               marks: tuple[float, ...] = (), seed: int = 0, info: DataInfo | None = None,
+               ) -> tuple[nn.Module, int, float]:
     """Train for ``seconds`` of training time; call ``on_mark(model, t)`` at each mark (its time
-    is not counted). Returns the model, the number of steps and the training seconds."""
+    is not counted). ``labels`` are what the model's D takes: the digit (N,) for the MLP models,
+    every attribute (N, A) for the conv families (which also need the data's ``info``).
+    Returns the model, the number of steps and the training seconds."""
     torch.manual_seed(seed)
-    model = PLAIN_MODELS[model_name]()
-    opt_g = torch.optim.Adam(list(model.G.parameters()) + list(getattr(model, "g_emb", nn.Identity()).parameters()),
-                             lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(list(model.D.parameters()) + list(getattr(model, "d_emb", nn.Identity()).parameters()),
-                             lr=2e-4, betas=(0.5, 0.999))
+    model = plain_model(model_name, info)
+    opt_g = torch.optim.Adam(model.g_parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(model.d_parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = nn.BCELoss()
     loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True, drop_last=True)
     steps, trained, pending = 0, 0.0, list(marks)
@@ -87,14 +180,17 @@ def plain_loop(model_name: str, images: torch.Tensor, labels: torch.Tensor, batc
             batches = iter(loader)
             x, y = next(batches)
         valid, fake_t = torch.ones(len(x), 1), torch.zeros(len(x), 1)
-        z, gen_y = torch.randn(len(x), LATENT), torch.randint(0, 10, (len(x),))
+        z, gen_y = model.draw(len(x))
         opt_g.zero_grad()
         gen = model.generate(z, gen_y)
-        g_loss = bce(model.discriminate(gen, gen_y), valid)
+        p_fake, extra = model.discriminate(gen, gen_y)
+        g_loss = bce(p_fake, valid) + model.g_extra_loss(extra, gen_y)
         g_loss.backward()
         opt_g.step()
         opt_d.zero_grad()
-        d_loss = (bce(model.discriminate(x, y), valid) + bce(model.discriminate(gen.detach(), gen_y), fake_t)) / 2
+        p_real, extra = model.discriminate(x, y)
+        d_loss = (bce(p_real, valid) + model.d_extra_loss(extra, y)
+                  + bce(model.discriminate(gen.detach(), gen_y)[0], fake_t)) / 2
         d_loss.backward()
         opt_d.step()
         steps += 1

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from plain import plain_loop  # noqa: E402
+from plain import CONV_FAMILIES, plain_loop  # noqa: E402
 
 from gankit.config import RunConfig  # noqa: E402
 from gankit.data import load_dataset  # noqa: E402
@@ -57,14 +57,17 @@ def gankit_images_per_s(model: str, batch: int, seconds: float, data) -> tuple[f
 
 
 def plain_images_per_s(model: str, batch: int, seconds: float, data) -> float:
-    labels = data.labels[:, 0]
-    plain_loop(model, data.samples, labels, batch, 2.0)  # warm-up
-    _, steps, trained = plain_loop(model, data.samples, labels, batch, seconds)
+    labels = data.labels if model in CONV_FAMILIES else data.labels[:, 0]
+    plain_loop(model, data.samples, labels, batch, 2.0, info=data.info)  # warm-up
+    _, steps, trained = plain_loop(model, data.samples, labels, batch, seconds, info=data.info)
     return steps * batch / trained
 
 
-def matmul_bound(model: str, batch: int, dtype: torch.dtype, repeats: int = 20) -> float:
-    """Seconds per step of the step's matrix products alone (forward, input and weight grads)."""
+def matmul_bound(model: str, batch: int, dtype: torch.dtype, repeats: int = 20) -> float | None:
+    """Seconds per step of the step's matrix products alone (forward, input and weight grads);
+    None for the convolutional families, whose work is mostly convolutions."""
+    if model in CONV_FAMILIES:
+        return None
     family = get_family(model)
     m = family(family.default_config(family.default_data), load_dataset(family.default_data).info)
     shapes = []  # (rows, in, out, weight_grad) per product of one step
@@ -94,27 +97,30 @@ def matmul_bound(model: str, batch: int, dtype: torch.dtype, repeats: int = 20) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["gan", "cgan"])
+    parser.add_argument("--models", nargs="+", default=["gan", "cgan", *CONV_FAMILIES])
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per loop and setting")
     args = parser.parse_args()
-    data = load_dataset("mnist")
-    rows = []
+    rows, datasets = [], {}
     for model in args.models:
+        spec = get_family(model).default_data
+        data = datasets.setdefault(spec, load_dataset(spec))
         for batch in args.batches:
             ours, precision = gankit_images_per_s(model, batch, args.seconds, data)
             plain = plain_images_per_s(model, batch, args.seconds, data)
             dtype = resolve_precision("auto", torch.device("cpu"))
             bound = matmul_bound(model, batch, dtype)
             step = batch / ours
-            rows.append({"model": model, "batch": batch, "device": "cpu", "precision": precision,
+            rows.append({"model": model, "data": spec, "batch": batch, "device": "cpu", "precision": precision,
                          "gankit_images_per_s": round(ours), "plain_images_per_s": round(plain),
-                         "ratio": round(ours / plain, 2), "matmul_ms": round(bound * 1e3, 2),
-                         "step_ms": round(step * 1e3, 2), "step_over_matmul": round(step / bound, 2)})
+                         "ratio": round(ours / plain, 2), "step_ms": round(step * 1e3, 2)})
             r = rows[-1]
-            print(f"{model:6s} {batch:4d} {precision:8s} gankit {r['gankit_images_per_s']:7d} img/s  "
-                  f"plain {r['plain_images_per_s']:6d} img/s  x{r['ratio']:.2f}  "
-                  f"step {r['step_ms']:.2f} ms = {r['step_over_matmul']:.2f} x matmul {r['matmul_ms']:.2f} ms", flush=True)
+            line = (f"{model:7s} {batch:4d} {precision:8s} gankit {r['gankit_images_per_s']:7d} img/s  "
+                    f"plain {r['plain_images_per_s']:6d} img/s  x{r['ratio']:.2f}  step {r['step_ms']:.2f} ms")
+            if bound is not None:
+                r.update(matmul_ms=round(bound * 1e3, 2), step_over_matmul=round(step / bound, 2))
+                line += f" = {r['step_over_matmul']:.2f} x matmul {r['matmul_ms']:.2f} ms"
+            print(line, flush=True)
     machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "python": platform.python_version()}
     RESULTS.mkdir(exist_ok=True)
