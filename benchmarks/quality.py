@@ -9,6 +9,7 @@ learning-rate schedule may follow the budget); the plain loop is scored at each 
 run. Scoring costs no training time on either side.
 
     python benchmarks/quality.py [--models gan cgan] [--minutes 1 2 5] [--n 5000] [--loops gankit plain]
+    python benchmarks/quality.py --models gan --loops gankit --set train.lr_decay=0.5 --out /tmp/try.json
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from plain import LATENT, plain_loop  # noqa: E402
 
 import gankit  # noqa: E402
-from gankit.config import RunConfig  # noqa: E402
+from gankit.config import RunConfig, parse_set, set_value  # noqa: E402
 from gankit.data import DataInfo, load_dataset  # noqa: E402
 from gankit.metrics import evaluate, load_extractor  # noqa: E402
 from gankit.models import Generator, get_family  # noqa: E402
@@ -55,11 +56,14 @@ def score(pipeline: GeneratorPipeline, real, extractor, n: int) -> dict:
     return {k: result[k] for k in SCORES if k in result}
 
 
-def gankit_scores(model: str, budgets: list[float], real, extractor, n: int) -> list[dict]:
+def gankit_scores(model: str, budgets: list[float], real, extractor, n: int,
+                  overrides: tuple[str, ...] = ()) -> list[dict]:
     family = get_family(model)
     cfg = RunConfig(model, family.default_config("mnist"))
     for key, value in family.default_train("mnist").items():
         setattr(cfg.train, key, value)
+    for assignment in overrides:
+        set_value(cfg, *parse_set(assignment))
     cfg.train.steps, cfg.train.progress = 0, False
     rows = []
     for minutes in budgets:
@@ -72,7 +76,8 @@ def gankit_scores(model: str, budgets: list[float], real, extractor, n: int) -> 
     return rows
 
 
-def plain_scores(model: str, budgets: list[float], real, extractor, n: int) -> list[dict]:
+def plain_scores(model: str, budgets: list[float], real, extractor, n: int, overrides: tuple[str, ...] = ()
+                 ) -> list[dict]:
     info = real.info if model == "cgan" else DataInfo(real.info.shape)
     rows = []
 
@@ -96,15 +101,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000, help="generated samples per score")
     parser.add_argument("--loops", nargs="+", default=["gankit", "plain"], choices=["gankit", "plain"],
                         help="measure only these; the others' rows are kept from the last results file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for gankit's runs on top of its defaults, as `gankit train --set`")
+    parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     args = parser.parse_args()
     real, extractor = load_dataset("mnist"), load_extractor("digits")
-    saved = RESULTS / "quality.json"
+    saved = args.out
     table = json.loads(saved.read_text())["results"] if saved.exists() else {}
     measure = {"gankit": gankit_scores, "plain": plain_scores}
     for model in args.models:
         table.setdefault(model, {})
         for loop in args.loops:
-            table[model][loop] = measure[loop](model, args.minutes, real, extractor, args.n)
+            table[model][loop] = measure[loop](model, args.minutes, real, extractor, args.n, tuple(args.set))
     print(f"\n{'model':6s} {'min':>4s} {'loop':7s} " + " ".join(f"{k:>9s}" for k in SCORES))
     for model, loops in table.items():
         for i, minutes in enumerate(args.minutes):
@@ -116,9 +124,9 @@ def main() -> None:
                     f"{row[k]:9.4f}" if k in row else f"{'-':>9s}" for k in SCORES))
     machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "when": time.strftime("%Y-%m-%d")}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quality.json").write_text(json.dumps({"machine": machine, "results": table}, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'quality.json'}")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"machine": machine, "settings": args.set, "results": table}, indent=2) + "\n")
+    print(f"wrote {saved}")
 
 
 if __name__ == "__main__":

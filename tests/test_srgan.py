@@ -42,6 +42,11 @@ def test_photos_are_tiles_in_range_with_two_held_out():
     photos = photo_set("photos")
     assert [p.name for p in photos.validation] == ["chelsea", "rocket"]
     assert all(p.pixels.dtype == np.uint8 and p.pixels.shape[0] == 3 for p in photos.train)
+    by_name = {p.name: p.pixels for p in photos.train}
+    camera = by_name["camera"]  # a grey photograph: three equal channels
+    assert (camera[0] == camera[1]).all() and (camera[1] == camera[2]).all()
+    assert by_name["camera@0.5"].shape == (3, 256, 256) and by_name["camera@0.7"].shape == (3, 358, 358)
+    assert not {"chelsea", "rocket"} & {name.split("@")[0] for name in by_name}
 
 
 def test_tiles_overlap_by_half_and_cover_the_image():

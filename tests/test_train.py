@@ -193,3 +193,23 @@ def test_learning_rates_decay_linearly_over_the_end_of_the_budget(tmp_path: Path
            for p in list_checkpoints(tmp_path / "r/checkpoints")}
     # the lr used by the last step before each checkpoint: constant until half way, then linear to 0
     assert lrs == pytest.approx({2: 1e-3, 4: 1e-3, 6: 1e-3 * 3 / 4, 8: 1e-3 * 1 / 4})
+
+
+def test_compile_trains_the_same_run_and_saves_bare_weights(tmp_path: Path, monkeypatch):
+    import torch._dynamo
+
+    # The eager backend runs the same wiring (dynamo traces G and D) without minutes of code generation.
+    monkeypatch.setattr("gankit.train.runtime.COMPILE_BACKEND", "eager")
+    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", False)  # restored after the test
+    backends, real_compile = [], torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: backends.append(kw["backend"]) or real_compile(module, **kw))
+    assert train_cli("gan", tmp_path / "eager", "--steps", "4", "--set", "train.precision=fp32") == 0
+    assert train_cli("gan", tmp_path / "compiled", "--steps", "4", "--set", "train.precision=fp32",
+                     "--set", "train.compile=true") == 0
+    torch._dynamo.reset()
+    assert backends == ["eager", "eager"]  # G and D
+    eager, compiled = ([r["loss_g"] for r in read_metrics(tmp_path / n)] for n in ("eager", "compiled"))
+    assert compiled == pytest.approx(eager, rel=1e-5)
+    weights = load_file(tmp_path / "compiled/generator.safetensors")
+    assert weights.keys() == load_file(tmp_path / "eager/generator.safetensors").keys()
+    assert not any("_orig_mod" in k for k in weights)

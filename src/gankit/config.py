@@ -45,6 +45,7 @@ class TrainConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0  # CPU threads for PyTorch; 0 keeps PyTorch's choice
+    compile: bool = False  # torch.compile G and D for the training passes (falls back to eager on failure)
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000

@@ -23,13 +23,13 @@ from gankit.data import EpochBatches, TensorData
 from gankit.errors import GankitError
 from gankit.models import GANFamily, StepContext, get_family
 from gankit.metrics import default_extractor, load_extractor, quick_scores
-from gankit.models.base import evaluating
+from gankit.models.base import TrainModules, evaluating
 from gankit.train import distributed
 from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, save_checkpoint
 from gankit.train.ema import EMA
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.train.runlog import RunLog
-from gankit.train.runtime import autocast, resolve_precision, seed_everything
+from gankit.train.runtime import autocast, compiled, resolve_precision, seed_everything
 from gankit.train.signals import StopRequests
 
 
@@ -92,6 +92,9 @@ class Trainer:
         elif t.init:
             self._initialise_generator(Path(t.init))
         self.model.train_modules = self.dist.wrap(self.model)
+        if t.compile:  # after DDP's wrapper, as PyTorch recommends; the saved weights stay the bare modules'
+            modules = self.model.train_modules
+            self.model.train_modules = TrainModules(compiled(modules.generator), compiled(modules.discriminator))
         if self.dist.active and self.dist.is_main:
             print(f"distributed: {self.dist.world} ranks ({torch.distributed.get_backend()}), effective batch "
                   f"{t.batch_size * self.dist.world} ({t.batch_size} per rank), lr_g {t.lr_g}, lr_d {t.lr_d} "
