@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--srgan-minutes", type=float, default=0, help="then srgan --init for this long")
     parser.add_argument("--srgan-content", default="mse", help="srgan's content loss: mse, vgg22 or vgg54")
     parser.add_argument("--keep", help="keep the run folders under this folder")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON file to write")
     args = parser.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
     common = ["--set", f"train.threads={args.threads}", "--set", "train.seed=0"]
@@ -79,8 +80,8 @@ def main() -> None:
     result = {"rows": rows, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
               "threads": args.threads or torch.get_num_threads(), "published": PUBLISHED,
               "protocol": "held-out chelsea + rocket, Y channel (BT.601), 4 px border shaved, 8-bit"}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ fakes, not only from the digit's shape, so the code need not become the digit. I
 autocast did no harm (fp32: 55% at 1,000 steps against 73%, at 1.8x the step time), nor did the EMA
 generator (within 3 points of the live one), and lambda_cat 2 learnt slower than 1 (52% at 1,500
 steps against 85%). The default run (4,000 steps, 14.6 minutes on one thread) reached 90.0% code
-recovery and 85.4% Q accuracy: better than the 38.8% before, short of the paper's 95%.
+recovery and 85.4% Q accuracy: better than the 38.8% before, short of the paper's 95%. Training on
+to 6,500 steps gave 90.6% and 86.7%: the code's assignment of digits settles early.
 """
 
 from __future__ import annotations
