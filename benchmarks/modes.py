@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--d-steps", default="1,2,5")
     parser.add_argument("--stabilisers", default=",".join(STABILISERS), help=f"of {', '.join(STABILISERS)}")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (to split a row)")
     parser.add_argument("--steps", type=int, default=0, help="training steps; 0 keeps the toy defaults'")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--append", action="store_true",
@@ -132,7 +133,7 @@ def main() -> None:
             for d_steps in map(int, args.d_steps.split(",")):
                 for stabiliser in args.stabilisers.split(","):
                     runs = [run_once(spec, loss, d_steps, stabiliser, seed, args.steps)
-                            for seed in range(args.seeds)]
+                            for seed in range(args.first_seed, args.first_seed + args.seeds)]
                     row = {"data": spec, "loss": loss, "d_steps": d_steps,
                            "stabiliser": stabiliser, "runs": runs, **summarise(runs)}
                     rows.append(row)
