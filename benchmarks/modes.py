@@ -134,15 +134,15 @@ def main() -> None:
                 for stabiliser in args.stabilisers.split(","):
                     runs = [run_once(spec, loss, d_steps, stabiliser, seed, args.steps)
                             for seed in range(args.first_seed, args.first_seed + args.seeds)]
-                    row = {"data": spec, "loss": loss, "d_steps": d_steps,
-                           "stabiliser": stabiliser, "runs": runs, **summarise(runs)}
+                    row = {"data": spec, "loss": loss, "d_steps": d_steps, "stabiliser": stabiliser,
+                           "steps": args.steps or GAN.default_train(spec)["steps"], "runs": runs, **summarise(runs)}
                     rows.append(row)
                     m, q = row["modes"], row["high_quality"]
                     print(f"{spec:12s} {loss:14s} {d_steps:2d} {stabiliser:13s} {m['mean']:7.2f} +-{m['std']:5.2f}"
                           f" {q['mean']:7.1%} +-{q['std']:5.1%} {row['seconds']['mean']:6.1f}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.append and args.out.exists():
-        key = lambda row: (row["data"], row["loss"], row["d_steps"], row["stabiliser"])  # noqa: E731
+        key = lambda row: (row["data"], row["loss"], row["d_steps"], row["stabiliser"], row["steps"])  # noqa: E731
         fresh = {key(row) for row in rows}
         rows = [row for row in json.loads(args.out.read_text())["rows"] if key(row) not in fresh] + rows
     settings = {spec: {"model": dataclasses.asdict(GAN.default_config(spec)), "train": GAN.default_train(spec)}

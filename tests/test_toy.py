@@ -272,5 +272,5 @@ def test_toy_training_defaults_leave_images_alone():
     assert toy.latent_dim == 2
     # The grid's own recipe, with or without mixture options; other toys keep the ring8 one.
     for spec in ("toy:grid25", "toy:grid25,std=0.05"):
-        assert GAN.default_config(spec).latent_dim == 64 and GAN.default_train(spec)["steps"] == 60000
+        assert GAN.default_config(spec).latent_dim == 64 and GAN.default_train(spec)["steps"] == 80000
     assert GAN.default_train("toy:spiral") == TOY_TRAIN
