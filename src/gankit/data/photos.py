@@ -11,8 +11,8 @@ are held out whole for validation (PSNR/SSIM against bicubic on full images, the
   grey camera, brick, grass, gravel, moon and coins (as RGB with three equal channels: more
   edges and textures for the luminance the metric scores). Each also trains at 0.7 and 0.5 of
   its size (anti-aliased), a common SR augmentation: a shrunk photo packs more detail per
-  pixel. Together these raised the held-out gain after 5 minutes (benchmarks/sr.py) from
-  +0.27 dB to +0.32 dB each. Scikit-image's chelsea and rocket are held out.
+  pixel. Each of the two, alone, raised the held-out gain after 5 minutes (benchmarks/sr.py)
+  from +0.27 dB to +0.32 dB. Scikit-image's chelsea and rocket are held out.
 - ``folder:PATH`` (when an SR model reads it): every image under PATH at its own size; every
   tenth file (in sorted order, at least one) is held out. Unreadable files are skipped and
   counted in one note; images smaller than a tile give no training tile but can still be
