@@ -32,7 +32,8 @@ autocast did no harm (fp32: 55% at 1,000 steps against 73%, at 1.8x the step tim
 generator (within 3 points of the live one), and lambda_cat 2 learnt slower than 1 (52% at 1,500
 steps against 85%). The default run (4,000 steps, 14.6 minutes on one thread) reached 90.0% code
 recovery and 85.4% Q accuracy: better than the 38.8% before, short of the paper's 95%. Training on
-to 6,500 steps gave 90.6% and 86.7%: the code's assignment of digits settles early.
+to 6,500 steps gave 90.6% and 86.7%: the code's assignment of digits settles early. Batch 128
+(the default since) reached 99.9% code recovery and 93.6% Q accuracy in 4,000 steps (seed 0).
 """
 
 from __future__ import annotations
@@ -323,10 +324,11 @@ class InfoGAN(GANFamily):
 
     @classmethod
     def default_train(cls, data_spec: str) -> dict[str, Any]:
-        """The paper's batch (64) and learning rates (G and Q 1e-3, D 2e-4). 4,000 steps take about
-        15 minutes on one core of the development machine (0.21 s a step in bf16, fp32 is about 1.8x
-        slower), less on two; the clock stops a slower machine at 15 minutes."""
-        return {"steps": 4000, "minutes": 15.0, "batch_size": 64, "lr_g": 1e-3, "lr_d": 2e-4}
+        """The paper's learning rates (G and Q 1e-3, D 2e-4) at batch 128 rather than its 64: with
+        seed 0, 4,000 steps at batch 128 reached 99.9% code recovery and 93.6% Q accuracy, against
+        90.0% and 85.4% at batch 64 (90.6% and 86.7% after 6,500 steps). 4,000 steps take about 12
+        minutes on the development machine's 2 cores; the clock stops a slower machine at 15."""
+        return {"steps": 4000, "minutes": 15.0, "batch_size": 128, "lr_g": 1e-3, "lr_d": 2e-4}
 
     def info_loss(self, q: Tensor, codes: Tensor) -> Tensor:
         return self.generator.codes.info_loss(q.float(), codes, self.cfg.lambda_cat, self.cfg.lambda_cont)
