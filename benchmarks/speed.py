@@ -104,7 +104,9 @@ def main() -> None:
     rows, datasets = [], {}
     for model in args.models:
         spec = get_family(model).default_data
-        data = datasets.setdefault(spec, load_dataset(spec))
+        if spec not in datasets:  # each dataset once: setdefault would load it again for every model
+            datasets[spec] = load_dataset(spec)
+        data = datasets[spec]
         for batch in args.batches:
             ours, precision = gankit_images_per_s(model, batch, args.seconds, data)
             plain = plain_images_per_s(model, batch, args.seconds, data)
