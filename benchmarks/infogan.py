@@ -10,6 +10,7 @@ untrained D of the same architecture. Writes benchmarks/results/infogan.json.
     python benchmarks/infogan.py                     # the default budget (gankit train infogan)
     python benchmarks/infogan.py --minutes 5 --threads 2
     python benchmarks/infogan.py --run runs/infogan-...   # score a finished run, no training
+    python benchmarks/infogan.py --set model.lambda_cat=2 --keep /tmp/run --out /tmp/try.json
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from gankit.artifacts import read_json
-from gankit.config import RunConfig, set_value, validate
+from gankit.config import RunConfig, parse_set, set_value, validate
 from gankit.data import load_dataset
 from gankit.models import get_family
 from gankit.probe import infogan_scores, probe
@@ -47,6 +48,8 @@ def train_run(run_dir: Path, args: argparse.Namespace, data) -> dict:
     for key, value in budget.items():
         if value is not None:
             set_value(cfg, f"train.{key}", value)
+    for assignment in args.set:
+        set_value(cfg, *parse_set(assignment))
     cfg.train.progress = False
     validate(cfg)
     start = time.perf_counter()
@@ -73,22 +76,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--per-value", type=int, default=500, help="generated images per value of c1")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting on top of the defaults, as `gankit train --set`")
+    parser.add_argument("--keep", type=Path, help="train into this folder and keep it (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     data = load_dataset("mnist")
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(args.run) if args.run else Path(tmp) / "infogan"
+        run = Path(args.run) if args.run else args.keep or Path(tmp) / "infogan"
         result = {"steps": run_steps(run)} if args.run else train_run(run, args, data)
         result.update(infogan_scores(run, data, args.per_value))
         result["probe"] = probe(run, data)
         family = get_family("infogan")
         untrained = family.build_discriminator(family.default_config("mnist"), data.info)
         result["probe_untrained_d"] = probe(untrained, data)
-    result.update(machine=platform.processor() or platform.machine(), torch=torch.__version__,
+    result.update(settings=args.set, machine=platform.processor() or platform.machine(), torch=torch.__version__,
                   published=PUBLISHED)
     print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -177,6 +177,15 @@ IMAGE_TRAIN: dict[str, Any] = {"batch_size": 256, "lr_g": 6e-4, "lr_d": 6e-4, "s
 # every 500 steps on one busy core: lr 6e-4 reached 9.4 at 5,000 steps, then 10.5-12.3 by 8,000;
 # lr 3e-4 starts slower (56.7 against 31.8 at 1,500 steps) but keeps improving (11.4 at 5,000, 7.4 at
 # 8,500); lr_g 3e-4 with lr_d 6e-4 was worse than both (14.5-17.3 from 5,500 on).
+# One-minute budgets favour smaller batches at higher rates, but those recipes degrade in longer runs,
+# so the default stays. FID after 1 minute on 2 quiet cores (benchmarks/quality.py --set, 5,000 samples):
+#   batch 256: this default 28.9; lr 6e-4 + lr_decay 0.5 23.2 (with beta2 0.99 19.4, hinge 19.5);
+#     lr 1e-3 + decay 25.6; batch 512, lr 1e-3 + decay 61.6; batch 64, lr 3e-4 + decay 21.7.
+#   batch 128 + lr_decay 0.5: lr 4e-4 15.8, 20.3, 20.1, 20.9 (seeds 0, 0, 1, 2); lr 3e-4 25.2;
+#     lr 6e-4 17.7; beta2 0.99 24.3; D dropout 0.3 20.6; hinge 16.2, 17.3, 19.1, 19.6, mean 18.1
+#     (seeds 0, 0, 1, 2; configs/gan-short.toml).
+#   At 5 minutes the batch-128 recipes fall back: lr 4e-4 36.3 (10.6 at 2 minutes), with D dropout 21.6,
+#   hinge 31.1, where this default reaches 8.5.
 GAN_IMAGE_TRAIN: dict[str, Any] = {**IMAGE_TRAIN, "lr_g": 3e-4, "lr_d": 3e-4, "steps": 8000}
 TOY_TRAIN: dict[str, Any] = {"batch_size": 512, "lr_g": 5e-4, "lr_d": 5e-4, "steps": 5000}
 # toy:grid25 needs many more steps than ring8, not another architecture. With the ring8 recipe
