@@ -3,7 +3,7 @@
 Both train the same networks (gan and cgan of seeds 003 and 000) on the embedded MNIST digits
 for 1, 2 and 5 minutes of training time; at each budget both generators are scored with the
 same extractor (gankit's digits classifier): FID, KID, IS, precision, recall and, for cgan,
-the accuracy of the requested digit. gankit runs with its defaults (batch 256, lr 6e-4, EMA
+the accuracy of the requested digit. gankit runs with its defaults (batch 256, lr 6e-4 or 3e-4, EMA
 generator, bf16 where the CPU has it, fused Adam, in-memory batches), one run per budget (a
 learning-rate schedule may follow the budget); the plain loop is scored at each mark of one
 run. Scoring costs no training time on either side.

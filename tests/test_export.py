@@ -16,10 +16,12 @@ import gankit
 from gankit.artifacts import save_generator
 from gankit.cli import main
 from gankit.data.base import DataInfo
+from gankit.data.photos import bicubic_upscale
 from gankit.errors import GankitError
 from gankit.export import export_generator, sidecar_path
 from gankit.models import get_family
 from gankit.models.infogan import InfoGANConfig
+from gankit.models.srgan import SRGANConfig
 
 BATCHES = (1, 7)
 
@@ -39,6 +41,18 @@ def infogan_dir(tmp_path_factory) -> Path:
     cfg, info = InfoGANConfig(dense=32, channels=8, q_hidden=16), DataInfo((1, 28, 28))
     torch.manual_seed(0)
     save_generator(folder, "infogan", cfg, info, get_family("infogan").build_generator(cfg, info), step=0)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def srresnet_dir(tmp_path_factory) -> Path:
+    """A tiny SRResNet whose last layer is not zero, so its output is more than the bicubic skip."""
+    folder = tmp_path_factory.mktemp("srresnet")
+    cfg, info = SRGANConfig(blocks=1, channels=8), DataInfo((3, 32, 32))
+    torch.manual_seed(0)
+    generator = get_family("srresnet").build_generator(cfg, info)
+    torch.nn.init.normal_(generator.tail[0].weight, std=0.05)
+    save_generator(folder, "srresnet", cfg, info, generator, step=0)
     return folder
 
 
@@ -100,6 +114,32 @@ def test_infogan_codes_are_columns_of_z(infogan_dir, tmp_path):
     assert [(s["name"], s["start"], s["width"], s.get("kind")) for s in inputs["z"]["segments"]] == [
         ("noise", 0, 62, None), ("c1", 62, 10, "categorical"), ("c2", 72, 1, "continuous"),
         ("c3", 73, 1, "continuous")]
+
+
+LR_SIZES = ((1, 7, 9), (2, 16, 12))  # (batch, height, width): sizes other than the traced example's
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_super_resolution_export_takes_any_image_size(srresnet_dir, tmp_path, fmt):
+    path = export_generator(srresnet_dir, fmt, tmp_path / f"sr.{fmt}")
+    pipe = gankit.load(srresnet_dir)
+    if fmt == "onnx":
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        run = lambda lr: session.run(None, {"lr": lr.numpy()})[0]  # noqa: E731
+    else:
+        module = torch.jit.load(str(path))
+        run = lambda lr: module(lr).numpy()  # noqa: E731
+    for n, h, w in LR_SIZES:
+        lr = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(h)) * 2 - 1
+        with torch.inference_mode():
+            expected = pipe.generator(lr).numpy()
+        assert np.abs(expected - bicubic_upscale(lr, 4).numpy()).max() > 1e-2  # the network adds something
+        out = run(lr)
+        assert out.shape == (n, 3, 4 * h, 4 * w)
+        assert np.abs(out - expected).max() < 1e-4
+    layout = json.loads(sidecar_path(path).read_text())
+    assert layout["inputs"]["lr"]["shape"] == ["batch", 3, "height", "width"]
+    assert layout["output"]["name"] == "hr" and layout["output"]["scale"] == 4
 
 
 def test_default_path_is_inside_the_run(infogan_dir):

@@ -4,6 +4,10 @@ The exported graph takes ``z`` (float32, (batch, latent)) and, for conditional m
 ``labels`` (int64, (batch, attributes)); it returns ``samples`` (float32, (batch, *shape)),
 images in [-1, 1]. The batch axis is dynamic. InfoGAN's codes are columns of ``z`` (noise
 first, then the one-hot categorical codes, then the continuous ones), so it has no label input.
+A super-resolution generator (srresnet, srgan) takes ``lr`` (float32, (batch, 3, height, width),
+RGB in [-1, 1]) and returns ``hr`` (batch, 3, scale x height, scale x width); batch, height and
+width are all dynamic. It upscales the whole image at once: tile large images as ``gankit
+upscale`` does to bound memory.
 
 That layout, the attribute names and their values are written beside the file as
 ``<file>.json`` and inside it too (ONNX metadata ``gankit``, TorchScript extra file
@@ -29,12 +33,14 @@ from torch import Tensor
 
 from gankit.errors import GankitError
 from gankit.models.infogan import InfoGenerator
+from gankit.models.srgan import SRResNetGenerator
 from gankit.pipeline import GeneratorPipeline, load
 
 ExportFormat = Literal["onnx", "torchscript"]
 FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}  # format -> default file suffix
 METADATA_FORMAT = "gankit-export/1"
 EXAMPLE_BATCH = 2  # torch.export treats sizes 0 and 1 as constants, so trace with a larger batch
+EXAMPLE_SIDE = 12  # the side of the example low-resolution image a super-resolution graph is traced with
 
 
 def default_path(run_dir: str | Path, fmt: str) -> Path:
@@ -65,47 +71,68 @@ def latent_segments(pipe: GeneratorPipeline) -> list[dict]:
     return segments
 
 
+def is_upscaler(pipe: GeneratorPipeline) -> bool:
+    return isinstance(pipe.generator, SRResNetGenerator)
+
+
 def export_metadata(pipe: GeneratorPipeline, fmt: str) -> dict:
     """What a consumer needs to feed the exported graph and read its output."""
-    inputs = {"z": {"dtype": "float32", "shape": ["batch", pipe.generator.latent_dim],
-                    "segments": latent_segments(pipe)}}
-    if pipe.info.attributes:
-        inputs["labels"] = {"dtype": "int64", "shape": ["batch", len(pipe.info.attributes)],
-                            "columns": [a.to_dict() for a in pipe.info.attributes]}
-    output = {"name": "samples", "dtype": "float32", "shape": ["batch", *pipe.info.shape],
-              "range": [-1.0, 1.0] if pipe.info.is_image else None}
+    if is_upscaler(pipe):
+        scale = pipe.generator.scale
+        inputs = {"lr": {"dtype": "float32", "shape": ["batch", 3, "height", "width"], "range": [-1.0, 1.0]}}
+        output = {"name": "hr", "dtype": "float32", "shape": ["batch", 3, f"{scale}*height", f"{scale}*width"],
+                  "range": [-1.0, 1.0], "scale": scale}
+    else:
+        inputs = {"z": {"dtype": "float32", "shape": ["batch", pipe.generator.latent_dim],
+                        "segments": latent_segments(pipe)}}
+        if pipe.info.attributes:
+            inputs["labels"] = {"dtype": "int64", "shape": ["batch", len(pipe.info.attributes)],
+                                "columns": [a.to_dict() for a in pipe.info.attributes]}
+        output = {"name": "samples", "dtype": "float32", "shape": ["batch", *pipe.info.shape],
+                  "range": [-1.0, 1.0] if pipe.info.is_image else None}
     return {"format": METADATA_FORMAT, "model_format": fmt, "family": pipe.family,
             "step": pipe.meta.get("step"), "inputs": inputs, "output": output}
 
 
-def example_inputs(pipe: GeneratorPipeline, n: int = EXAMPLE_BATCH) -> tuple[Tensor, ...]:
-    z = pipe.generator.sample_latent(n, torch.Generator().manual_seed(0))
+def example_inputs(pipe: GeneratorPipeline, n: int = EXAMPLE_BATCH, side: int = EXAMPLE_SIDE) -> tuple[Tensor, ...]:
+    seeded = torch.Generator().manual_seed(0)
+    if is_upscaler(pipe):
+        return (torch.rand(n, 3, side, side + 1, generator=seeded) * 2 - 1,)  # unequal sides: no square assumed
+    z = pipe.generator.sample_latent(n, seeded)
     if not pipe.info.attributes:
         return (z,)
     return z, torch.zeros(n, len(pipe.info.attributes), dtype=torch.int64)
 
 
-def batch_pinned(family: str) -> RuntimeError:
-    # A bug in the family's code, not a user error: refuse to write a file that only takes one batch size.
-    return RuntimeError(f"The {family} generator fixes its batch size when exported; "
-                        "it must read the batch size as z.shape[0], not len(z).")
+def dynamic_axes(pipe: GeneratorPipeline) -> list[dict[int, str]]:
+    """For each input, its axes that take any size: batch, and an image's height and width."""
+    if is_upscaler(pipe):
+        return [{0: "batch", 2: "height", 3: "width"}]
+    return [{0: "batch"} for _ in example_inputs(pipe)]
+
+
+def size_pinned(family: str) -> RuntimeError:
+    # A bug in the family's code, not a user error: refuse to write a file that only takes one size.
+    return RuntimeError(f"The {family} generator fixes its batch size or image size when exported; "
+                        "it must read sizes as x.shape[i], not len(x).")
 
 
 # --- the two formats ---------------------------------------------------------------------------
 def onnx_bytes(pipe: GeneratorPipeline, metadata: dict) -> bytes:
     if importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnx") is None:
         raise GankitError("ONNX export needs onnx and onnxscript; install them with pip install 'gankit[export]'.")
-    inputs = example_inputs(pipe)
-    batch = torch.export.Dim("batch")
+    axes = dynamic_axes(pipe)
+    dims = {name: torch.export.Dim(name) for input_axes in axes for name in input_axes.values()}
     with warnings.catch_warnings():
         # z and labels share the one batch axis, which torch reports as a name it could not reuse.
-        warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used")
-        program = torch.onnx.export(pipe.generator, inputs, dynamo=True, verbose=False,
-                                    input_names=list(metadata["inputs"]), output_names=["samples"],
-                                    dynamic_shapes=tuple({0: batch} for _ in inputs))
-    # The exporter falls back to a fixed batch size when the model's code pins it (len(z) does).
-    if isinstance(program.model.graph.inputs[0].shape[0], int):
-        raise batch_pinned(pipe.family)
+        warnings.filterwarnings("ignore", message=r".*axis name: \w+ will not be used")
+        program = torch.onnx.export(pipe.generator, example_inputs(pipe), dynamo=True, verbose=False,
+                                    input_names=list(metadata["inputs"]), output_names=[metadata["output"]["name"]],
+                                    dynamic_shapes=tuple({i: dims[name] for i, name in a.items()} for a in axes))
+    # The exporter falls back to a fixed size when the model's code pins it (len(z) does).
+    shape = program.model.graph.inputs[0].shape
+    if any(isinstance(shape[i], int) for i in axes[0]):
+        raise size_pinned(pipe.family)
     program.model.metadata_props["gankit"] = json.dumps(metadata)
     return program.model_proto.SerializeToString()
 
@@ -115,10 +142,14 @@ def torchscript_bytes(pipe: GeneratorPipeline, metadata: dict) -> bytes:
         # The user asked for TorchScript; torch's notice that it is deprecated is no news to them.
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
         traced = torch.jit.trace(pipe.generator, example_inputs(pipe))
-        try:  # tracing records len(z) as a constant, which only another batch size reveals
-            traced(*example_inputs(pipe, EXAMPLE_BATCH + 1))
+        other = example_inputs(pipe, EXAMPLE_BATCH + 1, EXAMPLE_SIDE + 3)
+        try:  # tracing can record len(z) or an image size as a constant, which only other sizes reveal
+            with torch.no_grad():
+                pinned = traced(*other).shape != pipe.generator(*other).shape
         except RuntimeError:
-            raise batch_pinned(pipe.family) from None
+            pinned = True
+        if pinned:
+            raise size_pinned(pipe.family)
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer, _extra_files={"gankit.json": json.dumps(metadata)})
     return buffer.getvalue()
