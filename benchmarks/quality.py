@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -112,7 +113,12 @@ def main() -> None:
     for model in args.models:
         table.setdefault(model, {})
         for loop in args.loops:
-            table[model][loop] = measure[loop](model, args.minutes, real, extractor, args.n, tuple(args.set))
+            # The load average before a loop runs shows whether other work shared the cores: timed
+            # rows from a busy machine are not comparable, and rows are kept across runs.
+            load = round(os.getloadavg()[0], 2)
+            rows = measure[loop](model, args.minutes, real, extractor, args.n, tuple(args.set))
+            table[model][loop] = [{**row, "load_before": load, "when": time.strftime("%Y-%m-%d %H:%M")}
+                                  for row in rows]
     print(f"\n{'model':6s} {'min':>4s} {'loop':7s} " + " ".join(f"{k:>9s}" for k in SCORES))
     for model, loops in table.items():
         for i, minutes in enumerate(args.minutes):
