@@ -108,7 +108,7 @@ def dynamic_axes(pipe: GeneratorPipeline) -> list[dict[int, str]]:
     """For each input, its axes that take any size: batch, and an image's height and width."""
     if is_upscaler(pipe):
         return [{0: "batch", 2: "height", 3: "width"}]
-    return [{0: "batch"} for _ in example_inputs(pipe)]
+    return [{0: "batch"}] * (2 if pipe.info.attributes else 1)  # z, and labels for conditional models
 
 
 def size_pinned(family: str) -> RuntimeError:
