@@ -35,6 +35,11 @@ def test_infogan_q_head_stays_in_sync(tmp_path: Path):
     assert any(k.startswith("d.q_head.") for k in rank0)
 
 
+def test_adaptive_augmentation_keeps_one_probability_across_ranks(tmp_path: Path):
+    rank0, rank1 = run_two_ranks(tmp_path / "run", "gan-ada")
+    assert rank0["augment_p"].item() > 0 and torch.equal(rank0["augment_p"], rank1["augment_p"])
+
+
 def test_srresnet_without_a_discriminator_runs_distributed(tmp_path: Path):
     rank0, _ = run_two_ranks(tmp_path / "run", "srresnet")
     assert not any(k.startswith("d.") for k in rank0)

@@ -31,7 +31,7 @@ def test_rollback_to_the_last_checkpoint_with_lower_learning_rates(tmp_path: Pat
     poison_step(monkeypatch, {8})
     run = tmp_path / "run"
     assert main(["train", "gan", "--out", str(run), "--steps", "12", *TINY, "--lr", "2e-4",
-                 "--set", "train.checkpoint_every=5",
+                 "--set", "train.checkpoint_every=5", "--set", "train.lr_decay=0",  # gan's default decays
                  "--set", "train.rollbacks=1", "--set", "train.rollback_lr_factor=0.5"]) == 0
     assert "diverged at step 8 (loss_g=inf): rolled back to step 5" in capsys.readouterr().err
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

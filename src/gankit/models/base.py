@@ -20,6 +20,7 @@ from gankit.config import DataConfig, LossName
 from gankit.data.base import DataInfo, TensorData
 from gankit.data.registry import load_dataset
 from gankit.errors import GankitError
+from gankit.models.augment import adapt_probability, augment, parse_policy
 from gankit.models.losses import LOSSES, real_targets
 
 
@@ -42,11 +43,20 @@ class GANConfig(AdversarialConfig):
     """The settings of families that generate from a latent vector."""
 
     latent_dim: int = 100
+    augment: str = ""  # DiffAugment policies for what D sees, e.g. "translation,cutout" (models/augment.py)
+    augment_target: float = 0.0  # 0: augment every image; in (0, 1): adaptive (ADA), E[sign(D(real))] kept near it
+    augment_ramp: float = 500_000  # images over which the adaptive probability can rise from 0 to 1
 
     def validate(self) -> None:
         super().validate()
         if self.latent_dim < 1:
             raise GankitError(f"model.latent_dim must be at least 1, not {self.latent_dim}.")
+        parse_policy(self.augment)
+        if not 0 <= self.augment_target < 1:
+            raise GankitError(f"model.augment_target must be in [0, 1) (0 augments every image; ADA uses 0.6), "
+                              f"not {self.augment_target}.")
+        if self.augment_ramp <= 0:
+            raise GankitError(f"model.augment_ramp must be a positive number of images, not {self.augment_ramp}.")
 
 
 class Generator(nn.Module):
@@ -121,6 +131,15 @@ def average_across_ranks(parameters: list[nn.Parameter]) -> None:
             p.grad /= dist.get_world_size()
 
 
+def mean_across_ranks(value: Tensor) -> Tensor:
+    """The mean of a tensor over the ranks of a distributed run (itself otherwise)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    value = value.clone()
+    dist.all_reduce(value)
+    return value / dist.get_world_size()
+
+
 def random_labels(info: DataInfo, n: int, generator: torch.Generator, device: torch.device) -> Tensor | None:
     """Uniformly drawn labels, one column per attribute, or None for unlabelled data."""
     if not info.attributes:
@@ -154,6 +173,14 @@ class GANFamily(nn.Module):
         # BatchNorm, whose statistics would then mix real and fake samples.
         self.joint_d_batch = not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                      for m in self.discriminator.modules())
+        self.augmentations = parse_policy(cfg.augment) if isinstance(cfg, GANConfig) else []
+        if self.augmentations and not info.is_image:
+            raise GankitError(f"model.augment transforms images, but this data holds samples of shape {info.shape}; "
+                              "set model.augment to \"\".")
+        self.adaptive = bool(self.augmentations) and cfg.augment_target > 0
+        # The adaptive probability: a buffer so that it follows the model to its device, saved
+        # with the checkpoint's training state (``training_state``), not with the weights.
+        self.register_buffer("augment_p", torch.zeros(()), persistent=False)
 
     # --- what a family defines -------------------------------------------------------------
     @classmethod
@@ -213,6 +240,8 @@ class GANFamily(nn.Module):
         d_real, d_fake = d_real.float(), d_fake.float()
         target = real_targets(len(d_real), self.cfg.label_smoothing, ctx.noise, ctx.device)
         stats = {"d_real": torch.sigmoid(d_real).mean(), "d_fake": torch.sigmoid(d_fake).mean()}
+        if self.adaptive:  # ADA's measure of D's over-fitting (adapt_augmentation)
+            stats["real_sign"] = torch.sign(d_real.detach()).mean()
         return self.loss.d(d_real, d_fake, target), stats
 
     def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
@@ -230,6 +259,36 @@ class GANFamily(nn.Module):
         # The bare D: its weights take no gradient here, so DDP has nothing to synchronise.
         return self.loss.g(self.discriminator(fake, fake_labels).float())
 
+    # --- augmentation of what D sees (models/augment.py) --------------------------------------
+    def augment(self, *images: Tensor, ctx: StepContext) -> tuple[Tensor, ...]:
+        """What D sees of each batch in ``images``, reals and fakes alike: ``model.augment``'s
+        transforms, always, or with the adaptive probability. The batches go through together:
+        one pass of small operations instead of one per batch."""
+        skip = self.adaptive and self.augment_p.device.type == "cpu" and not self.augment_p  # free to read on a CPU
+        if not self.augmentations or skip:
+            return images
+        together = augment(torch.cat(images), self.augmentations, ctx.noise, self.augment_p if self.adaptive else None)
+        return together.split([len(x) for x in images])
+
+    def adapt_augmentation(self, stats: dict[str, Tensor], batch: int) -> None:
+        """ADA's update after a D step, from the ``real_sign`` of its stats (averaged over ranks,
+        so that every rank keeps the same probability); the probability joins the stats."""
+        if not self.adaptive:
+            return
+        stats["real_sign"] = mean_across_ranks(stats["real_sign"])
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.augment_p.copy_(adapt_probability(self.augment_p, stats["real_sign"], batch * world,
+                                               self.cfg.augment_target, self.cfg.augment_ramp))
+        stats["augment_p"] = self.augment_p.clone()
+
+    def training_state(self) -> dict[str, float]:
+        """What a checkpoint must keep of the family besides weights, for an exact resume."""
+        return {"augment_p": float(self.augment_p)} if self.adaptive else {}
+
+    def load_training_state(self, state: dict[str, float]) -> None:
+        if self.adaptive:
+            self.augment_p.fill_(state.get("augment_p", 0.0))
+
     def train_step(self, batches: list[tuple[Tensor, Tensor | None]], ctx: StepContext) -> dict[str, Tensor]:
         """k discriminator updates (one per batch), then one generator update.
 
@@ -244,17 +303,19 @@ class GANFamily(nn.Module):
                 y_fake = self.fake_labels(len(real), ctx)
                 with torch.set_grad_enabled(last):
                     fake = G_train(z, y_fake)
-                loss_d, stats = self.d_loss(real, labels, fake.detach(), y_fake, ctx)
+                real_seen, fake_seen = self.augment(real, fake.detach(), ctx=ctx)
+                loss_d, stats = self.d_loss(real_seen, labels, fake_seen, y_fake, ctx)
             ctx.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             ctx.opt_d.step()
+            self.adapt_augmentation(stats, len(real))
         # D's weights need no gradient for the G update; skipping them saves a third of D's backward.
         D.requires_grad_(False)
         shared = self.trained_with_generator()
         for module in shared:
             module.requires_grad_(True)
         with ctx.autocast():
-            loss_g = self.g_loss(fake, y_fake, ctx)
+            loss_g = self.g_loss(*self.augment(fake, ctx=ctx), y_fake, ctx)
         ctx.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         # g_loss runs the bare D, so DDP has not averaged the gradients of D's shared parts.

@@ -120,7 +120,7 @@ class Trainer:
             optimizers["d"] = self.opt_d.state_dict()
         return Checkpoint(self.step, weights, optimizers,
                           rng, {"elapsed": self.elapsed, "model": self.cfg.model, "best_fid": self.best_fid,
-                                "lr_scale": self.lr_scale})
+                                "lr_scale": self.lr_scale, "family": self.model.training_state()})
 
     def _restore(self) -> None:
         ckpt, warnings = latest_checkpoint(self.run_dir / "checkpoints")
@@ -145,6 +145,7 @@ class Trainer:
         self.step, self.elapsed = ckpt.step, ckpt.state["elapsed"]
         self.best_fid = ckpt.state.get("best_fid", math.inf)
         self.lr_scale = ckpt.state.get("lr_scale", 1.0)
+        self.model.load_training_state(ckpt.state.get("family", {}))
         if not self.dist.is_main:  # the checkpoint holds rank 0's stream; the others start anew
             self.noise.manual_seed(self.cfg.train.seed * 7919 + self.dist.rank + self.step * 1_000_003)
 

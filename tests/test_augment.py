@@ -1,0 +1,146 @@
+"""DiffAugment (models/augment.py): what each transform does, its gradient, and its wiring into training."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn.modules.module import register_module_forward_pre_hook
+
+from gankit.cli import main
+from gankit.errors import GankitError
+from gankit.models.augment import SHIFT, adapt_probability, augment, color, cutout, parse_policy, translation
+from gankit.models.gan import MLPDiscriminator
+
+from conftest import read_metrics, train_cli
+
+
+def dot_images(n: int = 64, side: int = 16) -> torch.Tensor:
+    """Black (-1) images with one white pixel in the middle."""
+    x = torch.full((n, 1, side, side), -1.0)
+    x[:, :, side // 2, side // 2] = 1.0
+    return x
+
+
+def test_translation_moves_each_image_within_the_shift_and_keeps_its_content():
+    x = dot_images()
+    y = translation(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    assert torch.equal((y == 1).flatten(1).sum(1), torch.ones(64, dtype=torch.long))  # the dot is moved, not lost
+    rows, cols = (y[:, 0] == 1).nonzero()[:, 1], (y[:, 0] == 1).nonzero()[:, 2]
+    limit = round(16 * SHIFT)
+    assert (rows - 8).abs().max() <= limit and (cols - 8).abs().max() <= limit
+    shifts = set(zip((rows - 8).tolist(), (cols - 8).tolist()))
+    assert len(shifts) > 5  # drawn per image, not once per batch
+
+
+def test_translation_repeats_the_edges_into_the_gap():
+    x = torch.linspace(-1, 1, 8).view(1, 1, 1, 8).repeat(32, 1, 8, 1)  # a horizontal ramp
+    y = translation(x, torch.Generator().manual_seed(1))
+    assert y.min() >= -1 and y.max() <= 1
+    assert torch.all(y[:, :, :, 1:] >= y[:, :, :, :-1])  # still a non-decreasing ramp: no zeros let in
+
+
+def test_cutout_zeroes_one_square_of_at_most_half_the_side():
+    x = torch.ones(64, 3, 16, 16)
+    y = cutout(x, torch.Generator().manual_seed(0))
+    zeros = (y[:, 0] == 0).flatten(1).sum(1)
+    assert zeros.max() <= 8 * 8 and zeros.min() > 0
+    assert torch.equal(y[:, 0] == 0, y[:, 2] == 0)  # the same square in every channel
+    assert set(y.unique().tolist()) == {0.0, 1.0}
+
+
+def test_color_changes_brightness_and_contrast_per_image():
+    x = dot_images()
+    y = color(x, torch.Generator().manual_seed(0))
+    means = y.mean(dim=(1, 2, 3))
+    assert means.std() > 0.1
+    assert (y.amax(dim=(1, 2, 3)) - y.amin(dim=(1, 2, 3))).std() > 0.05
+
+
+def test_augment_passes_gradients_and_repeats_with_the_seed():
+    x = dot_images(8).requires_grad_(True)
+    names = parse_policy("translation, cutout,color")
+    y = augment(x, names, torch.Generator().manual_seed(3))
+    y.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    again = augment(x.detach(), names, torch.Generator().manual_seed(3))
+    assert torch.equal(y.detach(), again)
+    assert torch.equal(augment(x.detach(), [], None), x.detach())
+
+
+def test_adaptive_probability_moves_towards_the_target_and_stays_in_0_1():
+    p = torch.tensor(0.5)
+    assert adapt_probability(p, torch.tensor(0.9), 100, 0.6, 1000).item() == pytest.approx(0.6)
+    assert adapt_probability(p, torch.tensor(0.2), 100, 0.6, 1000).item() == pytest.approx(0.4)
+    assert adapt_probability(torch.tensor(0.99), torch.tensor(1.0), 100, 0.6, 1000).item() == 1.0
+    assert adapt_probability(torch.tensor(0.01), torch.tensor(-1.0), 100, 0.6, 1000).item() == 0.0
+
+
+@pytest.mark.parametrize("p, low, high", [(0.0, 0, 0), (0.3, 0.2, 0.4), (1.0, 1, 1)])
+def test_probability_is_the_share_of_images_augmented(p, low, high):
+    x = torch.ones(1000, 1, 8, 8)
+    y = augment(x, ["cutout"], torch.Generator().manual_seed(0), torch.tensor(p))
+    share = ((y == 0).flatten(1).any(1)).float().mean().item()
+    assert low <= share <= high
+
+
+def test_adaptive_training_logs_the_probability_and_resumes_exactly(tmp_path: Path):
+    # A small ramp, so a few steps move p; D wins at first (E[sign(D(real))] near 1), so p rises.
+    # No lr decay: it follows the budget, which differs between the two halves and the whole.
+    common = ["--seed", "3", "--set", "train.checkpoint_every=5", "--set", "train.lr_decay=0",
+              "--set", "model.augment=translation",
+              "--set", "model.augment_target=0.6", "--set", "model.augment_ramp=2000"]
+    assert train_cli("gan", tmp_path / "straight", "--steps", "10", *common) == 0
+    assert train_cli("gan", tmp_path / "split", "--steps", "5", *common) == 0
+    assert main(["train", "gan", "--resume", str(tmp_path / "split"), "--steps", "10", "--no-progress"]) == 0
+    straight, split = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "split")
+    probabilities = [r["augment_p"] for r in straight]
+    steps = [p / (32 / 2000) for p in probabilities]  # each D step moves p by batch / ramp
+    assert all(abs(s - round(s)) < 1e-3 for s in steps) and max(probabilities) > 0
+    assert all(0 <= p <= 1 and -1 <= r["real_sign"] <= 1 for p, r in zip(probabilities, straight))
+    assert [(r["loss_d"], r["augment_p"]) for r in split] == [(r["loss_d"], r["augment_p"]) for r in straight]
+
+
+def test_unknown_augmentation_names_the_input():
+    assert parse_policy("") == []
+    with pytest.raises(GankitError, match="unknown augmentation 'flip'"):
+        parse_policy("translation,flip")
+
+
+def test_discriminator_sees_only_augmented_images_in_training(tmp_path: Path):
+    seen: list[torch.Tensor] = []
+
+    def record(module, args):
+        if isinstance(module, MLPDiscriminator) and torch.is_grad_enabled():  # training passes, not previews
+            seen.append(args[0].detach().float())
+
+    hook = register_module_forward_pre_hook(record)
+    try:
+        assert train_cli("gan", tmp_path / "run", "--steps", "4", "--set", "model.augment=cutout",
+                         "--set", "model.augment_target=0") == 0  # every image, not adaptively
+    finally:
+        hook.remove()
+    # MNIST pixels and tanh outputs are never exactly 0, so only cutout's square makes zeros.
+    # Real and fake both pass through D in its update (one joint batch), fakes again in G's.
+    assert len(seen) == 8
+    assert all(((x == 0).flatten(1).sum(1) >= 7 * 7).all() for x in seen)
+
+
+def test_training_with_every_augmentation_runs(tmp_path: Path):
+    out = tmp_path / "run"
+    assert train_cli("gan", out, "--steps", "6", "--set", "model.augment=translation,cutout,color",
+                     "--set", "model.augment_target=0") == 0
+    metrics = read_metrics(out)
+    assert metrics[-1]["step"] == 6 and all(torch.isfinite(torch.tensor(m["loss_d"])) for m in metrics)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "gan", "--set", "model.augment=blur", "--steps", "1"], "unknown augmentation 'blur'"),
+    (["train", "gan", "--data", "toy:ring8", "--set", "model.augment=translation", "--steps", "1"],
+     "model.augment transforms images"),
+    (["train", "gan", "--set", "model.augment_target=1.5", "--steps", "1"], "model.augment_target must be in [0, 1)"),
+])
+def test_augmentation_errors_are_one_sentence(capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
