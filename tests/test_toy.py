@@ -269,6 +269,10 @@ def test_toy_training_defaults_leave_images_alone():
     assert GAN.default_train("mnist") == GAN_IMAGE_TRAIN and GAN.default_train("toy:ring8") == TOY_TRAIN
     toy = GAN.default_config("toy:ring8")
     assert GAN.default_config("mnist").g_batchnorm and GAN.default_config("mnist").pack == 1
+    # Images get adaptive translation and the hinge loss; vectors cannot be translated.
+    images = GAN.default_config("mnist")
+    assert (images.augment, images.augment_target, images.loss) == ("translation", 0.4, "hinge")
+    assert toy.augment == "" and GAN.default_config("toy:grid25").augment == ""
     assert toy.latent_dim == 2
     # The grid's own recipe, with or without mixture options; other toys keep the ring8 one.
     for spec in ("toy:grid25", "toy:grid25,std=0.05"):
