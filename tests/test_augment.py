@@ -8,7 +8,8 @@ from torch.nn.modules.module import register_module_forward_pre_hook
 
 from gankit.cli import main
 from gankit.errors import GankitError
-from gankit.models.augment import SHIFT, adapt_probability, augment, color, cutout, parse_policy, translation
+from gankit.models.augment import (SHIFT, adapt_probability, augment, color, cutout, parse_policy, translation,
+                                   with_probability)
 from gankit.models.gan import MLPDiscriminator
 
 from conftest import read_metrics, train_cli
@@ -82,6 +83,15 @@ def test_probability_is_the_share_of_images_augmented(p, low, high):
     y = augment(x, ["cutout"], torch.Generator().manual_seed(0), torch.tensor(p))
     share = ((y == 0).flatten(1).any(1)).float().mean().item()
     assert low <= share <= high
+
+
+@pytest.mark.parametrize("by_index", [True, False])  # the CPU's way and the GPU's (masked) way
+def test_both_ways_of_choosing_images_keep_the_others_and_the_dtype(by_index):
+    x = torch.ones(400, 1, 8, 8, dtype=torch.bfloat16)
+    y = with_probability(cutout, x, torch.Generator().manual_seed(0), torch.tensor(0.5), by_index)
+    changed = (y == 0).flatten(1).any(1)
+    assert y.dtype == torch.bfloat16 and 0.4 < changed.float().mean().item() < 0.6
+    assert torch.equal(y[~changed], x[~changed])
 
 
 def test_adaptive_training_logs_the_probability_and_resumes_exactly(tmp_path: Path):

@@ -95,14 +95,21 @@ def augment(x: Tensor, names: list[str], g: torch.Generator | None, p: Tensor | 
         transform = AUGMENTATIONS[name]
         if p is None:
             x = transform(x, g)
-            continue
-        chosen = torch.rand(len(x), generator=g, device=x.device) < p
-        if x.device.type == "cpu":  # transform only the chosen images: p is often small
-            index = chosen.nonzero().squeeze(1)
-            x = x.index_put((index,), transform(x[index], g).to(x.dtype)) if len(index) else x
-        else:  # a GPU applies a mask rather than wait for the host to learn which images
-            x = torch.where(chosen.view(-1, 1, 1, 1), transform(x, g), x)
+        else:  # a CPU transforms only the chosen images (p is often small); a GPU masks rather than
+            # wait for the host to learn which images were chosen
+            x = with_probability(transform, x, g, p, by_index=x.device.type == "cpu")
     return x
+
+
+def with_probability(transform: Callable[[Tensor, torch.Generator | None], Tensor], x: Tensor,
+                     g: torch.Generator | None, p: Tensor, by_index: bool) -> Tensor:
+    """``transform`` applied to each image of ``x`` with probability ``p``: to the chosen images
+    alone (``by_index``), or to all of them and then masked."""
+    chosen = torch.rand(len(x), generator=g, device=x.device) < p
+    if not by_index:
+        return torch.where(chosen.view(-1, 1, 1, 1), transform(x, g).to(x.dtype), x)
+    index = chosen.nonzero().squeeze(1)
+    return x.index_put((index,), transform(x[index], g).to(x.dtype)) if len(index) else x
 
 
 def adapt_probability(p: Tensor, real_sign: Tensor, images: int, target: float, ramp: float) -> Tensor:
