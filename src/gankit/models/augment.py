@@ -15,7 +15,7 @@ Draws use the train step's noise stream, so a seeded run repeats exactly.
 
 Adaptive (``model.augment_target`` > 0, ADA: Karras et al. 2020): each transform is applied to
 each image with probability p, which starts at 0 and follows D's over-fitting. After every D
-update, r = E[sign(D(real))] (1 when D calls every real image real with confidence) moves p up by
+update, r = E[sign(D(real))] (1 when D scores every real image as real) moves p up by
 (batch / ``model.augment_ramp``) when r is above the target (ADA's 0.6), down when below. Short
 runs, where D has not yet learnt the training images, then train at full speed; long ones get
 the augmentation when they need it. On the embedded digits always augmenting slowed the first

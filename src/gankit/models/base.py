@@ -121,23 +121,28 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
         module.train(was_training)
 
 
+def world_size() -> int:
+    """The number of ranks of a distributed run; 1 outside one."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def average_across_ranks(parameters: list[nn.Parameter]) -> None:
     """Average the gradients of ``parameters`` over the ranks of a distributed run (else nothing)."""
-    if not parameters or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not parameters or world_size() == 1:
         return
     for p in parameters:
         if p.grad is not None:
             dist.all_reduce(p.grad)
-            p.grad /= dist.get_world_size()
+            p.grad /= world_size()
 
 
 def mean_across_ranks(value: Tensor) -> Tensor:
     """The mean of a tensor over the ranks of a distributed run (itself otherwise)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if world_size() == 1:
         return value
     value = value.clone()
     dist.all_reduce(value)
-    return value / dist.get_world_size()
+    return value / world_size()
 
 
 def random_labels(info: DataInfo, n: int, generator: torch.Generator, device: torch.device) -> Tensor | None:
@@ -267,7 +272,8 @@ class GANFamily(nn.Module):
         skip = self.adaptive and self.augment_p.device.type == "cpu" and not self.augment_p  # free to read on a CPU
         if not self.augmentations or skip:
             return images
-        together = augment(torch.cat(images), self.augmentations, ctx.noise, self.augment_p if self.adaptive else None)
+        together = torch.cat(images) if len(images) > 1 else images[0]
+        together = augment(together, self.augmentations, ctx.noise, self.augment_p if self.adaptive else None)
         return together.split([len(x) for x in images])
 
     def adapt_augmentation(self, stats: dict[str, Tensor], batch: int) -> None:
@@ -276,8 +282,7 @@ class GANFamily(nn.Module):
         if not self.adaptive:
             return
         stats["real_sign"] = mean_across_ranks(stats["real_sign"])
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        self.augment_p.copy_(adapt_probability(self.augment_p, stats["real_sign"], batch * world,
+        self.augment_p.copy_(adapt_probability(self.augment_p, stats["real_sign"], batch * world_size(),
                                                self.cfg.augment_target, self.cfg.augment_ramp))
         stats["augment_p"] = self.augment_p.clone()
 
