@@ -74,6 +74,8 @@ class CGAN(GANFamily):
 
     @classmethod
     def default_train(cls, data_spec: str) -> dict[str, Any]:
+        # Without gan's augmentation: adaptive translation (target 0.4) lowered the 5-minute FID
+        # from 7.2 to 6.1 but the digit accuracy from 99.1% to 95.6% (benchmarks/quality.py).
         return dict(IMAGE_TRAIN)
 
     @classmethod
