@@ -26,6 +26,7 @@ from plain import CONV_FAMILIES, plain_loop  # noqa: E402
 from gankit.config import RunConfig  # noqa: E402
 from gankit.data import load_dataset  # noqa: E402
 from gankit.models import get_family  # noqa: E402
+from gankit.models.base import GANConfig  # noqa: E402
 from gankit.train import Trainer  # noqa: E402
 from gankit.train.runtime import resolve_precision  # noqa: E402
 
@@ -36,6 +37,10 @@ def gankit_images_per_s(model: str, batch: int, seconds: float, data) -> tuple[f
     """Steady-state images/s of the real loop (logging, EMA and checks included)."""
     family = get_family(model)
     cfg = RunConfig(model, family.default_config(family.default_data))
+    if isinstance(cfg.model_cfg, GANConfig):
+        # The same work as the plain loop, which does not augment (gan's default augmentation is
+        # adaptive and stays off for most of a run anyway: models/augment.py).
+        cfg.model_cfg.augment = ""
     t = cfg.train
     t.batch_size, t.progress, t.log_every = batch, False, 25
     t.sample_every = t.checkpoint_every = 10**9
