@@ -9,12 +9,18 @@ The convolutional families (dcgan, acgan, infogan) run gankit's own networks in 
 counts only what the loop does differently. Their extra losses are added the way the
 scripts add them: ACGAN's class cross-entropy to both updates, InfoGAN's information loss
 to G's update (Q learns there, as in gankit, rather than in a third pass).
+
+The benchmarks run this loop in a fresh process (``in_fresh_process``), as a script runs:
+nothing a gankit run leaves behind in the benchmark's process (allocator state, thread
+settings, compiled code) reaches it.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
-from typing import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -150,6 +156,13 @@ class PlainFamily(PlainModel):
 
 PLAIN_MODELS = {"gan": PlainGAN, "cgan": PlainCGAN}
 CONV_FAMILIES = ("dcgan", "acgan", "infogan")
+
+
+def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a new Python process, with the process defaults a one-file script starts
+    with (malloc's state, PyTorch's thread count), whatever this process has done before."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def plain_model(name: str, info: DataInfo | None = None) -> PlainModel:

@@ -6,11 +6,12 @@ same extractor (gankit's digits classifier): FID, KID, IS, precision, recall and
 the accuracy of the requested digit. gankit runs with its defaults (EMA generator, bf16 where
 the CPU has it, fused Adam, in-memory batches; cgan at batch 256 and lr 6e-4, gan at batch 128
 and lr 4e-4 with adaptive augmentation), one run per budget (gan's learning rate falls over the
-budget's end); the plain loop is scored at each mark of one run. Scoring costs no training time
-on either side.
+budget's end); the plain loop is scored at each mark of one run, in a fresh process (plain.py).
+Scoring costs no training time on either side. ``--set train.seed=N`` seeds both loops.
 
     python benchmarks/quality.py [--models gan cgan] [--minutes 1 2 5] [--n 5000] [--loops gankit plain]
     python benchmarks/quality.py --models gan --loops gankit --set train.lr_decay=0.5 --out /tmp/try.json
+    python benchmarks/quality.py --models gan --loops plain --minutes 5 --set train.seed=1 --out /tmp/s1.json
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).parent))
-from plain import LATENT, plain_loop  # noqa: E402
+from plain import LATENT, in_fresh_process, plain_loop  # noqa: E402
 
 import gankit  # noqa: E402
 from gankit.config import RunConfig, parse_set, set_value  # noqa: E402
@@ -80,6 +81,13 @@ def gankit_scores(model: str, budgets: list[float], real, extractor, n: int,
 
 def plain_scores(model: str, budgets: list[float], real, extractor, n: int, overrides: tuple[str, ...] = ()
                  ) -> list[dict]:
+    """The plain loop's scores at each budget (one run, scored at each mark), in a fresh process.
+    Its seed is the one ``--set train.seed=N`` gives gankit's runs (0 by default)."""
+    seeds = [value for key, value in map(parse_set, overrides) if key == "train.seed"]
+    return in_fresh_process(plain_scores_here, model, budgets, real, extractor, n, int(seeds[-1]) if seeds else 0)
+
+
+def plain_scores_here(model: str, budgets: list[float], real, extractor, n: int, seed: int) -> list[dict]:
     info = real.info if model == "cgan" else DataInfo(real.info.shape)
     rows = []
 
@@ -91,7 +99,7 @@ def plain_scores(model: str, budgets: list[float], real, extractor, n: int, over
         print(f"  plain  {model} {seconds / 60:g} min: {rows[-1]}", flush=True)
 
     marks = tuple(m * 60 for m in budgets)
-    _, steps, _ = plain_loop(model, real.samples, real.labels[:, 0], 64, marks[-1], at_mark, marks)
+    _, steps, _ = plain_loop(model, real.samples, real.labels[:, 0], 64, marks[-1], at_mark, marks, seed=seed)
     rows[-1]["steps"] = steps
     return rows
 
@@ -104,7 +112,8 @@ def main() -> None:
     parser.add_argument("--loops", nargs="+", default=["gankit", "plain"], choices=["gankit", "plain"],
                         help="measure only these; the others' rows are kept from the last results file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for gankit's runs on top of its defaults, as `gankit train --set`")
+                        help="a setting for gankit's runs on top of its defaults, as `gankit train --set`; "
+                             "train.seed also seeds the plain loop")
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     args = parser.parse_args()
     real, extractor = load_dataset("mnist"), load_extractor("digits")

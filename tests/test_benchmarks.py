@@ -44,3 +44,13 @@ def test_infogan_q_head_learns_with_g_not_d():
     assert not q_head & {id(p) for p in model.d_parameters()}
     z, codes = model.draw(5)
     assert z.shape == (5, model.G.latent_dim) and torch.equal(z[:, model.G.noise_dim:], codes)
+
+
+def test_the_plain_loop_runs_in_a_fresh_process():
+    import os
+
+    from plain import in_fresh_process
+
+    # Its own process: nothing a gankit run left in this one reaches it.
+    assert in_fresh_process(os.getpid) != os.getpid()
+    assert in_fresh_process(max, 2, 7) == 7
