@@ -36,8 +36,10 @@ from gankit.train.runtime import resolve_precision  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 
 
-def gankit_images_per_s(model: str, batch: int, seconds: float, data) -> tuple[float, str]:
-    """Steady-state images/s of the real loop (logging, EMA and checks included)."""
+def gankit_images_per_s(model: str, batch: int, seconds: float, spec: str) -> tuple[float, str]:
+    """Steady-state images/s of the real loop (logging, EMA and checks included); run in a fresh
+    process, as the plain loop is: runs of earlier models in one process slowed later ones."""
+    data = load_dataset(spec)
     family = get_family(model)
     cfg = RunConfig(model, family.default_config(family.default_data))
     if isinstance(cfg.model_cfg, GANConfig):
@@ -115,17 +117,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per loop, setting and repeat")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop; the median counts")
     args = parser.parse_args()
-    rows, datasets = [], {}
+    rows = []
     for model in args.models:
         spec = get_family(model).default_data
-        if spec not in datasets:  # each dataset once: setdefault would load it again for every model
-            datasets[spec] = load_dataset(spec)
-        data = datasets[spec]
         for batch in args.batches:
             # Alternated and repeated: on a shared VM a single pair can differ by 20% either way.
             ours_runs, plain_runs = [], []
             for _ in range(args.repeats):
-                ours, precision = gankit_images_per_s(model, batch, args.seconds, data)
+                ours, precision = in_fresh_process(gankit_images_per_s, model, batch, args.seconds, spec)
                 ours_runs.append(ours)
                 plain_runs.append(in_fresh_process(plain_images_per_s, model, batch, args.seconds, spec))
             ours, plain = statistics.median(ours_runs), statistics.median(plain_runs)
