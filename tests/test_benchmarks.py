@@ -54,3 +54,21 @@ def test_the_plain_loop_runs_in_a_fresh_process():
     # Its own process: nothing a gankit run left in this one reaches it.
     assert in_fresh_process(os.getpid) != os.getpid()
     assert in_fresh_process(max, 2, 7) == 7
+
+
+def test_sr_benchmark_photo_choice_reaches_the_training_data(monkeypatch):
+    """`benchmarks/sr.py --photos` must change what SR trains on, or its table would compare the
+    same run with itself; the held-out photographs stay the same."""
+    import sr
+    from gankit.data import photos
+
+    monkeypatch.setattr(photos, "TRAIN_PHOTOS", photos.TRAIN_PHOTOS)  # restored after the test
+    sr.use_photos("quarter")
+    quarter = photos.photo_set("photos")
+    assert [p.name for p in quarter.train][:4] == ["astronaut", "motorcycle_right", "camera", "moon"]
+    assert len(quarter.train) == 4 * (1 + len(photos.TRAIN_RESCALES))
+    sr.use_photos("with-validation")
+    widened = photos.photo_set("photos")
+    trained = {p.name for p in widened.train}
+    assert {"chelsea", "rocket", "chelsea@0.5"} <= trained and len(widened.train) == 16 * 3
+    assert [p.name for p in widened.validation] == ["chelsea", "rocket"]

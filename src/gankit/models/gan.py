@@ -178,12 +178,16 @@ IMAGE_TRAIN: dict[str, Any] = {"batch_size": 256, "lr_g": 6e-4, "lr_d": 6e-4, "s
 # last half of the budget, the hinge loss, and adaptive translation of what D sees (ADA, target 0.4;
 # models/augment.py). FID (digits features, 5,000 samples) on 2 quiet CPU cores, benchmarks/quality.py:
 #   this default: 20.1, 17.5, 17.6, 16.1, 23.9 at 1 minute (seeds 0-4; the last run made 3,102 steps,
-#   the others about 4,000) and 19.4, 18.3, 19.5, 24.7, 24.1 a day later (2,975-3,912 steps), against
-#   the plain loop's 18.1, 15.4, 18.5 at 5 minutes (results/gan_one_minute_seeds.json); 10.4 at 2
-#   minutes, 6.0 and 5.6 at 5 minutes (seeds 0, 1). The EMA's
-#   horizon is right for one minute: scoring averages of one run side by side, the live generator
-#   scored 28.0 against the EMA's 22.5, and averages whose mean age is 5%, 25% or 50% of the steps
-#   so far (the EMA's warm-up makes it about 11%) scored 27.2, 24.0 and 30.6 against its 24.5.
+#   the others about 4,000), 19.4, 18.3, 19.5, 24.7, 24.1 a day later (2,975-3,912 steps) and 19.0,
+#   19.0, 19.3 later that day (seeds 10-12), against the plain loop's 18.1, 15.4, 18.5 at 5 minutes
+#   (results/gan_one_minute_seeds.json); 10.4 at 2 minutes, 6.0 and 5.6 at 5 minutes (seeds 0, 1).
+#   No better on seeds 10-12: no augmentation (mean 18.4 against 19.1), lr 5e-4 (18.7), lr 6e-4
+#   (20.4); far worse: PacGAN packing of 2 (51.1 and 47.3, seeds 0 and 1).
+#   The EMA's horizon is right for one minute: scoring averages of one run side by side, the live
+#   generator scored 28.0 against the EMA's 22.5, and averages whose mean age is 5%, 25% or 50% of
+#   the steps so far (the EMA's warm-up makes it about 11%) scored 27.2, 24.0 and 30.6 against its
+#   24.5. Its BatchNorm statistics, copied from the live G, will do: recomputed from the average's
+#   own weights they moved one run from 24.9 to 24.5.
 #   The previous default (batch 256, lr 3e-4, BCE, no augmentation): 28.9 / 37.1 at 1 minute, 8.5 at 5.
 # How we got there. At 6e-4 and batch 256 the FID peaked near 5,000 steps, then rose (quick FID every
 # 500 steps: 9.4 at 5,000, 10.5-12.3 by 8,000); 3e-4 kept improving to 7.4 at 8,500. One-minute budgets

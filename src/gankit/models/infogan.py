@@ -44,7 +44,9 @@ frozen) left Q's accuracy on real digits where it was (92.5%), so Q's errors on 
 from what G draws for each class, not from Q lagging behind G. Nor can a label-free score pick the
 good runs among restarts: over 7 finished runs, Q's mean confidence on real digits (0.952-0.973)
 and the balance of its clusters did not rank them by Q accuracy (70.8-92.5%). Two D steps per G
-step were worse (seed 2: 75.1% / 73.4% in 3,930 steps).
+step were worse (seed 2: 75.1% / 73.4% in 3,930 steps), and so was dropping the continuous codes
+(seed 2: 82.7% / 79.3%): they are not what splits the digits between codes. Nor did Q's head
+at its own learning rate help (seed 2: 85.4% / 81.1% at 2e-4, 81.8% / 75.8% at 3e-3).
 """
 
 from __future__ import annotations
