@@ -15,8 +15,8 @@ benchmarks/results/sr.json.
 
 ``--photos`` asks whether the training photographs limit the held-out gain: ``half`` and
 ``quarter`` train on every second or fourth bundled photograph, ``with-validation`` adds the
-held-out ones to the training set (an upper bound for any training set: the scored photographs
-themselves). It replaces ``gankit.data.photos.TRAIN_PHOTOS`` in this process only.
+held-out ones to the training set (the best a training set could be: the very photographs
+that are scored). It replaces ``gankit.data.photos.TRAIN_PHOTOS`` in this process only.
 """
 
 from __future__ import annotations

@@ -65,8 +65,9 @@ def test_sr_benchmark_photo_choice_reaches_the_training_data(monkeypatch):
     monkeypatch.setattr(photos, "TRAIN_PHOTOS", photos.TRAIN_PHOTOS)  # restored after the test
     sr.use_photos("quarter")
     quarter = photos.photo_set("photos")
-    assert [p.name for p in quarter.train][:4] == ["astronaut", "motorcycle_right", "camera", "moon"]
-    assert len(quarter.train) == 4 * (1 + len(photos.TRAIN_RESCALES))
+    chosen = list(sr.PHOTO_SETS["quarter"])
+    assert len(chosen) == 4 and [p.name for p in quarter.train][:4] == chosen
+    assert len(quarter.train) == 4 * (1 + len(photos.TRAIN_RESCALES))  # each also shrunk
     sr.use_photos("with-validation")
     widened = photos.photo_set("photos")
     trained = {p.name for p in widened.train}
