@@ -3,8 +3,8 @@
 For each model and batch size: images/s of gankit (its default precision and settings), of
 the plain loop (plain.py), their ratio (the medians of 3 alternating runs of each, every run
 in a fresh process), and the matrix-product bound: the time of the step's matrix products
-alone, run back to back in the precision gankit uses. Prints a table and writes benchmarks/results/speed.json, keeping the rows of models and batch
-sizes it did not measure.
+alone, run back to back in the precision gankit uses. Prints a table and writes
+benchmarks/results/speed.json, keeping the rows of models and batch sizes it did not measure.
 
     python benchmarks/speed.py [--models gan cgan] [--batches 64 256] [--seconds 10] [--repeats 3]
 """
