@@ -119,6 +119,7 @@ def test_infogan_codes_are_columns_of_z(infogan_dir, tmp_path):
 LR_SIZES = ((1, 7, 9), (2, 16, 12))  # (batch, height, width): sizes other than the traced example's
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")  # the format asked for
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_super_resolution_export_takes_any_image_size(srresnet_dir, tmp_path, fmt):
     path = export_generator(srresnet_dir, fmt, tmp_path / f"sr.{fmt}")

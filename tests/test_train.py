@@ -195,6 +195,19 @@ def test_learning_rates_decay_linearly_over_the_end_of_the_budget(tmp_path: Path
     assert lrs == pytest.approx({2: 1e-3, 4: 1e-3, 6: 1e-3 * 3 / 4, 8: 1e-3 * 1 / 4})
 
 
+def test_adam_betas_come_from_the_recipe(tmp_path: Path):
+    """gan's image default trains Adam without momentum (models/gan.py); the seeds' recipe keeps theirs."""
+    from gankit.train.checkpoint import read_checkpoint
+
+    seeds_recipe = Path(__file__).parents[1] / "configs" / "gan-seeds.toml"
+    assert train_cli("gan", tmp_path / "default", "--steps", "2") == 0
+    assert train_cli("gan", tmp_path / "seeds", "--steps", "2", "--config", str(seeds_recipe)) == 0
+    for run, betas in (("default", (0.0, 0.99)), ("seeds", (0.5, 0.999))):
+        checkpoint = read_checkpoint(list_checkpoints(tmp_path / run / "checkpoints")[-1])
+        for optimizer in ("g", "d"):
+            assert tuple(checkpoint.optimizers[optimizer]["param_groups"][0]["betas"]) == betas, (run, optimizer)
+
+
 def test_compile_trains_the_same_run_and_saves_bare_weights(tmp_path: Path, monkeypatch):
     import torch._dynamo
 

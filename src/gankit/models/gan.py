@@ -175,14 +175,26 @@ TOY_MODEL: dict[str, Any] = {"latent_dim": 2, "g_hidden": (128, 128, 128), "d_hi
 # (the gan's own default below uses it, with augmentation against that rise).
 IMAGE_TRAIN: dict[str, Any] = {"batch_size": 256, "lr_g": 6e-4, "lr_d": 6e-4, "steps": 5000}
 # The unconditional gan on images: a smaller batch at a higher learning rate falling to 0 over the
-# last half of the budget, the hinge loss, and adaptive translation of what D sees (ADA, target 0.4;
-# models/augment.py). FID (digits features, 5,000 samples) on 2 quiet CPU cores, benchmarks/quality.py:
-#   this default: 20.1, 17.5, 17.6, 16.1, 23.9 at 1 minute (seeds 0-4; the last run made 3,102 steps,
-#   the others about 4,000), 19.4, 18.3, 19.5, 24.7, 24.1 a day later (2,975-3,912 steps) and 19.0,
-#   19.0, 19.3 later that day (seeds 10-12), against the plain loop's 18.1, 15.4, 18.5 at 5 minutes
-#   (results/gan_one_minute_seeds.json); 10.4 at 2 minutes, 6.0 and 5.6 at 5 minutes (seeds 0, 1).
-#   No better on seeds 10-12: no augmentation (mean 18.4 against 19.1), lr 5e-4 (18.7), lr 6e-4
-#   (20.4); far worse: PacGAN packing of 2 (51.1 and 47.3, seeds 0 and 1).
+# last half of the budget, the hinge loss, adaptive translation of what D sees (ADA, target 0.4;
+# models/augment.py), and Adam without momentum (beta1 0, beta2 0.99; SAGAN, BigGAN and StyleGAN2
+# also train with beta1 0). FID (digits features, 5,000 samples) on 2 CPU cores, benchmarks/quality.py.
+#   Adam (session 8, results/gan_adam_betas.json). At a fixed 3,200 steps (seeds 30-32, means):
+#   betas (0.5, 0.999) at lr 4e-4, the previous default, 23.3; (0, 0.999) 20.0; (0, 0.99) 18.7;
+#   (0, 0.9) 18.2; then with (0, 0.99): lr 3e-4 23.6, 6e-4 15.3, 8e-4 16.6, 1e-3 19.0. With
+#   momentum 0.8 the game diverged (FID 88-191 after one minute). At one minute (seeds 20-24, run
+#   one after another on a day when a minute gave 2,600-3,700 steps, not 3,700-4,300): (0.5, 0.999)
+#   at 4e-4 mean 25.3, (0, 0.999) 21.2, (0, 0.99) 20.7. The default, (0, 0.99) at 6e-4: 16.7, 11.7,
+#   13.6, 13.7, 15.5, 15.8 at 1 minute (seeds 0, 20-24, 2,958-4,067 steps; mean 14.5) against the
+#   plain loop's 18.0, 19.9, 17.4 at 5 minutes that day; 10.0 at 2 minutes (seed 0); 7.1 and 7.1 at 5
+#   (seeds 0, 1), where lr 4e-4 with the same betas gave 5.6 and 6.0: the higher rate buys the first
+#   minutes with a little of the long run.
+#   With betas (0.5, 0.999) and lr 4e-4 (the default before session 8): 20.1, 17.5, 17.6, 16.1, 23.9
+#   at 1 minute (seeds 0-4; the last run made 3,102 steps, the others about 4,000), 19.4, 18.3, 19.5,
+#   24.7, 24.1 a day later (2,975-3,912 steps) and 19.0, 19.0, 19.3 later that day (seeds 10-12),
+#   against the plain loop's 18.1, 15.4, 18.5 at 5 minutes (results/gan_one_minute_seeds.json); 10.4
+#   at 2 minutes, 6.0 and 5.6 at 5 minutes (seeds 0, 1).
+#   With those betas, no better on seeds 10-12: no augmentation (mean 18.4 against 19.1), lr 5e-4
+#   (18.7), lr 6e-4 (20.4); far worse: PacGAN packing of 2 (51.1 and 47.3, seeds 0 and 1).
 #   The EMA's horizon is right for one minute: scoring averages of one run side by side, the live
 #   generator scored 28.0 against the EMA's 22.5, and averages whose mean age is 5%, 25% or 50% of
 #   the steps so far (the EMA's warm-up makes it about 11%) scored 27.2, 24.0 and 30.6 against its
@@ -203,7 +215,8 @@ IMAGE_TRAIN: dict[str, Any] = {"batch_size": 256, "lr_g": 6e-4, "lr_d": 6e-4, "s
 # translation + cutout at target 0.6: 14.8 / 18.7. Repeated one-minute runs of one setting differ by up
 # to 5 FID points, and their step counts by about 15%.
 GAN_IMAGE_MODEL: dict[str, Any] = {"loss": "hinge", "augment": "translation", "augment_target": 0.4}
-GAN_IMAGE_TRAIN: dict[str, Any] = {"batch_size": 128, "lr_g": 4e-4, "lr_d": 4e-4, "lr_decay": 0.5, "steps": 20000}
+GAN_IMAGE_TRAIN: dict[str, Any] = {"batch_size": 128, "lr_g": 6e-4, "lr_d": 6e-4, "lr_decay": 0.5, "steps": 20000,
+                                   "beta1": 0.0, "beta2": 0.99}
 TOY_TRAIN: dict[str, Any] = {"batch_size": 512, "lr_g": 5e-4, "lr_d": 5e-4, "steps": 5000}
 # toy:grid25 needs many more steps than ring8, not another architecture. With the ring8 recipe
 # every setting tried (packing 1 or 2, BatchNorm, widths up to 512, lr 2e-4..1e-3, latent 2..256,
