@@ -208,6 +208,33 @@ def test_adam_betas_come_from_the_recipe(tmp_path: Path):
             assert tuple(checkpoint.optimizers[optimizer]["param_groups"][0]["betas"]) == betas, (run, optimizer)
 
 
+def test_cgan_trains_label_embeddings_at_a_multiple_of_the_lr(tmp_path: Path):
+    """configs/cgan-one-minute.toml: D's label embedding at 10x lr_d and G's at 3x lr_g, each in an
+    optimizer group of its own, through an exact resume; the defaults keep one group each."""
+    from gankit.train.checkpoint import read_checkpoint
+
+    def lrs(run: str, optimizer: str) -> list[tuple[int, float]]:
+        checkpoint = read_checkpoint(list_checkpoints(tmp_path / run / "checkpoints")[-1])
+        return [(len(g["params"]), g["lr"]) for g in checkpoint.optimizers[optimizer]["param_groups"]]
+
+    recipe = Path(__file__).parents[1] / "configs" / "cgan-one-minute.toml"
+    assert train_cli("cgan", tmp_path / "fast", "--steps", "2", "--lr", "1e-3", "--config", str(recipe)) == 0
+    d_groups, g_groups = lrs("fast", "d"), lrs("fast", "g")
+    assert [lr for _, lr in d_groups] == pytest.approx([1e-3, 1e-2]) and d_groups[1][0] == 1  # one embedding
+    assert [lr for _, lr in g_groups] == pytest.approx([1e-3, 3e-3]) and g_groups[1][0] == 1
+    assert main(["train", "cgan", "--resume", str(tmp_path / "fast"), "--steps", "4", "--no-progress"]) == 0
+    assert lrs("fast", "d") == [(n, pytest.approx(lr)) for n, lr in d_groups]
+    assert train_cli("cgan", tmp_path / "default", "--steps", "2", "--lr", "1e-3") == 0
+    assert [lr for _, lr in lrs("default", "d")] == [lr for _, lr in lrs("default", "g")] == pytest.approx([1e-3])
+
+
+@pytest.mark.parametrize("name", ["d_embedding_lr_mult", "g_embedding_lr_mult"])
+def test_a_non_positive_embedding_lr_multiplier_is_one_sentence(capsys, name: str):
+    assert main(["train", "cgan", "--set", f"model.{name}=0", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"model.{name} must be positive" in err and err.count("\n") == 1
+
+
 def test_compile_trains_the_same_run_and_saves_bare_weights(tmp_path: Path, monkeypatch):
     import torch._dynamo
 

@@ -228,6 +228,15 @@ class GANFamily(nn.Module):
         shared = {id(p) for m in self.trained_with_generator() for p in m.parameters()}
         return [p for p in self.discriminator.parameters() if id(p) not in shared]
 
+    def generator_param_groups(self) -> list[dict[str, Any]]:
+        """G's optimizer groups; a group's ``lr_mult`` multiplies train.lr_g for its parameters."""
+        return [{"params": self.generator_parameters()}]
+
+    def discriminator_param_groups(self) -> list[dict[str, Any]]:
+        """D's optimizer groups; a group's ``lr_mult`` multiplies train.lr_d for its parameters."""
+        params = self.discriminator_parameters()
+        return [{"params": params}] if params else []
+
     def preview(self, data: TensorData, seed: int, device: torch.device) -> Preview | None:
         """Inputs for the training pictures, or None for the loop's generic ones (latents and labels)."""
         return None

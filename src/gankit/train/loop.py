@@ -71,10 +71,10 @@ class Trainer:
             for note in self.data.notes:
                 print(f"note: {note}", file=sys.stderr)
         self.model: GANFamily = family(cfg.model_cfg, self.data.info).to(self.device)
-        self.opt_g = make_optimizer(self.model.generator_parameters(), t.lr_g, t, self.device)
+        self.opt_g = make_optimizer(self.model.generator_param_groups(), t.lr_g, t, self.device)
         # SRResNet has no D, hence no D optimizer.
-        d_params = self.model.discriminator_parameters()
-        self.opt_d = make_optimizer(d_params, t.lr_d, t, self.device) if d_params else None
+        d_groups = self.model.discriminator_param_groups()
+        self.opt_d = make_optimizer(d_groups, t.lr_d, t, self.device) if d_groups else None
         self.ema = EMA(self.model.generator, t.ema) if t.ema > 0 else None
         # Each rank draws its own noise stream; the main one is seeded by the run's seed.
         self.noise = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.dist.rank)
@@ -244,7 +244,7 @@ class Trainer:
             factor *= min(1.0, (1.0 - progress) / t.lr_decay)
         for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
             for group in opt.param_groups if opt is not None else ():
-                group["lr"] = base * factor
+                group["lr"] = base * factor * group.get("lr_mult", 1.0)
 
     def _on_schedule(self, meter: "Meter", names: list[str], log: RunLog | None) -> None:
         """Logging, sample grids and checkpoints, each on its own interval."""
