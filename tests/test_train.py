@@ -235,6 +235,13 @@ def test_a_non_positive_embedding_lr_multiplier_is_one_sentence(capsys, name: st
     assert f"model.{name} must be positive" in err and err.count("\n") == 1
 
 
+def test_an_embedding_lr_multiplier_without_embeddings_is_one_sentence(capsys):
+    assert main(["train", "cgan", "--set", "model.conditioning=concat", "--set", "model.g_embedding_lr_mult=3",
+                 "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "model.g_embedding_lr_mult acts on label embeddings" in err and err.count("\n") == 1
+
+
 def test_compile_trains_the_same_run_and_saves_bare_weights(tmp_path: Path, monkeypatch):
     import torch._dynamo
 

@@ -40,6 +40,9 @@ class CGANConfig(MLPConfig):
             if getattr(self, name) <= 0:
                 raise GankitError(f"model.{name} must be positive (1 trains the label embeddings at the "
                                   f"network's learning rate), not {getattr(self, name)}.")
+            if self.conditioning == "concat" and getattr(self, name) != 1:
+                raise GankitError(f"model.{name} acts on label embeddings, which model.conditioning=concat does "
+                                  f"not have; set it to 1 or use conditioning=multiply.")
 
 
 class MultiplyByEmbedding(Conditioning):
