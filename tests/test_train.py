@@ -209,37 +209,48 @@ def test_adam_betas_come_from_the_recipe(tmp_path: Path):
 
 
 def test_cgan_trains_label_embeddings_at_a_multiple_of_the_lr(tmp_path: Path):
-    """configs/cgan-one-minute.toml: D's label embedding at 10x lr_d and G's at 3x lr_g, each in an
-    optimizer group of its own, through an exact resume; the defaults keep one group each."""
-    from gankit.train.checkpoint import read_checkpoint
-
-    def lrs(run: str, optimizer: str) -> list[tuple[int, float]]:
-        checkpoint = read_checkpoint(list_checkpoints(tmp_path / run / "checkpoints")[-1])
-        return [(len(g["params"]), g["lr"]) for g in checkpoint.optimizers[optimizer]["param_groups"]]
-
-    recipe = Path(__file__).parents[1] / "configs" / "cgan-one-minute.toml"
-    assert train_cli("cgan", tmp_path / "fast", "--steps", "2", "--lr", "1e-3", "--config", str(recipe)) == 0
-    d_groups, g_groups = lrs("fast", "d"), lrs("fast", "g")
+    """D's label embedding at 10x lr_d and G's at 3x lr_g, each in an optimizer group of its own,
+    through an exact resume; multipliers of 1, or concat conditioning, keep one group each."""
+    held = ("--set", "model.embedding_lr_mult_steps=0")
+    assert train_cli("cgan", tmp_path / "fast", "--steps", "2", "--lr", "1e-3", *held) == 0
+    d_groups, g_groups = group_lrs(tmp_path / "fast", "d"), group_lrs(tmp_path / "fast", "g")
     assert [lr for _, lr in d_groups] == pytest.approx([1e-3, 1e-2]) and d_groups[1][0] == 1  # one embedding
     assert [lr for _, lr in g_groups] == pytest.approx([1e-3, 3e-3]) and g_groups[1][0] == 1
     assert main(["train", "cgan", "--resume", str(tmp_path / "fast"), "--steps", "4", "--no-progress"]) == 0
-    assert lrs("fast", "d") == [(n, pytest.approx(lr)) for n, lr in d_groups]
-    assert train_cli("cgan", tmp_path / "default", "--steps", "2", "--lr", "1e-3") == 0
-    assert [lr for _, lr in lrs("default", "d")] == [lr for _, lr in lrs("default", "g")] == pytest.approx([1e-3])
+    assert group_lrs(tmp_path / "fast", "d") == [(n, pytest.approx(lr)) for n, lr in d_groups]
+    ones = ("--set", "model.d_embedding_lr_mult=1", "--set", "model.g_embedding_lr_mult=1")
+    for name, settings in (("ones", ones), ("concat", ("--set", "model.conditioning=concat"))):
+        assert train_cli("cgan", tmp_path / name, "--steps", "2", "--lr", "1e-3", *settings) == 0
+        assert [lr for _, lr in group_lrs(tmp_path / name, "d")] == pytest.approx([1e-3])
+        assert [lr for _, lr in group_lrs(tmp_path / name, "g")] == pytest.approx([1e-3])
 
 
-@pytest.mark.parametrize("name", ["d_embedding_lr_mult", "g_embedding_lr_mult"])
-def test_a_non_positive_embedding_lr_multiplier_is_one_sentence(capsys, name: str):
-    assert main(["train", "cgan", "--set", f"model.{name}=0", "--steps", "1"]) == 2
+def test_cgan_embedding_multipliers_fall_to_one_over_their_steps(tmp_path: Path):
+    """With embedding_lr_mult_steps=4, D's 10x falls linearly: the lr of step s is 1 + 9 (1 - s/4)
+    times lr_d, and 1x from step 4 on, resumed or not."""
+    run = tmp_path / "fade"
+    assert train_cli("cgan", run, "--steps", "2", "--lr", "1e-3", "--set", "model.embedding_lr_mult_steps=4") == 0
+    assert [lr for _, lr in group_lrs(run, "d")] == pytest.approx([1e-3, 1e-3 * (1 + 9 * 3 / 4)])  # step 1
+    assert [lr for _, lr in group_lrs(run, "g")] == pytest.approx([1e-3, 1e-3 * (1 + 2 * 3 / 4)])
+    assert main(["train", "cgan", "--resume", str(run), "--steps", "4", "--no-progress"]) == 0
+    assert [lr for _, lr in group_lrs(run, "d")] == pytest.approx([1e-3, 1e-3 * (1 + 9 / 4)])  # step 3
+    assert main(["train", "cgan", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
+    assert [lr for _, lr in group_lrs(run, "d")] == pytest.approx([1e-3, 1e-3])
+
+
+def group_lrs(run: Path, optimizer: str) -> list[tuple[int, float]]:
+    """(parameter count, lr) of each group of ``optimizer`` in ``run``'s newest checkpoint."""
+    from gankit.train.checkpoint import read_checkpoint
+
+    checkpoint = read_checkpoint(list_checkpoints(run / "checkpoints")[-1])
+    return [(len(g["params"]), g["lr"]) for g in checkpoint.optimizers[optimizer]["param_groups"]]
+
+
+@pytest.mark.parametrize("setting", ["d_embedding_lr_mult=0", "g_embedding_lr_mult=-1", "embedding_lr_mult_steps=-5"])
+def test_a_bad_embedding_lr_setting_is_one_sentence(capsys, setting: str):
+    assert main(["train", "cgan", "--set", f"model.{setting}", "--steps", "1"]) == 2
     err = capsys.readouterr().err
-    assert f"model.{name} must be positive" in err and err.count("\n") == 1
-
-
-def test_an_embedding_lr_multiplier_without_embeddings_is_one_sentence(capsys):
-    assert main(["train", "cgan", "--set", "model.conditioning=concat", "--set", "model.g_embedding_lr_mult=3",
-                 "--steps", "1"]) == 2
-    err = capsys.readouterr().err
-    assert "model.g_embedding_lr_mult acts on label embeddings" in err and err.count("\n") == 1
+    assert f"model.{setting.split('=')[0]} must be" in err and err.count("\n") == 1
 
 
 def test_compile_trains_the_same_run_and_saves_bare_weights(tmp_path: Path, monkeypatch):

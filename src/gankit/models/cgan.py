@@ -29,10 +29,12 @@ class CGANConfig(MLPConfig):
     d_hidden: tuple[int, ...] = (512, 512, 512)
     d_dropout: float = 0.4
     conditioning: Literal["multiply", "concat"] = "multiply"
-    # Multiply the learning rate of D's and of G's label embeddings (multiply conditioning); the
-    # comment above class CGAN says when raising them pays.
-    d_embedding_lr_mult: float = 1.0
-    g_embedding_lr_mult: float = 1.0
+    # Learning-rate multipliers of D's and of G's label embeddings, falling linearly to 1 over the
+    # first embedding_lr_mult_steps steps (0: held for the whole run); the comment above class CGAN
+    # says why. conditioning=concat has no embeddings, so it trains as if they were 1.
+    d_embedding_lr_mult: float = 10.0
+    g_embedding_lr_mult: float = 3.0
+    embedding_lr_mult_steps: int = 2000
 
     def validate(self) -> None:
         super().validate()
@@ -40,9 +42,9 @@ class CGANConfig(MLPConfig):
             if getattr(self, name) <= 0:
                 raise GankitError(f"model.{name} must be positive (1 trains the label embeddings at the "
                                   f"network's learning rate), not {getattr(self, name)}.")
-            if self.conditioning == "concat" and getattr(self, name) != 1:
-                raise GankitError(f"model.{name} acts on label embeddings, which model.conditioning=concat does "
-                                  f"not have; set it to 1 or use conditioning=multiply.")
+        if self.embedding_lr_mult_steps < 0:
+            raise GankitError(f"model.embedding_lr_mult_steps must be 0 (multipliers held) or a number of steps, "
+                              f"not {self.embedding_lr_mult_steps}.")
 
 
 class MultiplyByEmbedding(Conditioning):
@@ -74,29 +76,28 @@ class ConcatOneHot(Conditioning):
 CONDITIONINGS = {"multiply": MultiplyByEmbedding, "concat": ConcatOneHot}
 
 
-def embeddings_apart(network: nn.Module, params: list[nn.Parameter], lr_mult: float) -> list[dict[str, Any]]:
+def embeddings_apart(network: nn.Module, params: list[nn.Parameter], lr_mult: float,
+                     fade_steps: int) -> list[dict[str, Any]]:
     """Optimizer groups for ``params``: the label embeddings of ``network`` in a group of their own
     whose learning rate is ``lr_mult`` times the others' (one group when that is 1 or there are none)."""
     embeddings = {id(p) for m in network.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
     if lr_mult == 1 or not embeddings:
         return [{"params": params}]
     return [{"params": [p for p in params if id(p) not in embeddings]},
-            {"params": [p for p in params if id(p) in embeddings], "lr_mult": lr_mult}]
+            {"params": [p for p in params if id(p) in embeddings], "lr_mult": lr_mult, "lr_mult_steps": fade_steps}]
 
 
-# Faster label embeddings (configs/cgan-one-minute.toml): D's at 10x train.lr_d, G's at 3x
-# train.lr_g, and the least-squares loss (as PyTorch-GAN's cgan.py) learn the conditioning sooner.
-# The embeddings start as random N(0, 1) vectors, and at lr 6e-4 Adam needs about a thousand steps to
-# move them by their own scale. At a fixed 1,300 steps (batch 256, seeds 0 and 1;
-# benchmarks/results/cgan_embedding_lr.json), digit accuracy / FID / recall: the defaults 90.8% / 88.8%,
-# 16.2 / 19.1, 0.335 / 0.347; D 10x 92.9% / 92.6%, 11.9 / 12.8, 0.357 / 0.376 (30x about the same,
-# 100x no better than 1x); + least squares 93.1% / 92.8%, 11.2 / 11.2, 0.390 / 0.419; + G 3x (the
-# recipe) 95.8% / 94.6%, 9.0 / 8.2, 0.332 / 0.362. G's multiplier alone trades diversity for accuracy
-# (10x: recall 0.19-0.20, a learnt truncation), and so does a matching-aware D (Reed et al. 2016: real
-# images with wrong labels shown to D as fakes; recall 0.22-0.29). Timed (benchmarks/quality.py), the
-# recipe after 1 minute: 97.2% / 96.0%, FID 8.2 / 7.8 (the defaults 92.9% / 94.0%, 13.5 / 12.1). But it
-# costs the long run, so it is not the default: after 5 minutes 96.3%, FID 11.2 against 99.1%, 7.2
-# (with train.lr_decay=0.5 93.3%, 24.4; D 10x alone with BCE 98.2%, 10.6).
+# Faster label embeddings, at first. They start as random N(0, 1) vectors, and at lr 6e-4 Adam needs
+# about a thousand steps to move them by their own scale, so D learns late what each digit looks like.
+# So D's embeddings learn at 10x train.lr_d and G's at 3x train.lr_g, falling linearly to 1x over the
+# first 2,000 steps (benchmarks/results/cgan_embedding_lr.json has every run).
+#   At a fixed 1,300 steps (seeds 0 and 1), digit accuracy / FID / recall: 1x 90.8% / 88.8%, 16.2 /
+#   19.1, 0.335 / 0.347; D 10x 92.9% / 92.6%, 11.9 / 12.8; D 10x + G 3x + least squares 95.8% / 94.6%,
+#   9.0 / 8.2, 0.332 / 0.362. G's multiplier alone trades diversity for accuracy (10x: recall 0.19-0.20),
+#   as does a matching-aware D (Reed et al. 2016; recall 0.22-0.29).
+#   Held for the whole run, the multipliers cost long runs. FID every 900 of 8,100 steps (seed 0): held
+#   with least squares, 7.2 at 4,500 rising to 10.9; falling over 4,000 steps with BCE, 6.3 at 2,700
+#   rising to 8.5 (seed 1: 8.4); falling over 2,000 steps, 5.2 at 2,700 and 6.8 at the end (1x: 7.5).
 
 
 @register
@@ -114,7 +115,8 @@ class CGAN(GANFamily):
     @classmethod
     def default_train(cls, data_spec: str) -> dict[str, Any]:
         # Without gan's augmentation: adaptive translation (target 0.4) lowered the 5-minute FID
-        # from 7.2 to 6.1 but the digit accuracy from 99.1% to 95.6% (benchmarks/quality.py).
+        # from 7.2 to 6.1 but the digit accuracy from 99.1% to 95.6% (benchmarks/quality.py, before the
+        # embedding multipliers).
         return dict(IMAGE_TRAIN)
 
     @classmethod
@@ -123,10 +125,12 @@ class CGAN(GANFamily):
         return MLPGenerator(cfg.latent_dim, info, cfg.g_hidden, condition, cfg.g_batchnorm, cfg.activation)
 
     def generator_param_groups(self) -> list[dict[str, Any]]:
-        return embeddings_apart(self.generator, self.generator_parameters(), self.cfg.g_embedding_lr_mult)
+        return embeddings_apart(self.generator, self.generator_parameters(), self.cfg.g_embedding_lr_mult,
+                                self.cfg.embedding_lr_mult_steps)
 
     def discriminator_param_groups(self) -> list[dict[str, Any]]:
-        return embeddings_apart(self.discriminator, self.discriminator_parameters(), self.cfg.d_embedding_lr_mult)
+        return embeddings_apart(self.discriminator, self.discriminator_parameters(), self.cfg.d_embedding_lr_mult,
+                                self.cfg.embedding_lr_mult_steps)
 
     @classmethod
     def build_discriminator(cls, cfg: CGANConfig, info: DataInfo) -> nn.Module:

@@ -244,7 +244,12 @@ class Trainer:
             factor *= min(1.0, (1.0 - progress) / t.lr_decay)
         for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
             for group in opt.param_groups if opt is not None else ():
-                group["lr"] = base * factor * group.get("lr_mult", 1.0)
+                group["lr"] = base * factor * self._lr_mult(group)
+
+    def _lr_mult(self, group: dict) -> float:
+        """A group's ``lr_mult``, falling linearly to 1 over its first ``lr_mult_steps`` steps when given."""
+        mult, steps = group.get("lr_mult", 1.0), group.get("lr_mult_steps", 0)
+        return 1 + (mult - 1) * max(0.0, 1 - self.step / steps) if steps else mult
 
     def _on_schedule(self, meter: "Meter", names: list[str], log: RunLog | None) -> None:
         """Logging, sample grids and checkpoints, each on its own interval."""
