@@ -238,6 +238,26 @@ def test_cgan_embedding_multipliers_fall_to_one_over_their_steps(tmp_path: Path)
     assert [lr for _, lr in group_lrs(run, "d")] == pytest.approx([1e-3, 1e-3])
 
 
+def test_resuming_a_cgan_run_from_before_the_embedding_multipliers_names_the_fix(tmp_path: Path, capsys):
+    """A run whose config.json predates the multipliers trained one group each; the new defaults build
+    two. Resuming it is one sentence saying what to write in config.json, and after that it resumes."""
+    run = tmp_path / "old"
+    ones = ("--set", "model.d_embedding_lr_mult=1", "--set", "model.g_embedding_lr_mult=1")
+    assert train_cli("cgan", run, "--steps", "2", *ones) == 0
+    config = json.loads((run / "config.json").read_text())
+    for key in ("d_embedding_lr_mult", "g_embedding_lr_mult", "embedding_lr_mult_steps"):
+        del config["model_cfg"][key]
+    (run / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["train", "cgan", "--resume", str(run), "--steps", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "trains G in 1 optimizer group(s) and this gankit builds 2" in err and err.count("\n") == 1
+    config["model_cfg"].update(d_embedding_lr_mult=1, g_embedding_lr_mult=1)
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["train", "cgan", "--resume", str(run), "--steps", "4", "--no-progress"]) == 0
+    assert list_checkpoints(run / "checkpoints")[-1].name == "step-000004"
+
+
 def group_lrs(run: Path, optimizer: str) -> list[tuple[int, float]]:
     """(parameter count, lr) of each group of ``optimizer`` in ``run``'s newest checkpoint."""
     from gankit.train.checkpoint import read_checkpoint

@@ -79,7 +79,8 @@ CONDITIONINGS = {"multiply": MultiplyByEmbedding, "concat": ConcatOneHot}
 def embeddings_apart(network: nn.Module, params: list[nn.Parameter], lr_mult: float,
                      fade_steps: int) -> list[dict[str, Any]]:
     """Optimizer groups for ``params``: the label embeddings of ``network`` in a group of their own
-    whose learning rate is ``lr_mult`` times the others' (one group when that is 1 or there are none)."""
+    whose learning rate is ``lr_mult`` times the others', falling to 1x over ``fade_steps`` steps when
+    that is not 0 (one group when ``lr_mult`` is 1 or there are no embeddings)."""
     embeddings = {id(p) for m in network.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
     if lr_mult == 1 or not embeddings:
         return [{"params": params}]

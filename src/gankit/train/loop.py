@@ -135,9 +135,9 @@ class Trainer:
         for prefix, module in parts.items():
             module.load_state_dict({k[len(prefix) + 1:]: v for k, v in ckpt.weights.items()
                                     if k.startswith(prefix + ".")})
-        self.opt_g.load_state_dict(ckpt.optimizers["g"])
-        if self.opt_d is not None:
-            self.opt_d.load_state_dict(ckpt.optimizers["d"])
+        for name, opt in (("g", self.opt_g), ("d", self.opt_d)):
+            if opt is not None:
+                self._load_optimizer(opt, ckpt.optimizers[name], name.upper())
         torch.set_rng_state(ckpt.rng["torch"])
         self.noise.set_state(ckpt.rng["noise"].to(self.noise.get_state().device))
         if "cuda" in ckpt.rng and torch.cuda.is_available():
@@ -148,6 +148,16 @@ class Trainer:
         self.model.load_training_state(ckpt.state.get("family", {}))
         if not self.dist.is_main:  # the checkpoint holds rank 0's stream; the others start anew
             self.noise.manual_seed(self.cfg.train.seed * 7919 + self.dist.rank + self.step * 1_000_003)
+
+    def _load_optimizer(self, opt: torch.optim.Optimizer, state: dict, network: str) -> None:
+        saved, built = len(state["param_groups"]), len(opt.param_groups)
+        if saved != built:  # a run begun before a default that splits the parameters changed
+            raise GankitError(
+                f"The checkpoint in {self.run_dir} trains {network} in {saved} optimizer group(s) and this gankit "
+                f"builds {built}, so a default changed since the run began (cgan's label-embedding learning rates "
+                f"did on 2026-11-23): set the run's own values in {self.run_dir / 'config.json'} (for such a cgan "
+                f"run, d_embedding_lr_mult and g_embedding_lr_mult of 1 under model_cfg) and resume again.")
+        opt.load_state_dict(state)
 
     def _initialise_generator(self, source: Path) -> None:
         """Start G (and its EMA) from the generator of another run: SRGAN from SRResNet."""
