@@ -96,9 +96,10 @@ def embeddings_apart(network: nn.Module, params: list[nn.Parameter], lr_mult: fl
 #   19.1, 0.335 / 0.347; D 10x 92.9% / 92.6%, 11.9 / 12.8; D 10x + G 3x + least squares 95.8% / 94.6%,
 #   9.0 / 8.2, 0.332 / 0.362. G's multiplier alone trades diversity for accuracy (10x: recall 0.19-0.20),
 #   as does a matching-aware D (Reed et al. 2016; recall 0.22-0.29).
-#   Held for the whole run, the multipliers cost long runs. FID every 900 of 8,100 steps (seed 0): held
-#   with least squares, 7.2 at 4,500 rising to 10.9; falling over 4,000 steps with BCE, 6.3 at 2,700
-#   rising to 8.5 (seed 1: 8.4); falling over 2,000 steps, 5.2 at 2,700 and 6.8 at the end (1x: 7.5).
+#   Held for the whole run with least squares (session 9), the multipliers cost long runs: FID 11.2
+#   after 5 minutes against 7.2 at 1x. FID every 900 of 8,100 steps (seed 0), falling over 4,000 steps:
+#   with least squares 6.8 at 2,700 rising to 10.9, with BCE 6.3 at 2,700 rising to 8.5 (seed 1: 8.4);
+#   falling over 2,000 steps with BCE, 5.2 at 2,700 and 6.8 at the end (1x: 7.5).
 
 
 @register
