@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from gankit.metrics.reference import reference_stats
 from gankit.metrics.scores import frechet_distance, mean_and_covariance
 from gankit.models import get_family
 from gankit.train import Trainer
+from gankit.train.runtime import cpu_description
 
 RESULTS = Path(__file__).parent / "results" / "acgan.json"
 TARGET = {"hair": 0.95, "eyes": 0.90}
@@ -116,7 +116,7 @@ def main() -> None:
     result = {"budgets": rows, "target": TARGET, "generated_per_budget": args.n,
               "train": {k: getattr(cfg.train, k) for k in ("batch_size", "lr_g", "lr_d", "ema", "threads", "seed")},
               "model": {k: v for k, v in vars(cfg.model_cfg).items()},
-              "extractor": extractor.fingerprint, "machine": platform.machine(), "torch": torch.__version__,
+              "extractor": extractor.fingerprint, "machine": cpu_description(), "torch": torch.__version__,
               "total_seconds": round(time.perf_counter() - start, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from gankit.data import load_dataset
 from gankit.models import get_family
 from gankit.probe import infogan_scores, probe
 from gankit.train import train
+from gankit.train.runtime import cpu_description
 
 RESULTS = Path(__file__).parent / "results" / "infogan.json"
 PUBLISHED = {"q_error (InfoGAN paper, section 7.1, full MNIST)": 0.05}
@@ -91,7 +91,7 @@ def main() -> None:
         family = get_family("infogan")
         untrained = family.build_discriminator(family.default_config("mnist"), data.info)
         result["probe_untrained_d"] = probe(untrained, data)
-    result.update(settings=args.set, machine=platform.processor() or platform.machine(), torch=torch.__version__,
+    result.update(settings=args.set, machine=cpu_description(), torch=torch.__version__,
                   published=PUBLISHED)
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)

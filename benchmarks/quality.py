@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from gankit.metrics import evaluate, load_extractor  # noqa: E402
 from gankit.models import Generator, get_family  # noqa: E402
 from gankit.pipeline import GeneratorPipeline  # noqa: E402
 from gankit.train import train  # noqa: E402
+from gankit.train.runtime import cpu_description  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SCORES = ("fid", "kid_mean", "is_mean", "precision", "recall", "accuracy")
@@ -139,7 +139,7 @@ def main() -> None:
                 row = loops[loop][i]
                 print(f"{model:6s} {minutes:4g} {loop:7s} " + " ".join(
                     f"{row[k]:9.4f}" if k in row else f"{'-':>9s}" for k in SCORES))
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    machine = {"cpu": cpu_description(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "when": time.strftime("%Y-%m-%d")}
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps({"machine": machine, "settings": args.set, "results": table}, indent=2) + "\n")

@@ -30,7 +30,7 @@ from gankit.data import load_dataset  # noqa: E402
 from gankit.models import get_family  # noqa: E402
 from gankit.models.base import GANConfig  # noqa: E402
 from gankit.train import Trainer  # noqa: E402
-from gankit.train.runtime import resolve_precision  # noqa: E402
+from gankit.train.runtime import cpu_description, resolve_precision  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -141,7 +141,7 @@ def main() -> None:
                 r.update(matmul_ms=round(bound * 1e3, 2), step_over_matmul=round(step / bound, 2))
                 line += f" = {r['step_over_matmul']:.2f} x matmul {r['matmul_ms']:.2f} ms"
             print(line, flush=True)
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    machine = {"cpu": cpu_description(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "python": platform.python_version()}
     RESULTS.mkdir(exist_ok=True)
     saved = RESULTS / "speed.json"

@@ -17,13 +17,20 @@ benchmarks/results/sr.json.
 ``quarter`` train on every second or fourth bundled photograph, ``with-validation`` adds the
 held-out ones to the training set (the best a training set could be: the very photographs
 that are scored). It replaces ``gankit.data.photos.TRAIN_PHOTOS`` in this process only.
+
+``--folds K`` asks whether chelsea and rocket are typical: it splits all 16 bundled photographs
+into K folds, trains one run per fold (the last budget) on the other folds and scores the fold
+held out, so every photograph is scored once by a model that never saw it. The stereo pair
+(motorcycle_left, motorcycle_right) is one scene and stays in one fold.
+
+    python benchmarks/sr.py --folds 4 --budgets 15 --out benchmarks/results/sr_folds.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +39,7 @@ import torch
 
 from gankit.cli import main as gankit
 from gankit.data import photos
+from gankit.train.runtime import cpu_description
 from gankit.upscale import sr_eval
 
 RESULTS = Path(__file__).parent / "results" / "sr.json"
@@ -46,13 +54,57 @@ def use_photos(choice: str) -> None:
     photos.TRAIN_PHOTOS = PHOTO_SETS[choice]
 
 
+def scenes() -> list[list[str]]:
+    """The bundled photographs grouped by scene: the two views of the stereo motorcycle are one."""
+    grouped: dict[str, list[str]] = {}
+    for name in photos.TRAIN_PHOTOS + photos.VALIDATION_PHOTOS:
+        grouped.setdefault(name.split("_")[0], []).append(name)
+    return list(grouped.values())
+
+
+def folds(k: int) -> list[tuple[str, ...]]:
+    """All bundled photographs in ``k`` folds, dealt round-robin by scene."""
+    ordered = scenes()
+    return [tuple(name for scene in ordered[i::k] for name in scene) for i in range(k)]
+
+
+def hold_out(held: tuple[str, ...]) -> None:
+    """Train later runs of this process on every bundled photograph but ``held``, and score ``held``."""
+    everything = photos.TRAIN_PHOTOS + photos.VALIDATION_PHOTOS
+    photos.TRAIN_PHOTOS = tuple(name for name in everything if name not in held)
+    photos.VALIDATION_PHOTOS = held
+
+
+def cross_validate(k: int, minutes: float, common: list[str], root: Path) -> dict:
+    """One run per fold of ``folds(k)``, each scored on its fold; every photograph's gain and their mean."""
+    images, rows = [], []
+    for i, held in enumerate(folds(k)):
+        hold_out(held)
+        run, started = root / f"fold-{i}", time.perf_counter()
+        train(["srresnet", "--out", str(run), "--minutes", str(minutes), *common])
+        result = sr_eval(run)
+        rows.append({**scored(run, f"fold {i}", minutes, started, result), "held_out": list(held)})
+        images += [{**image, "fold": i, "psnr_gain": round(image["sr_psnr"] - image["bicubic_psnr"], 4)}
+                   for image in result["images"]]
+    for image in sorted(images, key=lambda r: r["psnr_gain"]):
+        print(f"{image['image']:<22} fold {image['fold']}  bicubic {image['bicubic_psnr']:6.2f}  "
+              f"SR {image['sr_psnr']:6.2f}  gain {image['psnr_gain']:+.2f} dB")
+    gains = [image["psnr_gain"] for image in images]
+    summary = {"photographs": len(gains), "mean_psnr_gain": round(sum(gains) / len(gains), 4),
+               "median_psnr_gain": round(statistics.median(gains), 4),
+               "photographs_at_least_1_db": sum(g >= 1 for g in gains)}
+    print(f"mean gain over {len(gains)} held-out photographs: {summary['mean_psnr_gain']:+.2f} dB "
+          f"(median {summary['median_psnr_gain']:+.2f}; {summary['photographs_at_least_1_db']} at +1 dB or more)")
+    return {"rows": rows, "images": images, "summary": summary}
+
+
 def train(argv: list[str]) -> None:
     if gankit(["train", *argv, "--no-progress"]) != 0:
         raise SystemExit(f"training failed: {' '.join(argv)}")
 
 
-def scored(run: Path, label: str, minutes: float, started: float) -> dict:
-    result = sr_eval(run)
+def scored(run: Path, label: str, minutes: float, started: float, result: dict | None = None) -> dict:
+    result = result or sr_eval(run)
     meta = json.loads((run / "generator.json").read_text())
     row = {"variant": label, "minutes": minutes, "steps": meta["step"], **result["mean"],
            "wall_s": round(time.perf_counter() - started, 1)}
@@ -70,19 +122,28 @@ def main() -> None:
     parser.add_argument("--srgan-content", default="mse", help="srgan's content loss: mse, vgg22 or vgg54")
     parser.add_argument("--photos", default="all", choices=list(PHOTO_SETS),
                         help="which bundled photographs train (the held-out ones are always scored)")
+    parser.add_argument("--folds", type=int, default=0,
+                        help="cross-validate over all bundled photographs in this many folds (last budget only)")
     parser.add_argument("--keep", help="keep the run folders under this folder")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON file to write")
     args = parser.parse_args()
+    if args.folds and (args.photos != "all" or args.srgan_minutes):
+        parser.error("--folds trains srresnet on all the other photographs; leave out --photos and --srgan-minutes")
+    if args.folds and not 2 <= args.folds <= len(scenes()):
+        parser.error(f"--folds must be between 2 and the number of scenes, {len(scenes())}, not {args.folds}")
     budgets = [float(b) for b in args.budgets.split(",")]
     use_photos(args.photos)
     common = ["--set", f"train.threads={args.threads}", "--set", "train.seed=0"]
 
-    rows = []
+    rows, folded = [], {}
     print(f"{'variant':<18} {'minutes':>7} {'steps':>6} {'bicubic':>9} {'SR PSNR':>8} {'gain':>7} "
           f"{'bic SSIM':>9} {'SR SSIM':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
-        for variant in args.variants.split(","):
+        if args.folds:
+            folded = cross_validate(args.folds, budgets[-1], common, root)
+            rows = folded.pop("rows")
+        for variant in ([] if args.folds else args.variants.split(",")):
             run, started = root / f"srresnet-{variant}", time.perf_counter()
             for i, minutes in enumerate(budgets):
                 where = ["--resume", str(run)] if i else ["--out", str(run), *VARIANTS[variant]]
@@ -94,10 +155,11 @@ def main() -> None:
             train(["srgan", "--out", str(run), "--init", str(root / f"srresnet-{variant}"), *VARIANTS[variant],
                    "--minutes", str(args.srgan_minutes), "--set", f"model.content={args.srgan_content}", *common])
             rows.append(scored(run, f"srgan/{args.srgan_content}", args.srgan_minutes, started))
-    result = {"rows": rows, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+    result = {"rows": rows, "machine": cpu_description(), "torch": torch.__version__,
               "threads": args.threads or torch.get_num_threads(), "published": PUBLISHED,
               "training_photos": list(photos.TRAIN_PHOTOS),
-              "protocol": "held-out chelsea + rocket, Y channel (BT.601), 4 px border shaved, 8-bit"}
+              "protocol": ("each fold held out in turn" if args.folds else "held-out chelsea + rocket")
+              + ", Y channel (BT.601), 4 px border shaved, 8-bit", **folded}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 

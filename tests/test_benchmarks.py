@@ -37,6 +37,19 @@ def test_plain_loop_trains_the_family_networks(name):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_results_name_the_cpu_and_its_bf16_unit():
+    """Benchmark JSON records the machine; two machines of one architecture must not read the same."""
+    import os
+
+    from gankit.train.runtime import cpu_description
+
+    amx = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    epyc = "model name\t: AMD EPYC 9B14\nflags\t\t: fpu avx512f avx512_bf16\n"
+    assert cpu_description(amx) == f"Intel(R) Xeon(R) Processor, {os.cpu_count()} cores, AMX"
+    assert cpu_description(epyc) == f"AMD EPYC 9B14, {os.cpu_count()} cores, AVX512-BF16"
+    assert cpu_description("flags : fpu sse2\n").endswith("cores, no fast bf16")
+
+
 def test_infogan_q_head_learns_with_g_not_d():
     model = plain_model("infogan", INFO["infogan"])
     q_head = {id(p) for p in model.D.q_head.parameters()}
@@ -74,3 +87,26 @@ def test_sr_benchmark_photo_choice_reaches_the_training_data(monkeypatch):
     assert {"chelsea", "rocket", "chelsea@0.5"} <= trained
     assert len(widened.train) == len(sr.PHOTO_SETS["with-validation"]) * (1 + len(photos.TRAIN_RESCALES))
     assert [p.name for p in widened.validation] == ["chelsea", "rocket"]
+
+
+def test_sr_benchmark_folds_hold_out_every_photograph_once(monkeypatch):
+    """`benchmarks/sr.py --folds` must score each bundled photograph once, with a model that never
+    trained on it (nor on its shrunk copies, nor on the other half of its stereo pair)."""
+    import sr
+    from gankit.data import photos
+
+    monkeypatch.setattr(photos, "TRAIN_PHOTOS", photos.TRAIN_PHOTOS)  # restored after the test
+    monkeypatch.setattr(photos, "VALIDATION_PHOTOS", photos.VALIDATION_PHOTOS)
+    everything = set(photos.TRAIN_PHOTOS + photos.VALIDATION_PHOTOS)
+    split = sr.folds(4)
+    assert len(split) == 4 and sorted(n for fold in split for n in fold) == sorted(everything)
+    assert [len(fold) for fold in split] == [4, 4, 4, 4]
+    pair = next(fold for fold in split if "motorcycle_left" in fold)
+    assert "motorcycle_right" in pair
+    for held in split:
+        sr.hold_out(held)
+        data = photos.photo_set("photos")
+        assert [p.name for p in data.validation] == list(held)
+        trained = {p.name.split("@")[0] for p in data.train}
+        assert trained == everything - set(held)
+        assert len(data.train) == len(trained) * (1 + len(photos.TRAIN_RESCALES))

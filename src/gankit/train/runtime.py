@@ -24,6 +24,23 @@ def cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """The CPU's model name, its core count and its fastest bf16 unit, e.g. "Intel(R) Xeon(R)
+    Processor, 2 cores, AMX", from ``cpuinfo`` (the text of /proc/cpuinfo, read when not given):
+    benchmark results say which machine measured them."""
+    import os
+    import platform
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    bf16 = "AMX" if "amx_bf16" in cpuinfo else "AVX512-BF16" if "avx512_bf16" in cpuinfo else "no fast bf16"
+    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores, {bf16}"
+
+
 def resolve_precision(choice: str, device: torch.device) -> torch.dtype:
     if choice == "fp32":
         return torch.float32
