@@ -1,7 +1,7 @@
 """docs/sr.png: part of a held-out photograph shrunk 4x, then bicubic | the run's SR | the original.
 
     python scripts/sr_figure.py RUN_DIR [--out docs/sr.png]
-    python scripts/sr_figure.py FOLD_RUN --photo astronaut --crop 20 160 160 --out docs/sr-astronaut.png
+    python scripts/sr_figure.py FOLD_RUN --photo astronaut --crop 40 170 160 --out docs/sr-astronaut.png
 
 The part is by default scikit-image's chelsea (held out from `photos`), 160 px from (60, 150): an
 eye and fur. ``--photo`` takes any bundled photograph (`gankit.data.photos`); pick one the run did

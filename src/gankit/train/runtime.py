@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import random
 from functools import lru_cache
 from pathlib import Path
@@ -15,12 +17,17 @@ COMPILE_BACKEND = "inductor"  # tests swap in "eager": the same wiring without m
 
 
 @lru_cache(maxsize=1)
+def cpuinfo_text() -> str:
+    """/proc/cpuinfo, or "" where there is none (not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), where bf16 pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = cpuinfo_text()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
@@ -28,14 +35,7 @@ def cpu_description(cpuinfo: str | None = None) -> str:
     """The CPU's model name, its core count and its fastest bf16 unit, e.g. "Intel(R) Xeon(R)
     Processor, 2 cores, AMX", from ``cpuinfo`` (the text of /proc/cpuinfo, read when not given):
     benchmark results say which machine measured them."""
-    import os
-    import platform
-
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
+    cpuinfo = cpuinfo_text() if cpuinfo is None else cpuinfo
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
     bf16 = "AMX" if "amx_bf16" in cpuinfo else "AVX512-BF16" if "avx512_bf16" in cpuinfo else "no fast bf16"
     return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores, {bf16}"
