@@ -74,12 +74,13 @@ def test_generator_files_load_without_the_run(cgan_run: Path, tmp_path: Path):
     assert all(torch.equal(ema[k], saved[k]) for k in saved)  # the shared generator is the EMA one
 
 
-def test_ema_moves_every_step_in_its_warm_up_then_every_few_by_as_much():
-    """After the warm-up the average skips steps, and makes up for them: one update by decay ** EVERY."""
+@pytest.mark.parametrize("every", [1, 4])
+def test_ema_moves_every_step_in_its_warm_up_then_every_few_by_as_much(every):
+    """After the warm-up the average skips steps, and makes up for them: one update by decay ** every."""
     from gankit.train import ema as ema_module
 
     live = torch.nn.Linear(1, 1, bias=False)
-    average = ema_module.EMA(live, decay=0.999)
+    average = ema_module.EMA(live, decay=0.999, every=every)
     last = ema_module.WARMUP_STEPS - 1
     with torch.no_grad():
         for step in range(last + 1):
@@ -89,12 +90,12 @@ def test_ema_moves_every_step_in_its_warm_up_then_every_few_by_as_much():
             assert average.model.weight.item() != before  # every step in the warm-up
         live.weight.fill_(1000.0)
     before = average.model.weight.item()
-    for step in range(last + 1, last + ema_module.EVERY):
+    for step in range(last + 1, last + every):
         average.update(live, step)
         assert average.model.weight.item() == before  # skipped
-    step = last + ema_module.EVERY
+    step = last + every
     average.update(live, step)
-    kept = min(0.999, (1 + step) / (10 + step)) ** ema_module.EVERY
+    kept = min(0.999, (1 + step) / (10 + step)) ** every
     assert average.model.weight.item() == pytest.approx(before * kept + 1000 * (1 - kept), rel=1e-6)
 
 

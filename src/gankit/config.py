@@ -41,6 +41,7 @@ class TrainConfig:
     lr_decay: float = 0.0  # the last fraction of the budget over which both lrs fall linearly to 0
     d_steps: int = 1  # discriminator updates per generator update (k in the GAN paper)
     ema: float = 0.999  # decay of the generator's moving average; 0 turns it off
+    ema_every: int = 4  # steps between the average's updates after its warm-up (train/ema.py); 1: every step
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -217,6 +218,8 @@ def validate(cfg: RunConfig) -> None:
         raise GankitError(f"data.channels must be 1 (grayscale) or 3 (RGB), not {cfg.data.channels}.")
     if cfg.data.image_size < 0:
         raise GankitError(f"data.image_size must not be negative, not {cfg.data.image_size}.")
+    if t.ema_every < 1:
+        raise GankitError(f"train.ema_every must be at least 1 (1 updates the average every step), not {t.ema_every}.")
     non_negative = {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes,
                     "train.eval_every": t.eval_every, "train.threads": t.threads, "train.rollbacks": t.rollbacks}
     for key, value in non_negative.items():

@@ -75,7 +75,7 @@ class Trainer:
         # SRResNet has no D, hence no D optimizer.
         d_groups = self.model.discriminator_param_groups()
         self.opt_d = make_optimizer(d_groups, t.lr_d, t, self.device) if d_groups else None
-        self.ema = EMA(self.model.generator, t.ema) if t.ema > 0 else None
+        self.ema = EMA(self.model.generator, t.ema, t.ema_every) if t.ema > 0 else None
         # Each rank draws its own noise stream; the main one is seeded by the run's seed.
         self.noise = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.dist.rank)
         self.batches = EpochBatches(len(self.data), t.batch_size, t.seed, self.dist.rank, self.dist.world)
