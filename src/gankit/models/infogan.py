@@ -47,6 +47,10 @@ and the balance of its clusters did not rank them by Q accuracy (70.8-92.5%). Tw
 step were worse (seed 2: 75.1% / 73.4% in 3,930 steps), and so was dropping the continuous codes
 (seed 2: 82.7% / 79.3%): they are not what splits the digits between codes. Nor did Q's head
 at its own learning rate help (seed 2: 85.4% / 81.1% at 2e-4, 81.8% / 75.8% at 3e-3).
+Which seed wins depends on the machine: on an AMX Xeon, whose bf16 kernels round differently,
+seeds 0/1/2 gave 78.4% / 74.3%, 99.9% / 94.1% and 81.7% / 77.7%. There, 8,000 steps (seed 1: 96.9% /
+91.5%), noise with standard deviation 0.1 (seeds 1/2: 79.5% / 73.8%, 69.1% / 69.0%) and the DCGAN
+initialisation (89.5% / 82.7%, 90.0% / 86.0%) were no better (README, ACGAN and InfoGAN).
 """
 
 from __future__ import annotations
@@ -340,8 +344,8 @@ class InfoGAN(GANFamily):
         """The paper's learning rates (G and Q 1e-3, D 2e-4) at batch 128 rather than its 64: with
         seed 0, 4,000 steps at batch 128 reached 99.9% code recovery and 93.6% Q accuracy, against
         90.0% and 85.4% at batch 64 (90.6% and 86.7% after 6,500 steps); seeds 1 and 2 reached 95.7% /
-        88.5% and 86.1% / 81.8% (module docstring). 4,000 steps take about 12
-        minutes on the development machine's 2 cores; the clock stops a slower machine at 15."""
+        88.5% and 86.1% / 81.8% (module docstring). 4,000 steps took about 12 minutes on the AMD
+        EPYC's 2 cores (more steps did not help: module docstring); the clock stops a slower machine at 15."""
         return {"steps": 4000, "minutes": 15.0, "batch_size": 128, "lr_g": 1e-3, "lr_d": 2e-4}
 
     def info_loss(self, q: Tensor, codes: Tensor) -> Tensor:
