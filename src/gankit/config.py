@@ -210,6 +210,7 @@ def validate(cfg: RunConfig) -> None:
         "train.batch_size": t.batch_size, "train.d_steps": t.d_steps, "train.log_every": t.log_every,
         "train.sample_every": t.sample_every, "train.checkpoint_every": t.checkpoint_every,
         "train.keep_checkpoints": t.keep_checkpoints, "train.eval_samples": t.eval_samples,
+        "train.ema_every": t.ema_every,
     }
     for key, value in positive.items():
         if value < 1:
@@ -218,8 +219,6 @@ def validate(cfg: RunConfig) -> None:
         raise GankitError(f"data.channels must be 1 (grayscale) or 3 (RGB), not {cfg.data.channels}.")
     if cfg.data.image_size < 0:
         raise GankitError(f"data.image_size must not be negative, not {cfg.data.image_size}.")
-    if t.ema_every < 1:
-        raise GankitError(f"train.ema_every must be at least 1 (1 updates the average every step), not {t.ema_every}.")
     non_negative = {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes,
                     "train.eval_every": t.eval_every, "train.threads": t.threads, "train.rollbacks": t.rollbacks}
     for key, value in non_negative.items():

@@ -6,12 +6,11 @@ adversarial game. Buffers (BatchNorm statistics) are copied from the live genera
 
 After a warm-up the average moves every ``every`` steps (``train.ema_every``, default 4), by
 what ``every`` steps of decay would have moved it (decay ** every), as ema-pytorch's
-``update_every`` does. Its horizon (1,000 steps
-at the default decay 0.999) is hundreds of times longer, so sampling it every few steps changes
-it by less than run-to-run noise (cgan, 3,000 steps: FID 5.42 every step, 5.41 every 4). The
-update, a pass over all of G's weights, was 6% of an MLP gan step on an AMX CPU, where the matrix
-products are cheap; updating every 4 steps took gan from 1.71x to 1.82x the plain loop at batch 64.
-Updates depend on the step number only, so a resumed run updates at the same steps as an
+``update_every`` does. Its horizon (1,000 steps at the default decay 0.999) is hundreds of times
+longer, so sampling it every few steps changes it by less than run-to-run noise (cgan, 3,000
+steps: FID 5.42 every step, 5.41 every 4). The update, a pass over all of G's weights, was 6% of
+an MLP gan step on an AMX CPU, where the matrix products are cheap; updating every 4 steps took
+gan from 1.71x to 1.82x the plain loop at batch 64. Updates depend on the step number only, so a resumed run updates at the same steps as an
 uninterrupted one.
 """
 
