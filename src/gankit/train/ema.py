@@ -10,8 +10,8 @@ what ``every`` steps of decay would have moved it (decay ** every), as ema-pytor
 longer, so sampling it every few steps changes it by less than run-to-run noise (cgan, 3,000
 steps: FID 5.42 every step, 5.41 every 4). The update, a pass over all of G's weights, was 6% of
 an MLP gan step on an AMX CPU, where the matrix products are cheap; updating every 4 steps took
-gan from 1.71x to 1.82x the plain loop at batch 64. Updates depend on the step number only, so a resumed run updates at the same steps as an
-uninterrupted one.
+gan from 1.71x to 1.82x the plain loop at batch 64. Updates depend on the step number only, so
+a resumed run updates at the same steps as an uninterrupted one.
 """
 
 from __future__ import annotations
