@@ -25,10 +25,14 @@ def cpuinfo_text() -> str:
         return ""
 
 
+def bf16_unit(cpuinfo: str) -> str | None:
+    """The fastest native bf16 unit that ``cpuinfo``'s flags name ("AMX" or "AVX512-BF16"), or None."""
+    return "AMX" if "amx_bf16" in cpuinfo else "AVX512-BF16" if "avx512_bf16" in cpuinfo else None
+
+
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), where bf16 pays off."""
-    flags = cpuinfo_text()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return bf16_unit(cpuinfo_text()) is not None
 
 
 def cpu_description(cpuinfo: str | None = None) -> str:
@@ -37,8 +41,8 @@ def cpu_description(cpuinfo: str | None = None) -> str:
     benchmark results say which machine measured them."""
     cpuinfo = cpuinfo_text() if cpuinfo is None else cpuinfo
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-    bf16 = "AMX" if "amx_bf16" in cpuinfo else "AVX512-BF16" if "avx512_bf16" in cpuinfo else "no fast bf16"
-    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores, {bf16}"
+    name = names[0] if names else platform.processor() or platform.machine()
+    return f"{name}, {os.cpu_count()} cores, {bf16_unit(cpuinfo) or 'no fast bf16'}"
 
 
 def resolve_precision(choice: str, device: torch.device) -> torch.dtype:
