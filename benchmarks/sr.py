@@ -16,7 +16,8 @@ benchmarks/results/sr.json.
 ``--photos`` asks whether the training photographs limit the held-out gain: ``half`` and
 ``quarter`` train on every second or fourth bundled photograph, ``with-validation`` adds the
 held-out ones to the training set (the best a training set could be: the very photographs
-that are scored). It replaces ``gankit.data.photos.TRAIN_PHOTOS`` in this process only.
+that are scored). Each choice is a data spec (``photos:train=...``), so the runs' config.json
+files record what they trained on.
 
 ``--folds K`` asks whether chelsea and rocket are typical: it splits all 16 bundled photographs
 into K folds, trains one run per fold (the last budget) on the other folds and scores the fold
@@ -49,15 +50,15 @@ PHOTO_SETS = {"all": photos.TRAIN_PHOTOS, "half": photos.TRAIN_PHOTOS[::2], "qua
 PUBLISHED = {"SRResNet-MSE gain over bicubic, Set5 4x (Ledig et al. 2017, table 2)": 32.05 - 28.43}
 
 
-def use_photos(choice: str) -> None:
-    """Train later runs of this process on ``PHOTO_SETS[choice]``; the held-out ones are scored either way."""
-    photos.TRAIN_PHOTOS = PHOTO_SETS[choice]
+def photos_spec(train: tuple[str, ...], held: tuple[str, ...] = photos.VALIDATION_PHOTOS) -> str:
+    """The data spec that trains on ``train`` and holds out ``held`` (scored by sr_eval)."""
+    return f"photos:train={'+'.join(train)},held={'+'.join(held)}"
 
 
 def scenes() -> list[list[str]]:
     """The bundled photographs grouped by scene: the two views of the stereo motorcycle are one."""
     grouped: dict[str, list[str]] = {}
-    for name in photos.TRAIN_PHOTOS + photos.VALIDATION_PHOTOS:
+    for name in photos.BUNDLED_PHOTOS:
         grouped.setdefault(name.split("_")[0], []).append(name)
     return list(grouped.values())
 
@@ -68,20 +69,17 @@ def folds(k: int) -> list[tuple[str, ...]]:
     return [tuple(name for scene in ordered[i::k] for name in scene) for i in range(k)]
 
 
-def hold_out(held: tuple[str, ...]) -> None:
-    """Train later runs of this process on every bundled photograph but ``held``, and score ``held``."""
-    everything = photos.TRAIN_PHOTOS + photos.VALIDATION_PHOTOS
-    photos.TRAIN_PHOTOS = tuple(name for name in everything if name not in held)
-    photos.VALIDATION_PHOTOS = held
+def hold_out(held: tuple[str, ...]) -> str:
+    """The data spec that trains on every bundled photograph but ``held``, and scores ``held``."""
+    return photos_spec(tuple(name for name in photos.BUNDLED_PHOTOS if name not in held), held)
 
 
 def cross_validate(k: int, minutes: float, common: list[str], root: Path) -> dict:
     """One run per fold of ``folds(k)``, each scored on its fold; every photograph's gain and their mean."""
     images, rows = [], []
     for i, held in enumerate(folds(k)):
-        hold_out(held)
         run, started = root / f"fold-{i}", time.perf_counter()
-        train(["srresnet", "--out", str(run), "--minutes", str(minutes), *common])
+        train(["srresnet", "--out", str(run), "--data", hold_out(held), "--minutes", str(minutes), *common])
         result = sr_eval(run)
         rows.append({**scored(run, f"fold {i}", minutes, started, result), "held_out": list(held)})
         images += [{**image, "fold": i, "psnr_gain": round(image["sr_psnr"] - image["bicubic_psnr"], 4)}
@@ -132,7 +130,7 @@ def main() -> None:
     if args.folds and not 2 <= args.folds <= len(scenes()):
         parser.error(f"--folds must be between 2 and the number of scenes, {len(scenes())}, not {args.folds}")
     budgets = [float(b) for b in args.budgets.split(",")]
-    use_photos(args.photos)
+    data = ["--data", photos_spec(PHOTO_SETS[args.photos])]
     common = ["--set", f"train.threads={args.threads}", "--set", "train.seed=0"]
 
     rows, folded = [], {}
@@ -146,18 +144,18 @@ def main() -> None:
         for variant in ([] if args.folds else args.variants.split(",")):
             run, started = root / f"srresnet-{variant}", time.perf_counter()
             for i, minutes in enumerate(budgets):
-                where = ["--resume", str(run)] if i else ["--out", str(run), *VARIANTS[variant]]
+                where = ["--resume", str(run)] if i else ["--out", str(run), *data, *VARIANTS[variant]]
                 train(["srresnet", *where, "--minutes", str(minutes), *common])
                 rows.append(scored(run, f"srresnet/{variant}", minutes, started))
         if args.srgan_minutes:
             variant = args.variants.split(",")[-1]
             run, started = root / "srgan", time.perf_counter()
-            train(["srgan", "--out", str(run), "--init", str(root / f"srresnet-{variant}"), *VARIANTS[variant],
+            train(["srgan", "--out", str(run), *data, "--init", str(root / f"srresnet-{variant}"), *VARIANTS[variant],
                    "--minutes", str(args.srgan_minutes), "--set", f"model.content={args.srgan_content}", *common])
             rows.append(scored(run, f"srgan/{args.srgan_content}", args.srgan_minutes, started))
     result = {"rows": rows, "machine": cpu_description(), "torch": torch.__version__,
               "threads": args.threads or torch.get_num_threads(), "published": PUBLISHED,
-              "training_photos": list(photos.TRAIN_PHOTOS),
+              "training_photos": list(PHOTO_SETS[args.photos]),
               "protocol": ("each fold held out in turn" if args.folds else "held-out chelsea + rocket")
               + ", Y channel (BT.601), 4 px border shaved, 8-bit", **folded}
     args.out.parent.mkdir(parents=True, exist_ok=True)

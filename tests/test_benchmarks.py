@@ -69,43 +69,37 @@ def test_the_plain_loop_runs_in_a_fresh_process():
     assert in_fresh_process(max, 2, 7) == 7
 
 
-def test_sr_benchmark_photo_choice_reaches_the_training_data(monkeypatch):
+def test_sr_benchmark_photo_choice_reaches_the_training_data():
     """`benchmarks/sr.py --photos` must change what SR trains on, or its table would compare the
     same run with itself; the held-out photographs stay the same."""
     import sr
     from gankit.data import photos
 
-    monkeypatch.setattr(photos, "TRAIN_PHOTOS", photos.TRAIN_PHOTOS)  # restored after the test
-    sr.use_photos("quarter")
-    quarter = photos.photo_set("photos")
+    quarter = photos.photo_set(sr.photos_spec(sr.PHOTO_SETS["quarter"]))
     chosen = list(sr.PHOTO_SETS["quarter"])
     assert len(chosen) == 4 and [p.name for p in quarter.train][:4] == chosen
     assert len(quarter.train) == 4 * (1 + len(photos.TRAIN_RESCALES))  # each also shrunk
-    sr.use_photos("with-validation")
-    widened = photos.photo_set("photos")
+    widened = photos.photo_set(sr.photos_spec(sr.PHOTO_SETS["with-validation"]))
     trained = {p.name for p in widened.train}
     assert {"chelsea", "rocket", "chelsea@0.5"} <= trained
     assert len(widened.train) == len(sr.PHOTO_SETS["with-validation"]) * (1 + len(photos.TRAIN_RESCALES))
     assert [p.name for p in widened.validation] == ["chelsea", "rocket"]
 
 
-def test_sr_benchmark_folds_hold_out_every_photograph_once(monkeypatch):
+def test_sr_benchmark_folds_hold_out_every_photograph_once():
     """`benchmarks/sr.py --folds` must score each bundled photograph once, with a model that never
     trained on it (nor on its shrunk copies, nor on the other half of its stereo pair)."""
     import sr
     from gankit.data import photos
 
-    monkeypatch.setattr(photos, "TRAIN_PHOTOS", photos.TRAIN_PHOTOS)  # restored after the test
-    monkeypatch.setattr(photos, "VALIDATION_PHOTOS", photos.VALIDATION_PHOTOS)
-    everything = set(photos.TRAIN_PHOTOS + photos.VALIDATION_PHOTOS)
+    everything = set(photos.BUNDLED_PHOTOS)
     split = sr.folds(4)
     assert len(split) == 4 and sorted(n for fold in split for n in fold) == sorted(everything)
     assert [len(fold) for fold in split] == [4, 4, 4, 4]
     pair = next(fold for fold in split if "motorcycle_left" in fold)
     assert "motorcycle_right" in pair
     for held in split:
-        sr.hold_out(held)
-        data = photos.photo_set("photos")
+        data = photos.photo_set(sr.hold_out(held))
         assert [p.name for p in data.validation] == list(held)
         trained = {p.name.split("@")[0] for p in data.train}
         assert trained == everything - set(held)

@@ -49,6 +49,25 @@ def test_photos_are_tiles_in_range_with_two_held_out():
     assert not {"chelsea", "rocket"} & {name.split("@")[0] for name in by_name}
 
 
+def test_photos_spec_chooses_what_trains_and_what_is_held_out():
+    photos = photo_set("photos:train=camera+coins,held=moon")
+    assert [p.name for p in photos.train] == ["camera", "coins", "camera@0.7", "coins@0.7", "camera@0.5", "coins@0.5"]
+    assert [p.name for p in photos.validation] == ["moon"]
+    assert [p.name for p in photo_set("photos:held=rocket").validation] == ["rocket"]  # train keeps its default
+    assert len(load_dataset("photos:train=camera,held=moon")) == len(tiles(photo_set("photos:train=camera").train))
+
+
+@pytest.mark.parametrize("spec, named", [
+    ("photos:train=camera+kitten", "kitten, not a bundled photograph"),
+    ("photos:test=camera", "'test=camera' is unknown; the options are train= and held="),
+    ("photos:camera", "'camera' is unknown"),
+    ("photos:train=", "lists no photograph"),
+])
+def test_photos_spec_errors_name_the_option_and_the_choices(spec, named):
+    with pytest.raises(GankitError, match=named):
+        load_dataset(spec)
+
+
 def test_tiles_overlap_by_half_and_cover_the_image():
     image = np.arange(3 * 256 * 384, dtype=np.int64).reshape(3, 256, 384) % 251
     out = tiles([Photo("x", image.astype(np.uint8))], tile=128)
@@ -218,6 +237,14 @@ def test_eval_scores_the_held_out_photos(srresnet_run, tmp_path, capsys):
     assert [r["image"] for r in result["images"]] == ["chelsea", "rocket"]
     assert result["mean"]["bicubic_psnr"] > 25  # the baseline on these photos
     assert "gain over bicubic" in capsys.readouterr().out
+
+
+def test_eval_scores_what_the_runs_data_spec_held_out(tmp_path):
+    out = tmp_path / "moon-held"
+    assert main(["train", "srresnet", "--out", str(out), "--data", "photos:train=camera,held=moon", "--steps", "1",
+                 *TINY_SR]) == 0
+    assert main(["eval", str(out), "--json", str(tmp_path / "sr.json")]) == 0
+    assert [r["image"] for r in json.loads((tmp_path / "sr.json").read_text())["images"]] == ["moon"]
 
 
 def test_upscale_writes_four_times_larger_images(srresnet_run, tmp_path):

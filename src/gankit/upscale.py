@@ -95,8 +95,8 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
     spec = data or meta.get("data_spec") or "photos"
     photos = photo_set(spec, all_validation=data is not None).validation
     if not photos:
-        raise GankitError(f"{spec} holds out no validation image (it has only one); evaluate on another folder "
-                          "with --data folder:PATH.")
+        raise GankitError(f"{spec} holds out no validation image (a folder of one image, or photos with an empty "
+                          "held=); evaluate on another folder with --data folder:PATH.")
     device_of = next(generator.parameters()).device
     scores = evaluate_sr(lambda lr: upscale(generator, lr.to(device_of), tile).cpu(), photos, generator.scale)
     result = {"run": str(run_dir), "family": meta["family"], "step": meta.get("step"), "data": spec,

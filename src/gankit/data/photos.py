@@ -13,6 +13,7 @@ are held out whole for validation (PSNR/SSIM against bicubic on full images, the
   its size (anti-aliased), a common SR augmentation: a shrunk photo packs more detail per
   pixel. Each of the two, alone, raised the held-out gain after 5 minutes (benchmarks/sr.py)
   from +0.27 dB to +0.32 dB. Scikit-image's chelsea and rocket are held out.
+  ``photos:train=A+B,held=C+D`` chooses either list among the 16 bundled names.
 - ``folder:PATH`` (when an SR model reads it): every image under PATH at its own size; every
   tenth file (in sorted order, at least one) is held out. Unreadable files are skipped and
   counted in one note; images smaller than a tile give no training tile but can still be
@@ -44,6 +45,7 @@ TRAIN_PHOTOS = ("astronaut", "coffee", "immunohistochemistry", "motorcycle_left"
                 "china", "flower", "grace_hopper", "camera", "brick", "grass", "gravel", "moon", "coins")
 TRAIN_RESCALES = (0.7, 0.5)  # the bundled photos also train at these sizes
 VALIDATION_PHOTOS = ("chelsea", "rocket")
+BUNDLED_PHOTOS = TRAIN_PHOTOS + VALIDATION_PHOTOS
 VALIDATION_EVERY = 10  # folder:PATH holds out every tenth file
 
 
@@ -127,13 +129,37 @@ def folder_photos(root: Path, all_validation: bool = False) -> PhotoSet:
                     [p for i, p in enumerate(photos) if i in held], notes)
 
 
+def bundled_split(argument: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """'train=astronaut+camera,held=chelsea' -> the bundled photographs that train and those held
+    out; a part not given keeps its default (TRAIN_PHOTOS, VALIDATION_PHOTOS). The choice lives in
+    the data spec, so a run's config.json says what it trained on and ``gankit upscale --eval``
+    scores what it held out."""
+    split = {"train": TRAIN_PHOTOS, "held": VALIDATION_PHOTOS}
+    for option in argument.split(",") if argument else ():
+        key, sep, value = (part.strip() for part in option.partition("="))
+        if key not in split or not sep:
+            raise GankitError(f"photos option {option!r} is unknown; the options are train= and held=, "
+                              "e.g. photos:train=astronaut+camera,held=chelsea+rocket.")
+        names = tuple(n.strip() for n in value.split("+") if n.strip())
+        unknown = [n for n in names if n not in BUNDLED_PHOTOS]
+        if unknown:
+            raise GankitError(f"photos:{key}= names {', '.join(unknown)}, not a bundled photograph; "
+                              f"choose among {', '.join(BUNDLED_PHOTOS)}.")
+        if key == "train" and not names:
+            raise GankitError("photos:train= lists no photograph; name at least one, e.g. photos:train=astronaut.")
+        split[key] = names
+    return split["train"], split["held"]
+
+
 def photo_set(spec: str, all_validation: bool = False) -> PhotoSet:
-    """The photographs behind ``photos`` or ``folder:PATH``, split into training and validation."""
+    """The photographs behind ``photos[:train=...,held=...]`` or ``folder:PATH``, split into
+    training and validation."""
     name, _, argument = spec.partition(":")
     if name == "photos":
-        train = [bundled_photo(n) for n in TRAIN_PHOTOS]
+        train_names, held_names = bundled_split(argument)
+        train = [bundled_photo(n) for n in train_names]
         train += [rescaled(photo, factor) for factor in TRAIN_RESCALES for photo in train]
-        return PhotoSet(train, [bundled_photo(n) for n in VALIDATION_PHOTOS])
+        return PhotoSet(train, [bundled_photo(n) for n in held_names])
     if name == "folder":
         return folder_photos(existing_folder(argument, "folder", "photographs"), all_validation)
     raise GankitError(f"Super-resolution reads photos or folder:PATH, not {spec!r}; "
@@ -172,12 +198,11 @@ def load_tiles(spec: str, crop: int, tile: int = TILE) -> TensorData:
 @register(
     "photos",
     summary="14 photos bundled with scikit-image, scikit-learn, matplotlib (super-resolution default).",
-    usage="photos  (srresnet/srgan also read folder:PATH at full resolution)",
+    usage="photos | photos:train=astronaut+camera,held=chelsea+rocket  "
+          "(srresnet/srgan also read folder:PATH at full resolution)",
 )
 def load_photos(argument: str | None, options: DataConfig) -> TensorData:
-    if argument:
-        raise GankitError(f"photos takes no argument, not {argument!r}; use folder:PATH for your own photographs.")
-    return load_tiles("photos", TILE, TILE)
+    return load_tiles(f"photos:{argument}" if argument else "photos", TILE, TILE)
 
 
 def signed(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
