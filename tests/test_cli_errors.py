@@ -75,3 +75,115 @@ def test_debug_shows_the_traceback(capsys):
 def test_console_entry_point_exits_2():
     proc = subprocess.run([sys.executable, "-m", "gankit", "train", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("gankit: error: Unknown model 'nope'")
+
+
+# --- found by a review of the error paths (2026-11-24): each of these used to end in a traceback ----
+@pytest.mark.parametrize("argv, words", [
+    (["train", "gan", "--set", "model.g_hidden=0"], "model.g_hidden must list one or more layer widths of at least 1"),
+    (["train", "gan", "--set", "model.d_dropout=1.5"], "model.d_dropout must be in [0, 1), not 1.5"),
+    (["train", "gan", "--seed", "-1"], "train.seed must be between 0 and 2147483647, not -1"),
+    (["train", "gan", "--set", "train.seed=9223372036854775807"], "train.seed must be between 0 and"),
+])
+def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
+    code, err = run_cli(capsys, *argv)
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("toml, words", [
+    ("[model]\ng_hidden = 256\n", "model.g_hidden must be a comma-separated list, not 256"),
+    ("[train]\nsteps = [1, 2]\n", "train.steps must be an integer, not [1, 2]"),
+    ("[train]\nsteps = 1979-05-27\n", "train.steps must be an integer"),
+    ("[train]\nlr_g = 2020-01-01\n", "train.lr_g must be a number"),
+])
+def test_toml_values_of_the_wrong_type_name_the_key(capsys, tmp_path, toml, words):
+    (tmp_path / "c.toml").write_text(toml)
+    code, err = run_cli(capsys, "train", "gan", "--config", str(tmp_path / "c.toml"))
+    assert code == 2 and words in err
+
+
+def test_unreadable_config_files_name_the_file(capsys, tmp_path):
+    (tmp_path / "latin1.toml").write_bytes(b"[train]\n# caf\xe9\nsteps = 1\n")
+    code, err = run_cli(capsys, "train", "gan", "--config", str(tmp_path / "latin1.toml"))
+    assert code == 2 and "is not UTF-8 text" in err
+    code, err = run_cli(capsys, "train", "gan", "--config", str(tmp_path))
+    assert code == 2 and f"Cannot read the config file {tmp_path}" in err
+
+
+def test_sample_arguments_out_of_range(capsys, cgan_run: Path, tmp_path: Path):
+    for argv, words in [(["--n", "-1"], "--n must be between 1 and 1,000,000, not -1"),
+                        (["--n", "0", "--code", "c1=3"], "--n must be between 1"),
+                        (["--seed", str(2**70)], "--seed must be between 0 and 2147483647")]:
+        code, err = run_cli(capsys, "sample", str(cgan_run), *argv)
+        assert code == 2 and words in err
+    code, err = run_cli(capsys, "sample", str(cgan_run), "--traverse", "c2", "--out", str(tmp_path))
+    assert code == 2 and "is a folder; give a file path" in err
+
+
+def test_outputs_in_unwritable_places_fail_before_the_work(capsys, cgan_run: Path, tmp_path: Path):
+    (tmp_path / "file").write_text("")
+    code, err = run_cli(capsys, "eval", str(cgan_run), "--n", "20", "--json", str(tmp_path / "file" / "x.json"))
+    assert code == 2 and "Cannot create the folder of --json" in err
+    assert not (tmp_path / "file" / "x.json").exists()
+
+
+def test_probe_and_serve_arguments(capsys, cgan_run: Path):
+    code, err = run_cli(capsys, "probe", str(cgan_run), "--labels", ",")
+    assert code == 2 and "--labels must list label budgets of at least 1" in err
+    code, err = run_cli(capsys, "probe", str(cgan_run), "--data", "faces:300", "--labels", "20")
+    assert code == 2 and "holds images of shape (3, 32, 32) but" in err and "(1, 28, 28)" in err
+    code, err = run_cli(capsys, "serve", str(cgan_run), "--port", "70000")
+    assert code == 2 and "--port must be between 0 and 65535, not 70000" in err
+
+
+def test_resume_with_networks_of_another_shape_is_refused(capsys, tmp_path: Path):
+    from conftest import train_cli
+
+    assert train_cli("gan", tmp_path / "r", "--steps", "2", "--set", "train.checkpoint_every=1") == 0
+    code, err = run_cli(capsys, "train", "gan", "--resume", str(tmp_path / "r"), "--steps", "3",
+                        "--set", "model.latent_dim=50")
+    assert code == 2 and "does not fit the one these settings build" in err
+
+
+def test_a_run_that_crashed_before_its_first_checkpoint_starts_again_in_place(capsys, tmp_path: Path):
+    """--resume sends such a folder to --out, and --out must then accept it (it used to send it back)."""
+    from conftest import read_metrics, train_cli
+
+    import shutil
+
+    run = tmp_path / "r"
+    assert train_cli("gan", run, "--steps", "5") == 0
+    shutil.rmtree(run / "checkpoints")  # as if it had crashed while writing its first checkpoint
+    (run / "checkpoints" / ".tmp-step-000005").mkdir(parents=True)
+    code, err = run_cli(capsys, "train", "gan", "--resume", str(run), "--steps", "3")
+    assert code == 2 and f"start it again with --out {run} instead of --resume" in err
+    assert train_cli("gan", run, "--steps", "2") == 0
+    assert [r["step"] for r in read_metrics(run) if "loss_d" in r] == [1, 2]  # the crashed run's records are gone
+
+
+def test_corrupt_checkpoints_only_are_not_a_loop(capsys, tmp_path: Path):
+    from conftest import train_cli
+
+    run = tmp_path / "r"
+    assert train_cli("gan", run, "--steps", "2", "--set", "train.checkpoint_every=1") == 0
+    for weights in (run / "checkpoints").glob("step-*/weights.safetensors"):
+        weights.write_bytes(b"broken")
+    code, err = run_cli(capsys, "train", "gan", "--resume", str(run), "--steps", "3")
+    assert code == 2 and "None of the 2 checkpoints" in err and "start the run again in a new folder" in err
+
+
+def test_nan_before_the_first_checkpoint_does_not_promise_one(capsys, tmp_path: Path):
+    code, err = run_cli(capsys, "train", "gan", "--out", str(tmp_path / "nan"), "--data", "toy:gauss1d,mean=1e38",
+                        "--set", "model.loss=lsgan", "--steps", "3", "--no-progress")
+    assert code == 2 and "before its first checkpoint; start it again with lower learning rates" in err
+    assert "is intact" not in err
+
+
+def test_npz_path_reported_is_the_file_written(capsys, cgan_run: Path, tmp_path: Path):
+    assert main(["sample", str(cgan_run), "--n", "4", "--npz", str(tmp_path / "s")]) == 0
+    assert f"wrote 4 samples to {tmp_path / 's.npz'}" in capsys.readouterr().out
+    assert (tmp_path / "s.npz").exists()
+
+
+def test_face_export_count_is_capped(capsys, tmp_path: Path):
+    code, err = run_cli(capsys, "data", "export", "faces", str(tmp_path / "f"), "--n", "2000000")
+    assert code == 2 and "more than 1,000,000 faces" in err and not (tmp_path / "f" / "tags.csv").exists()

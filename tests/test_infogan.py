@@ -135,8 +135,9 @@ def test_traversal_of_a_categorical_code_and_its_grid_file(generator, tmp_path):
     assert [generator.code_values(row)["c1"].tolist() for row in grid] == [list(range(10))] * 3
     path = save_traversal(generator, "c3", tmp_path / "t.png", steps=7)
     assert Image.open(path).size == (7 * 30 + 2, 10 * 30 + 2)
-    with pytest.raises(GankitError, match="at least 2 steps"):
-        generator.traverse("c2", steps=1)
+    for steps in (1, 65):
+        with pytest.raises(GankitError, match=f"between 2 and 64 steps \\(--steps\\), not {steps}"):
+            generator.traverse("c2", steps=steps)
 
 
 # --- configuration ---------------------------------------------------------------------------------

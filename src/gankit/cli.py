@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from gankit.config import RunConfig, apply_mapping, config_from_dict, load_toml, parse_set, set_value, validate
+from gankit.config import (RunConfig, apply_mapping, check_seed, config_from_dict, load_toml, parse_set, set_value,
+                            validate)
 from gankit.errors import GankitError
 
 
@@ -146,12 +148,16 @@ def random_rows(attrs, fixed: dict[str, int | None], n: int, g) -> list[list[int
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import gankit
+    from gankit.pipeline import MAX_SAMPLES
 
+    check_seed(args.seed, "--seed")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise GankitError(f"--n must be between 1 and {MAX_SAMPLES:,}, not {args.n}.")
     pipe = gankit.load(args.run)
     if args.traverse:
         from gankit.models.infogan import save_traversal
 
-        out = Path(args.out or Path(args.run) / f"traverse-{args.traverse}.png")
+        out = writable(args.out or Path(args.run) / f"traverse-{args.traverse}.png", "--out")
         save_traversal(pipe.generator, args.traverse, out, args.steps, args.seed)
         print(f"wrote the traversal of {args.traverse} to {out}")
         return 0
@@ -175,8 +181,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
             for i, a in enumerate(pipe.info.attributes):
                 arrays[a.name] = y.numpy()[:, i]
                 arrays[f"{a.name}_names"] = np.array(a.values)
-        _save_npz(Path(args.npz), arrays)
-        print(f"wrote {n} samples to {args.npz}")
+        npz = Path(args.npz)
+        npz = npz if npz.suffix == ".npz" else npz.with_name(npz.name + ".npz")  # what numpy writes anyway
+        _save_npz(npz, arrays)
+        print(f"wrote {n} samples to {npz}")
     if images.dim() == 4 and (args.out or not args.npz):
         out = Path(args.out or Path(args.run) / "sample.png")
         _save_grid(images, out, columns)
@@ -194,6 +202,20 @@ def _save_grid(images, out: Path, columns: int) -> None:
         raise GankitError(f"Cannot write the image {out} ({e}); choose a writable --out ending in .png.") from None
 
 
+def writable(path: str | Path, flag: str) -> Path:
+    """``path`` once its folder exists and takes files: checked before the work, not after it."""
+    path = Path(path)
+    if path.is_dir():
+        raise GankitError(f"{flag} {path} is a folder; give a file path inside it.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GankitError(f"Cannot create the folder of {flag} {path} ({e.strerror}); choose a writable path.") from None
+    if not os.access(path.parent, os.W_OK):
+        raise GankitError(f"The folder of {flag} {path} is not writable; choose another path.")
+    return path
+
+
 def _save_npz(path: Path, arrays: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +229,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from gankit.metrics import format_table, run_eval
     from gankit.upscale import format_sr_table, is_sr_run, sr_eval
 
+    if args.json:
+        writable(args.json, "--json")
     if is_sr_run(args.run):
         result = sr_eval(args.run, args.data, args.json, args.device)
         print(format_sr_table(result))
@@ -224,7 +248,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from gankit.upscale import upscale_file
 
     source = Path(args.image)
-    out = Path(args.out) if args.out else source.with_name(f"{source.stem}-x4.png")
+    out = writable(args.out or source.with_name(f"{source.stem}-x4.png"), "--out")
     upscale_file(args.run, source, out, args.compare, args.from_hr, args.tile, args.device)
     print(f"wrote {out}")
     return 0
@@ -237,6 +261,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from gankit.probe import probe_run
 
     budgets = coerce(args.labels, tuple[int, ...], "--labels")
+    if not budgets or min(budgets) < 1:
+        raise GankitError(f"--labels must list label budgets of at least 1, e.g. 100,1000, not {args.labels!r}.")
+    check_seed(args.seed, "--seed")
     data = load_dataset(args.data) if args.data else None
     result = probe_run(args.run, data, budgets, args.seed)
     print(json.dumps(result, indent=2))
@@ -282,6 +309,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from gankit.app import serve
 
+    if not 0 <= args.port <= 65535:
+        raise GankitError(f"--port must be between 0 and 65535, not {args.port}.")
     serve(args.runs, args.host, args.port)
     return 0
 

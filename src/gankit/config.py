@@ -110,6 +110,8 @@ def _convert(value: Any, tp: Any) -> Any:
         return value
     if origin is tuple:
         item_type = typing.get_args(tp)[0]
+        if not isinstance(value, (str, list, tuple)):
+            raise ValueError
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(_convert(v.strip() if isinstance(v, str) else v, item_type) for v in items if v != "")
     if tp is bool:
@@ -124,10 +126,12 @@ def _convert(value: Any, tp: Any) -> Any:
     if isinstance(value, bool):  # TOML true is not a number
         raise ValueError
     if tp is int:
-        if isinstance(value, float) and not value.is_integer():
+        if not isinstance(value, (int, float, str)) or isinstance(value, float) and not value.is_integer():
             raise ValueError
         return int(value.strip(), 0) if isinstance(value, str) else int(value)
     if tp is float:
+        if not isinstance(value, (int, float, str)):  # a TOML date or table
+            raise ValueError
         result = float(value)
         if not math.isfinite(result):
             raise ValueError
@@ -186,6 +190,10 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise GankitError(f"Config file {path} does not exist; check the path given to --config.") from None
+    except OSError as e:
+        raise GankitError(f"Cannot read the config file {path} ({e.strerror}); give --config a readable TOML file.") from None
+    except UnicodeDecodeError:
+        raise GankitError(f"Config file {path} is not UTF-8 text; give --config a TOML file.") from None
     except tomllib.TOMLDecodeError as e:
         raise GankitError(f"Config file {path} is not valid TOML ({e}); fix the syntax.") from None
 
@@ -203,9 +211,18 @@ def apply_mapping(cfg: RunConfig, mapping: dict[str, Any]) -> None:
             set_value(cfg, f"{section}.{name}", value)
 
 
+SEED_MAX = 2**31 - 1  # the noise streams derive seeds from it (seed * 7919 + ...), which must fit in 64 bits
+
+
+def check_seed(seed: int, where: str) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        raise GankitError(f"{where} must be between 0 and {SEED_MAX}, not {seed}.")
+
+
 def validate(cfg: RunConfig) -> None:
     """Range checks that a type alone does not express."""
     t = cfg.train
+    check_seed(t.seed, "train.seed")
     positive = {
         "train.batch_size": t.batch_size, "train.d_steps": t.d_steps, "train.log_every": t.log_every,
         "train.sample_every": t.sample_every, "train.checkpoint_every": t.checkpoint_every,

@@ -51,6 +51,15 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
     return family, cfg, D.eval().requires_grad_(False)
 
 
+def check_same_shape(run_dir: str | Path, data: TensorData) -> None:
+    """D reads images of the shape it trained on; other data must be resized to it first."""
+    saved = read_json(Path(run_dir) / "generator.json", "train the run until it writes a checkpoint.")
+    shape = tuple(DataInfo.from_dict(saved["data"]).shape)
+    if tuple(data.info.shape) != shape:
+        raise GankitError(f"{data.name} holds images of shape {tuple(data.info.shape)} but {run_dir} trained on "
+                          f"{shape}; probe with data of the run's shape, or drop --data to use the run's own.")
+
+
 def run_data(run_dir: str | Path) -> TensorData:
     """The dataset a run trained on, loaded with the run's data settings."""
     saved = read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.")
@@ -118,7 +127,7 @@ def labelled_splits(labels: np.ndarray, n_labels: Sequence[int], n_test: int,
     largest = max(n_labels)
     if largest + n_test > len(labels):
         raise GankitError(f"{largest} labelled and {n_test} test images need {largest + n_test} images but the "
-                          f"dataset holds {len(labels)}; lower the label budgets or the test size.")
+                          f"dataset holds {len(labels)}; lower the label budgets (--labels) or probe a larger dataset.")
     for n in n_labels:
         if n < classes:
             raise GankitError(f"A probe with {n} labels cannot see each of the {classes} classes; give at least {classes}.")
@@ -134,6 +143,8 @@ def probe(source: str | Path | nn.Module, data: TensorData, n_labels: Sequence[i
 
     ``source`` is a run folder (D from its newest checkpoint) or a discriminator module.
     """
+    if isinstance(source, (str, Path)):
+        check_same_shape(source, data)
     D = load_discriminator(source)[2] if isinstance(source, (str, Path)) else source.eval()
     labels = digit_labels(data)
     train, test = labelled_splits(labels, n_labels, n_test, seed)

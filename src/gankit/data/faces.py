@@ -241,6 +241,8 @@ def export_faces(directory: Path, n: int = DEFAULT_COUNT, image_size: int = DEFA
     directory = Path(directory).expanduser()
     if n < 1 or image_size < 1:
         raise GankitError(f"Exporting needs at least one face of at least 1 pixel, not n={n}, size={image_size}.")
+    if n > MAX_COUNT:  # each face is rendered: a typo could run for hours
+        raise GankitError(f"--n {n} asks for more than {MAX_COUNT:,} faces; export at most that many.")
     if (directory / "tags.csv").exists():
         raise GankitError(f"{directory} already holds a tags.csv; export into a new or empty folder.")
     stored, labels = rendered_faces(n, image_size), face_labels(n)

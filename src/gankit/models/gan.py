@@ -40,6 +40,12 @@ class MLPConfig(GANConfig):
         super().validate()
         if self.pack < 1:
             raise GankitError(f"model.pack must be at least 1, not {self.pack}.")
+        for key, widths in (("g_hidden", self.g_hidden), ("d_hidden", self.d_hidden)):
+            if not widths or min(widths) < 1:
+                raise GankitError(f"model.{key} must list one or more layer widths of at least 1, e.g. 256,512, "
+                                  f"not {','.join(map(str, widths)) or 'nothing'}.")
+        if not 0 <= self.d_dropout < 1:
+            raise GankitError(f"model.d_dropout must be in [0, 1), not {self.d_dropout}.")
 
 
 class Conditioning(nn.Module):

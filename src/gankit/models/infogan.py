@@ -268,8 +268,8 @@ class InfoGenerator(Generator):
         ``steps`` rows. Each row keeps its own random noise; the other continuous codes are 0.
         """
         code = self.codes.lookup(name)
-        if steps < 2:
-            raise GankitError(f"A traversal needs at least 2 steps, not {steps}.")
+        if not 2 <= steps <= 64:  # the grid holds rows x steps images; a typo must not fill the memory
+            raise GankitError(f"A traversal needs between 2 and 64 steps (--steps), not {steps}.")
         row_code = None if code.categorical or not self.codes.categorical else self.codes.categorical[0]
         if code.categorical:
             rows, column_values = steps, list(range(code.values))

@@ -132,12 +132,15 @@ def read_checkpoint(path: Path) -> Checkpoint:
 
 def latest_checkpoint(folder: Path) -> tuple[Checkpoint, list[str]]:
     """The newest checkpoint that verifies, and one warning line per newer one skipped."""
-    warnings: list[str] = []
-    for path in reversed(list_checkpoints(folder)):
+    problems: list[str] = []
+    found = list_checkpoints(folder)
+    for path in reversed(found):
         try:
-            return read_checkpoint(path), warnings
+            return read_checkpoint(path), [f"skipped {problem}" for problem in problems]
         except GankitError as e:
-            warnings.append(f"skipped {e}")
-    raise GankitError(
-        f"No complete checkpoint in {folder}; the run stopped before its first checkpoint, start it again without --resume."
-    )
+            problems.append(str(e))
+    if found:
+        raise GankitError(f"None of the {len(found)} checkpoints in {folder} is intact ({problems[0]}); start "
+                          f"the run again in a new folder, or delete {folder} and train with --out {folder.parent}.")
+    raise GankitError(f"No complete checkpoint in {folder}: the run stopped before its first one; start it again "
+                      f"with --out {folder.parent} instead of --resume.")

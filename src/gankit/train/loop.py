@@ -133,8 +133,14 @@ class Trainer:
         if self.ema is not None:
             parts["ema"] = self.ema.model
         for prefix, module in parts.items():
-            module.load_state_dict({k[len(prefix) + 1:]: v for k, v in ckpt.weights.items()
-                                    if k.startswith(prefix + ".")})
+            try:
+                module.load_state_dict({k[len(prefix) + 1:]: v for k, v in ckpt.weights.items()
+                                        if k.startswith(prefix + ".")})
+            except RuntimeError:  # missing keys or size mismatches: the networks are built differently
+                raise GankitError(
+                    f"The {prefix} in the checkpoint of {self.run_dir} does not fit the one these settings build: "
+                    "resume without changing the data's shape or the model settings that shape the networks "
+                    "(--data, --set model.*), or start a new run with --out.") from None
         for name, opt in (("g", self.opt_g), ("d", self.opt_d)):
             if opt is not None:
                 self._load_optimizer(opt, ckpt.optimizers[name], name.upper())
@@ -299,7 +305,11 @@ class Trainer:
         where = f"Training diverged at step {self.step + 1} ({bad})"
         t = self.cfg.train
         has_checkpoint = bool(list_checkpoints(self.run_dir / "checkpoints"))
-        if self.rollbacks_left <= 0 or not has_checkpoint:
+        if not has_checkpoint:
+            raise GankitError(
+                f"{where}, before its first checkpoint; start it again with lower learning rates "
+                "(--set train.lr_d=... --set train.lr_g=...), another model.loss, or data of a smaller scale.")
+        if self.rollbacks_left <= 0:
             raise GankitError(
                 f"{where}; the last checkpoint in {self.run_dir / 'checkpoints'} is intact: resume from it "
                 "with lower learning rates (--set train.lr_d=... --set train.lr_g=...) or allow automatic "
@@ -378,7 +388,7 @@ def write_config(run_dir: Path, cfg: RunConfig) -> None:
 def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData | None = None) -> Path:
     """Train ``cfg`` into ``run_dir`` (continuing the run there when ``resume``)."""
     run_dir = Path(run_dir)
-    if not resume and (run_dir / "checkpoints").exists():
+    if not resume and list_checkpoints(run_dir / "checkpoints"):  # a crash before the first one left nothing to keep
         raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
     trainer = Trainer(cfg, run_dir, resume=resume, data=data)
     if trainer.dist.is_main:

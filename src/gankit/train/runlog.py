@@ -18,8 +18,7 @@ SHOWN = ("loss_d", "loss_g", "fid")
 class RunLog:
     def __init__(self, folder: Path, total_steps: int, start_step: int, show_progress: bool):
         self.path = folder / "metrics.jsonl"
-        if start_step > 0:
-            keep_records_until(self.path, start_step)
+        keep_records_until(self.path, start_step)  # at 0: a fresh start where a run crashed before its first checkpoint
         self._file = open(self.path, "a", buffering=1)
         self._tb = _tensorboard_writer(folder / "tensorboard")
         self._bar = tqdm(total=total_steps if total_steps < 10**12 else None, initial=start_step, unit="step",
@@ -48,7 +47,7 @@ class RunLog:
 
 def keep_records_until(path: Path, step: int) -> None:
     """On resume, drop what was logged after the checkpoint (it will be logged again) and any
-    line a crash cut short, so the log reads as one uninterrupted run."""
+    line a crash cut short, so the log reads as one uninterrupted run (at step 0: all of it)."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
