@@ -94,6 +94,8 @@ def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
     ("[train]\nsteps = [1, 2]\n", "train.steps must be an integer, not [1, 2]"),
     ("[train]\nsteps = 1979-05-27\n", "train.steps must be an integer"),
     ("[train]\nlr_g = 2020-01-01\n", "train.lr_g must be a number"),
+    ("train = 5\n", "train must be a table of settings, not 5"),
+    ("[optim]\nlr = 1\n", "Unknown config section [optim]"),
 ])
 def test_toml_values_of_the_wrong_type_name_the_key(capsys, tmp_path, toml, words):
     (tmp_path / "c.toml").write_text(toml)
@@ -187,3 +189,18 @@ def test_npz_path_reported_is_the_file_written(capsys, cgan_run: Path, tmp_path:
 def test_face_export_count_is_capped(capsys, tmp_path: Path):
     code, err = run_cli(capsys, "data", "export", "faces", str(tmp_path / "f"), "--n", "2000000")
     assert code == 2 and "more than 1,000,000 faces" in err and not (tmp_path / "f" / "tags.csv").exists()
+
+
+@pytest.mark.parametrize("name, text", [("generator.json", "[]"), ("generator.json", '{"format": "x"}'),
+                                        ("config.json", "[1]"), ("config.json", '{"model": "cgan"}')])
+def test_run_files_of_valid_json_but_the_wrong_content(capsys, cgan_run: Path, tmp_path: Path, name, text):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(cgan_run, run)
+    (run / name).write_text(text)
+    command = ["sample", str(run)] if name == "generator.json" else ["train", "cgan", "--resume", str(run)]
+    code, err = run_cli(capsys, *command)
+    assert code == 2 and name in err and "Traceback" not in err
+    code, err = run_cli(capsys, "probe", str(run), "--labels", "20")
+    assert code == 2 and name in err

@@ -42,13 +42,19 @@ def save_generator(folder: Path, family: str, model_cfg: Any, info: DataInfo,
     })
 
 
-def read_json(path: Path, what: str) -> dict:
+def read_json(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict:
+    """The JSON object in ``path``, which must hold ``keys``; ``what`` is the fix for a user."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         raise GankitError(f"{path} is missing; {what}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise GankitError(f"{path} is not readable JSON ({e}); {what}") from None
+    missing = [key for key in keys if key not in value] if isinstance(value, dict) else list(keys)
+    if not isinstance(value, dict) or missing:
+        raise GankitError(f"{path} is not the file gankit wrote (it lacks {', '.join(missing) or 'a JSON object'}); "
+                          f"{what}")
+    return value
 
 
 def load_generator(folder: Path) -> tuple[Generator, dict]:
@@ -57,7 +63,8 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
     if not folder.is_dir():
         raise GankitError(f"Run folder {folder} does not exist; pass the folder that `gankit train` wrote.")
     meta = read_json(folder / "generator.json",
-                     "the folder holds no finished generator; train it (or resume it) until a checkpoint is written.")
+                     "the folder holds no finished generator; train it (or resume it) until a checkpoint is written.",
+                     ("family", "model_cfg", "data"))
     if meta.get("format") != FORMAT:
         raise GankitError(f"{folder / 'generator.json'} is not a {FORMAT} file; it was not written by gankit.")
     try:

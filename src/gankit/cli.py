@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gankit.config import (RunConfig, apply_mapping, check_seed, config_from_dict, load_toml, parse_set, set_value,
-                            validate)
+from gankit.config import (RUN_CONFIG_KEYS, RunConfig, apply_mapping, check_seed, config_from_dict, load_toml,
+                            parse_set, set_value, validate)
 from gankit.errors import GankitError
 
 
@@ -27,7 +27,10 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
     family = get_family(args.model)
     if args.resume:
-        saved = json.loads(_read_text(Path(args.resume) / "config.json", "resume needs the run folder that train wrote"))
+        from gankit.artifacts import read_json
+
+        saved = read_json(Path(args.resume) / "config.json", "resume needs the run folder that train wrote.",
+                          RUN_CONFIG_KEYS)
         if saved.get("model") != args.model:
             raise GankitError(f"{args.resume} holds a {saved.get('model')} run, not {args.model}; "
                               f"resume with `gankit train {saved.get('model')} --resume {args.resume}`.")
@@ -313,13 +316,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise GankitError(f"--port must be between 0 and 65535, not {args.port}.")
     serve(args.runs, args.host, args.port)
     return 0
-
-
-def _read_text(path: Path, hint: str) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        raise GankitError(f"{path} is missing or unreadable; {hint}.") from None
 
 
 # --- parser ------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class RunConfig:
 
 
 SECTIONS = ("train", "data", "model")
+RUN_CONFIG_KEYS = ("model", "train", "data", "model_cfg")  # what RunConfig.to_dict writes to config.json
 
 
 def section_object(cfg: RunConfig, section: str) -> Any:
@@ -203,10 +204,13 @@ def apply_mapping(cfg: RunConfig, mapping: dict[str, Any]) -> None:
     for section, table in mapping.items():
         if section == "model" and isinstance(table, str):
             continue  # the family name, already chosen
-        if section not in SECTIONS or not isinstance(table, dict):
+        if section not in SECTIONS:
             raise GankitError(
                 f"Unknown config section [{section}]; valid sections are {', '.join(SECTIONS)}."
             )
+        if not isinstance(table, dict):
+            raise GankitError(f"{section} must be a table of settings, not {table!r}; write [{section}] on its own "
+                              "line, then one key = value per line.")
         for name, value in table.items():
             set_value(cfg, f"{section}.{name}", value)
 

@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from gankit.artifacts import read_json
-from gankit.config import DataConfig, config_from_dict
+from gankit.config import RUN_CONFIG_KEYS, DataConfig, config_from_dict
 from gankit.data import TensorData, load_dataset
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
@@ -40,10 +40,10 @@ BATCH = 500
 def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
     """(family, model settings, D with the newest checkpoint's weights, in eval mode) of a run."""
     run = Path(run_dir)
-    saved = read_json(run / "config.json", "probe needs the run folder that `gankit train` wrote.")
+    saved = read_json(run / "config.json", "probe needs the run folder that `gankit train` wrote.", RUN_CONFIG_KEYS)
     family = get_family(saved["model"])
     cfg = config_from_dict(family.Config, saved["model_cfg"], "config.json [model]")
-    info = DataInfo.from_dict(read_json(run / "generator.json", "train the run until it writes a checkpoint.")["data"])
+    info = DataInfo.from_dict(read_json(run / "generator.json", "train the run until it writes a checkpoint.", ("data",))["data"])
     D = family.build_discriminator(cfg, info)
     ckpt, _ = latest_checkpoint(run / "checkpoints")
     prefix = "discriminator."
@@ -53,7 +53,7 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
 
 def check_same_shape(run_dir: str | Path, data: TensorData) -> None:
     """D reads images of the shape it trained on; other data must be resized to it first."""
-    saved = read_json(Path(run_dir) / "generator.json", "train the run until it writes a checkpoint.")
+    saved = read_json(Path(run_dir) / "generator.json", "train the run until it writes a checkpoint.", ("data",))
     shape = tuple(DataInfo.from_dict(saved["data"]).shape)
     if tuple(data.info.shape) != shape:
         raise GankitError(f"{data.name} holds images of shape {tuple(data.info.shape)} but {run_dir} trained on "
@@ -62,7 +62,8 @@ def check_same_shape(run_dir: str | Path, data: TensorData) -> None:
 
 def run_data(run_dir: str | Path) -> TensorData:
     """The dataset a run trained on, loaded with the run's data settings."""
-    saved = read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.")
+    saved = read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.",
+                      RUN_CONFIG_KEYS)
     options = config_from_dict(DataConfig, saved["data"], "config.json [data]")
     return load_dataset(options.spec or get_family(saved["model"]).default_data, options)
 
@@ -226,6 +227,7 @@ def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Seq
     """What `gankit probe RUN` prints: the linear probe, plus code recovery for infogan runs."""
     data = data if data is not None else run_data(run_dir)
     result = probe(run_dir, data, n_labels, seed=seed)
-    if read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.")["model"] == "infogan":
+    if read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.",
+                 RUN_CONFIG_KEYS)["model"] == "infogan":
         result.update(infogan_scores(run_dir, data))
     return result

@@ -126,5 +126,6 @@ def is_sr_run(run_dir: str | Path) -> bool:
 
     if not Path(run_dir).is_dir():
         return False  # the generic path names the missing folder
-    meta = read_json(Path(run_dir) / "generator.json", "evaluate a folder that `gankit train` wrote.")
+    meta = read_json(Path(run_dir) / "generator.json", "evaluate a folder that `gankit train` wrote.",
+                     ("family",))
     return issubclass(get_family(meta.get("family", "")), SRGAN)

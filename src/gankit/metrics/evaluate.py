@@ -122,7 +122,8 @@ def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtra
 
 def run_data(run_dir: Path, info: DataInfo) -> TensorData:
     """The real data a run was trained on, at the generator's size and channels."""
-    meta = read_json(Path(run_dir) / "generator.json", "evaluate a folder that `gankit train` wrote.")
+    meta = read_json(Path(run_dir) / "generator.json", "evaluate a folder that `gankit train` wrote.",
+                     ("family",))
     spec = meta.get("data_spec") or get_family(meta["family"]).default_data
     options = DataConfig(spec, image_size=info.shape[-1], channels=info.shape[0]) if info.is_image \
         else DataConfig(spec)
