@@ -83,6 +83,8 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--set", "model.d_dropout=1.5"], "model.d_dropout must be in [0, 1), not 1.5"),
     (["train", "gan", "--seed", "-1"], "train.seed must be between 0 and 2147483647, not -1"),
     (["train", "gan", "--set", "train.seed=9223372036854775807"], "train.seed must be between 0 and"),
+    (["train", "gan", "--set", "train.eval_every=1", "--set", "train.eval_samples=5"],
+     "train.eval_samples must be at least 10 when train.eval_every is set, not 5"),
 ])
 def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
     code, err = run_cli(capsys, *argv)
@@ -204,3 +206,15 @@ def test_run_files_of_valid_json_but_the_wrong_content(capsys, cgan_run: Path, t
     assert code == 2 and name in err and "Traceback" not in err
     code, err = run_cli(capsys, "probe", str(run), "--labels", "20")
     assert code == 2 and name in err
+
+
+def test_sample_of_a_toy_run_saves_the_points(capsys, tmp_path: Path):
+    import numpy as np
+
+    run = tmp_path / "ring"
+    assert main(["train", "gan", "--data", "toy:ring8", "--out", str(run), "--steps", "2", "--batch-size", "64",
+                 "--no-progress"]) == 0
+    assert main(["sample", str(run), "--n", "50"]) == 0
+    assert np.load(run / "samples.npz")["images"].shape == (50, 2)
+    code, err = run_cli(capsys, "sample", str(run), "--interpolate", "5")
+    assert code == 2 and "generates 2-d points, not images" in err

@@ -98,7 +98,7 @@ def test_missing_paths_and_unknown_datasets(tmp_path):
     with pytest.raises(GankitError, match="Unknown dataset 'cifar'"):
         load_dataset("cifar")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(GankitError, match="not a readable npz"):
+    with pytest.raises(GankitError, match=r"not a readable npz file \(not numpy's array format\)"):
         load_dataset(f"mnist:{tmp_path / 'junk.npz'}")
     with pytest.raises(GankitError, match="1x28x28"):
         load_dataset("mnist", DataConfig("mnist", image_size=64))

@@ -212,6 +212,10 @@ def test_vgg_weights_errors_say_where_to_put_the_file(tmp_path, monkeypatch):
     partial = vgg22_state(tmp_path / "partial.pth")
     with pytest.raises(GankitError, match="is not torchvision's VGG19 weights"):
         VGGFeatures("vgg54", partial)  # relu5_4 needs layers the file lacks
+    torch.save({"features.0.weight": GankitError("code")}, tmp_path / "pickled.pth")
+    with pytest.raises(GankitError, match=r"\(it holds more than tensors\); download it again") as caught:
+        VGGFeatures("vgg22", tmp_path / "pickled.pth")
+    assert "weights_only" not in str(caught.value)  # torch's advice to unpickle would run the file's code
     monkeypatch.setenv(ENV_VARIABLE, str(partial))
     assert locate_weights() == partial
 

@@ -165,6 +165,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(f"wrote the traversal of {args.traverse} to {out}")
         return 0
     labels, n, columns = requested_labels(pipe, args)
+    vectors = not pipe.info.is_image
+    if vectors and (args.interpolate or args.out):
+        raise GankitError(f"{args.run} generates {pipe.info.shape[0]}-d points, not images; drop --interpolate and "
+                          "--out, and use --npz to save the points.")
     if args.interpolate:
         out = Path(args.out or Path(args.run) / "interpolation.png")
         _save_grid(pipe.interpolate(args.interpolate, args.seed, labels[:1] if labels else None), out, args.interpolate)
@@ -177,6 +181,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         images, y = sample_with_codes(pipe.generator, n, codes, args.seed), None
     else:
         images, y = pipe.generate(n, labels, seed=args.seed)
+    if vectors and not args.npz:  # points have no grid picture: save them
+        args.npz = str(Path(args.run) / "samples.npz")
     if args.npz:
         arrays = {"images": images.numpy().astype(np.float32)}
         if y is not None:

@@ -215,6 +215,7 @@ def apply_mapping(cfg: RunConfig, mapping: dict[str, Any]) -> None:
             set_value(cfg, f"{section}.{name}", value)
 
 
+MIN_SCORED_SAMPLES = 10  # IS uses 10 splits and precision/recall 3 neighbours (metrics/evaluate.py)
 SEED_MAX = 2**31 - 1  # the noise streams derive seeds from it (seed * 7919 + ...), which must fit in 64 bits
 
 
@@ -245,6 +246,9 @@ def validate(cfg: RunConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise GankitError(f"{key} must not be negative, not {value}.")
+    if t.eval_every and t.eval_samples < MIN_SCORED_SAMPLES:
+        raise GankitError(f"train.eval_samples must be at least {MIN_SCORED_SAMPLES} when train.eval_every is set, "
+                          f"not {t.eval_samples}.")
     if t.steps == 0 and t.epochs == 0 and t.minutes == 0:
         raise GankitError("The training budget is empty: set --steps, --epochs or --minutes above 0.")
     for key, value in {"train.lr_g": t.lr_g, "train.lr_d": t.lr_d}.items():

@@ -137,7 +137,9 @@ def load_npz(path: Path) -> TensorData:
                     "(Keras' mnist.npz) or images and labels."
                 )
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise GankitError(f"{path} is not a readable npz file ({e}); download it again.") from None
+        # numpy calls anything that is not an array file "pickled data", text included
+        reason = "not numpy's array format" if "pickled" in str(e) else str(e)
+        raise GankitError(f"{path} is not a readable npz file ({reason}); download it again.") from None
     if images.dtype.kind == "f" and images.size and images.max() <= 1.0:
         images = images * 255.0  # float images stored in [0, 1]
     images = images.reshape(len(images), 28, 28) if images.ndim == 2 and images.shape[1] == 784 else images

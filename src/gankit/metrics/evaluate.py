@@ -16,7 +16,7 @@ from torch import Tensor
 
 from gankit.artifacts import read_json
 from gankit.atomic import atomic_write_json
-from gankit.config import DataConfig
+from gankit.config import MIN_SCORED_SAMPLES, DataConfig
 from gankit.data import DataInfo, TensorData, load_dataset
 from gankit.errors import GankitError
 from gankit.metrics.features import FeatureExtractor, load_extractor
@@ -31,12 +31,9 @@ from gankit.models.registry import get_family
 from gankit.pipeline import GeneratorPipeline, load
 
 
-MIN_SAMPLES = 10  # IS uses 10 splits and precision/recall 3 neighbours
-
-
 def check_sample_count(n: int) -> None:
-    if n < MIN_SAMPLES:
-        raise GankitError(f"Scoring needs at least {MIN_SAMPLES} generated samples, not {n}; raise --n.")
+    if n < MIN_SCORED_SAMPLES:
+        raise GankitError(f"Scoring needs at least {MIN_SCORED_SAMPLES} generated samples, not {n}; raise --n.")
 
 
 def check_inputs(info: DataInfo, real: TensorData, extractor: FeatureExtractor, n: int) -> None:

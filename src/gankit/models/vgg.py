@@ -69,6 +69,8 @@ class VGGFeatures(nn.Module):
                                            and int(k[len(prefix):].split(".")[0]) < LAYER_ENDS[layer]})
         except Exception as e:  # torch raises several types for a damaged or foreign file
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if reason.startswith("Weights only load failed"):  # torch's advice to unpickle it would run its code
+                reason = "it holds more than tensors"
             raise GankitError(f"{path} is not torchvision's VGG19 weights file {WEIGHTS_FILE} ({reason}); "
                               f"download it again from {WEIGHTS_URL}.") from None
         self.features.eval().requires_grad_(False)
