@@ -4,7 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from gankit.cli import main
 
@@ -116,7 +118,7 @@ def test_unreadable_config_files_name_the_file(capsys, tmp_path):
 def test_sample_arguments_out_of_range(capsys, cgan_run: Path, tmp_path: Path):
     for argv, words in [(["--n", "-1"], "--n must be between 1 and 1,000,000, not -1"),
                         (["--n", "0", "--code", "c1=3"], "--n must be between 1"),
-                        (["--seed", str(2**70)], "--seed must be between 0 and 2147483647")]:
+                        (["--seed", str(2**70)], "--seed must be a whole number between 0 and 9,223,372,036,854,775,807")]:
         code, err = run_cli(capsys, "sample", str(cgan_run), *argv)
         assert code == 2 and words in err
     code, err = run_cli(capsys, "sample", str(cgan_run), "--traverse", "c2", "--out", str(tmp_path))
@@ -218,3 +220,84 @@ def test_sample_of_a_toy_run_saves_the_points(capsys, tmp_path: Path):
     assert np.load(run / "samples.npz")["images"].shape == (50, 2)
     code, err = run_cli(capsys, "sample", str(run), "--interpolate", "5")
     assert code == 2 and "generates 2-d points, not images" in err
+
+
+# --- a second review (2026-11-24): the Python API and the data edges --------------------------------
+def test_batch_of_one_is_refused_before_batchnorm_sees_it(capsys):
+    code, err = run_cli(capsys, "train", "cgan", "--batch-size", "1", "--steps", "2")
+    assert code == 2 and "train.batch_size must be at least 2, not 1" in err
+
+
+def test_train_from_python_validates_the_config(tmp_path: Path):
+    from gankit.config import RunConfig
+    from gankit.errors import GankitError
+    from gankit.models import get_family
+    from gankit.train import train
+
+    cfg = RunConfig("gan", get_family("gan").default_config("mnist"))
+    cfg.train.steps = 0  # no budget at all: it used to run until killed
+    with pytest.raises(GankitError, match="budget is empty"):
+        train(cfg, tmp_path / "r")
+    cfg.train.steps, cfg.train.d_steps = 2, 0
+    with pytest.raises(GankitError, match="train.d_steps must be at least 1"):
+        train(cfg, tmp_path / "r")
+
+
+def test_pipeline_refuses_counts_seeds_and_labels_that_are_not_whole(cgan_run: Path):
+    import gankit
+    from gankit.errors import GankitError
+
+    pipe = gankit.load(cgan_run)
+    for call, words in [(lambda: pipe.sample(2.5), "number of samples must be a whole number"),
+                        (lambda: pipe.sample(True), "number of samples must be a whole number"),
+                        (lambda: pipe.generate(5, batch_size=0), "batch_size must be a whole number between 1"),
+                        (lambda: pipe.sample(4, seed=1.5), "The seed must be a whole number"),
+                        (lambda: pipe.sample(4, seed=2**70), "The seed must be a whole number"),
+                        (lambda: pipe.interpolate(5.0), "number of steps must be a whole number"),
+                        (lambda: pipe.sample(1, labels=[7.5]), "Labels must be whole class numbers"),
+                        (lambda: pipe.sample(1, labels=[True]), "Labels must be whole class numbers"),
+                        (lambda: pipe.sample(1, labels=torch.tensor([float("nan")])), "whole class numbers")]:
+        with pytest.raises(GankitError, match=words):
+            call()
+    assert pipe.sample(3, labels=[7.0], seed=np.int64(4)).shape == (3, 1, 28, 28)  # whole floats and numpy ints
+
+
+@pytest.mark.parametrize("device, words", [("gpu", "Unknown device 'gpu'"), ("cuda:x", "Unknown device"),
+                                           ("cpu:1", "Unknown device")])
+def test_device_names_are_checked(device, words):
+    from gankit.device import resolve_device
+    from gankit.errors import GankitError
+
+    with pytest.raises(GankitError, match=words):
+        resolve_device(device)
+    assert resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_cuda_without_a_gpu_is_an_error_not_the_cpu(cgan_run: Path):
+    import gankit
+    from gankit.device import resolve_device
+    from gankit.errors import GankitError
+
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(GankitError, match="PyTorch sees no CUDA GPU"):
+            resolve_device(device)
+    with pytest.raises(GankitError, match="sees no CUDA GPU"):
+        gankit.load(cgan_run, device="cuda")
+
+
+def test_python_api_output_paths_are_checked_before_the_work(cgan_run: Path, tmp_path: Path):
+    from gankit.errors import GankitError
+    from gankit.metrics import run_eval
+
+    with pytest.raises(GankitError, match="The JSON path .* is a folder"):
+        run_eval(cgan_run, n=20, json_path=tmp_path)
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.tmp*"))  # no stray temporary file beside it
+
+
+def test_toy_values_past_float32_are_named():
+    from gankit.data import load_dataset
+    from gankit.errors import GankitError
+
+    with pytest.raises(GankitError, match="beyond float32's range"):
+        load_dataset("toy:gauss1d,mean=1e39")

@@ -198,13 +198,15 @@ def test_sampling_by_attribute_from_the_cli(tmp_path: Path, capsys):
 
 
 def test_eval_reports_each_attributes_accuracy(tmp_path: Path):
-    from gankit.metrics import evaluate, format_table, load_extractor
+    from gankit.metrics import evaluate, format_table, load_extractor, run_eval
     from gankit.data import load_dataset
 
     faces = load_dataset("faces:200")
     cfg = tiny_config("acgan", 2)
+    cfg.data.spec = "faces:200"
     run = train(cfg, tmp_path / "acgan", data=TensorData(faces.samples, faces.labels, faces.info, "faces:200"))
     result = evaluate(gankit.load(run), faces, load_extractor("faces"), n=50)
+    assert run_eval(run, n=20)["extractor"] == "faces"  # the API's default feature space follows the data
     assert {"accuracy_hair", "accuracy_eyes", "class_histogram_hair", "class_histogram_eyes"} <= set(result)
     assert "is_mean" not in result  # IS needs one distribution over classes
     assert sum(result["class_histogram_eyes"].values()) == 50

@@ -31,7 +31,7 @@ from gankit.data.photos import signed
 from gankit.errors import GankitError
 from gankit.models.base import random_labels
 from gankit.models.infogan import TRAVERSE_RANGE, InfoGenerator
-from gankit.pipeline import GeneratorPipeline, load, slerp
+from gankit.pipeline import MAX_SEED, GeneratorPipeline, load, slerp
 from gankit.upscale import comparison
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 RANDOM = "random"  # the choice that leaves an attribute or a categorical code to chance
 MAX_IMAGES = 64
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 INTERPOLATION_STEPS = 8
 MAX_UPSCALE_PIXELS = 512 * 512  # the page's input limit: a 4x result is then 2048 x 2048
 DISPLAY_TILE = 112  # pixels a sample is enlarged to (nearest neighbour), e.g. 28 -> 112

@@ -15,6 +15,20 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def writable(path: str | Path, what: str) -> Path:
+    """``path`` once its folder exists and takes files: checked before the work, not after it."""
+    path = Path(path)
+    if path.is_dir():
+        raise GankitError(f"{what} {path} is a folder; give a file path inside it.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GankitError(f"Cannot create the folder of {what} {path} ({e.strerror}); choose a writable path.") from None
+    if not os.access(path.parent, os.W_OK):
+        raise GankitError(f"The folder of {what} {path} is not writable; choose another path.")
+    return path
+
+
 def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -36,9 +50,9 @@ def write_bytes_synced(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        raise GankitError(
-            f"Cannot write {path} ({e.strerror or e}); free disk space or make the folder writable, "
-            "then resume: the previous checkpoint is intact."
+        raise GankitError(  # checkpoints are written through here: the older ones are untouched
+            f"Cannot write {path} ({e.strerror or e}); free disk space or make the folder writable, then try "
+            "again (a run resumes from its previous checkpoint, which is intact)."
         ) from None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from gankit.config import (RUN_CONFIG_KEYS, RunConfig, apply_mapping, check_seed, config_from_dict, load_toml,
                             parse_set, set_value, validate)
+from gankit.atomic import writable
 from gankit.errors import GankitError
 
 
@@ -151,9 +151,9 @@ def random_rows(attrs, fixed: dict[str, int | None], n: int, g) -> list[list[int
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import gankit
-    from gankit.pipeline import MAX_SAMPLES
+    from gankit.pipeline import MAX_SAMPLES, MAX_SEED, require_whole
 
-    check_seed(args.seed, "--seed")
+    require_whole(args.seed, "--seed", 0, MAX_SEED)
     if not 1 <= args.n <= MAX_SAMPLES:
         raise GankitError(f"--n must be between 1 and {MAX_SAMPLES:,}, not {args.n}.")
     pipe = gankit.load(args.run)
@@ -209,20 +209,6 @@ def _save_grid(images, out: Path, columns: int) -> None:
         save_image(images, out, nrow=columns, normalize=True, value_range=(-1, 1), padding=2)
     except (OSError, ValueError) as e:
         raise GankitError(f"Cannot write the image {out} ({e}); choose a writable --out ending in .png.") from None
-
-
-def writable(path: str | Path, flag: str) -> Path:
-    """``path`` once its folder exists and takes files: checked before the work, not after it."""
-    path = Path(path)
-    if path.is_dir():
-        raise GankitError(f"{flag} {path} is a folder; give a file path inside it.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GankitError(f"Cannot create the folder of {flag} {path} ({e.strerror}); choose a writable path.") from None
-    if not os.access(path.parent, os.W_OK):
-        raise GankitError(f"The folder of {flag} {path} is not writable; choose another path.")
-    return path
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -392,7 +378,8 @@ def make_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("eval", help="score a run: FID, KID, IS, precision/recall, class accuracy")
     v.add_argument("run", help="run folder")
     v.add_argument("--n", type=int, default=5000, help="generated samples (default 5000)")
-    v.add_argument("--features", default="digits", help="feature space: digits (1x28x28 data) or inception")
+    v.add_argument("--features", help="feature space: digits, faces or inception (default: digits for 1x28x28 "
+                   "data, faces for the built-in faces, else inception)")
     v.add_argument("--inception-weights", metavar="PATH",
                    help="pt_inception-2015-12-05-6726825d.pth (else $GANKIT_INCEPTION_WEIGHTS or the torch hub cache)")
     v.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")

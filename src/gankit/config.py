@@ -237,6 +237,8 @@ def validate(cfg: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise GankitError(f"{key} must be at least 1, not {value}.")
+    if t.batch_size < 2:  # BatchNorm in training mode needs two samples to take statistics from
+        raise GankitError(f"train.batch_size must be at least 2, not {t.batch_size}.")
     if cfg.data.channels not in (0, 1, 3):
         raise GankitError(f"data.channels must be 1 (grayscale) or 3 (RGB), not {cfg.data.channels}.")
     if cfg.data.image_size < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import Sequence
 
@@ -10,10 +11,12 @@ from torch import Tensor
 
 from gankit.artifacts import load_generator
 from gankit.data.base import DataInfo
+from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.models.base import Generator, random_labels
 
 MAX_SAMPLES = 1_000_000
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 
 
 class GeneratorPipeline:
@@ -30,7 +33,7 @@ class GeneratorPipeline:
         return next(self.generator.parameters()).device
 
     def to(self, device: str | torch.device) -> "GeneratorPipeline":
-        self.generator.to(device)
+        self.generator.to(resolve_device(device))
         return self
 
     def labels_tensor(self, n: int, labels: Sequence | Tensor | None, generator: torch.Generator) -> Tensor | None:
@@ -43,9 +46,12 @@ class GeneratorPipeline:
             return random_labels(self.info, n, generator, generator.device)
         attrs = self.info.attributes
         try:
-            y = torch.as_tensor(labels, dtype=torch.int64) if not isinstance(labels, Tensor) else labels.to(torch.int64)
+            raw = torch.as_tensor(labels)
         except (ValueError, TypeError, RuntimeError):  # ragged lists, text, None inside
-            y = torch.empty(0)
+            raw = torch.empty(0)
+        if raw.dtype == torch.bool or raw.is_floating_point() and not bool((raw == raw.round()).all()):
+            raise GankitError(f"Labels must be whole class numbers, not {labels!r:.60}.")  # 7.5, NaN, True
+        y = raw.to(torch.int64)
         if y.numel() == 0 or y.numel() % len(attrs):
             raise GankitError(f"Labels must give one integer per attribute ({', '.join(a.name for a in attrs)}) "
                               f"for each sample, not {labels!r:.60}.")
@@ -64,10 +70,10 @@ class GeneratorPipeline:
     def generate(self, n: int, labels: Sequence | Tensor | None = None, seed: int | None = None,
                  batch_size: int = 1000) -> tuple[Tensor, Tensor | None]:
         """``n`` samples in [-1, 1] (images: (n, C, H, W)) on the CPU, and their (n, A) labels."""
-        if not 1 <= n <= MAX_SAMPLES:
-            raise GankitError(f"The number of samples must be between 1 and {MAX_SAMPLES}, not {n}.")
+        n = require_whole(n, "The number of samples", 1, MAX_SAMPLES)
+        batch_size = require_whole(batch_size, "batch_size", 1, MAX_SAMPLES)
         g = torch.Generator(device=self.device)
-        g.manual_seed(seed if seed is not None else torch.seed())
+        g.manual_seed(require_whole(seed, "The seed", 0, MAX_SEED) if seed is not None else torch.seed())
         y = self.labels_tensor(n, labels, g)
         z = self.generator.sample_latent(n, g, self.device)
         chunks = [self.generator(z[i:i + batch_size], None if y is None else y[i:i + batch_size]).float().cpu()
@@ -80,7 +86,8 @@ class GeneratorPipeline:
 
     # --- latent tools (the DCGAN paper's walks and vector arithmetic) -------------------------
     def latents(self, n: int, seed: int = 0) -> Tensor:
-        g = torch.Generator(device=self.device).manual_seed(seed)
+        n = require_whole(n, "The number of latents", 1, MAX_SAMPLES)
+        g = torch.Generator(device=self.device).manual_seed(require_whole(seed, "The seed", 0, MAX_SEED))
         return self.generator.sample_latent(n, g, self.device)
 
     @torch.inference_mode()
@@ -92,8 +99,7 @@ class GeneratorPipeline:
 
     def interpolate(self, steps: int, seed: int = 0, labels: Sequence | Tensor | None = None) -> Tensor:
         """``steps`` samples along the great circle between two random latents."""
-        if not 2 <= steps <= 64:
-            raise GankitError(f"An interpolation needs between 2 and 64 steps, not {steps}.")
+        steps = require_whole(steps, "An interpolation's number of steps", 2, 64)
         a, b = self.latents(2, seed)
         return self.decode(slerp(a, b, torch.linspace(0, 1, steps, device=a.device)), labels)
 
@@ -101,6 +107,13 @@ class GeneratorPipeline:
     def arithmetic(plus: Tensor, minus: Tensor, plus_too: Tensor) -> Tensor:
         """mean(plus) - mean(minus) + mean(plus_too): e.g. smiling woman - neutral woman + neutral man."""
         return (plus.mean(0) - minus.mean(0) + plus_too.mean(0)).unsqueeze(0)
+
+
+def require_whole(value: object, what: str, low: int, high: int) -> int:
+    """A Python caller's count or seed as an int in [low, high] (numpy ints too; not 2.5, not True)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise GankitError(f"{what} must be a whole number between {low} and {high:,}, not {value!r}.")
+    return int(value)
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:

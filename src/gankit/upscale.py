@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from gankit.artifacts import load_generator, read_json
-from gankit.atomic import atomic_write_json
+from gankit.atomic import atomic_write_json, writable
 from gankit.data.images import DECODE_ERRORS
 from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set, signed
 from gankit.device import resolve_device
@@ -65,6 +65,7 @@ def comparison(generator: SRResNetGenerator, lr: torch.Tensor, hr: torch.Tensor 
 
 def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path, compare: bool = False,
                  from_hr: bool = False, tile: int = 96, device: str = "auto") -> Path:
+    out = writable(out, "The output image")
     generator, _ = load_upscaler(run_dir, device)
     image = read_image(Path(source))
     s = generator.scale
@@ -75,8 +76,6 @@ def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path, compa
         image = downscale(hr, s)
     sr, strip = comparison(generator, image, hr if from_hr else None, tile)
     pixels = strip if compare else to_uint8(sr[0])
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{out.suffix or '.png'}")
     try:
         Image.fromarray(pixels).save(tmp, format=None if out.suffix else "PNG")
@@ -91,6 +90,8 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
             device: str = "auto", tile: int = 96) -> dict:
     """PSNR/SSIM (Y channel) of the run and of bicubic on the run's held-out photographs, or
     on every image of ``data`` (``folder:PATH``) when given."""
+    if json_path:
+        writable(json_path, "The JSON path")
     generator, meta = load_upscaler(run_dir, device)
     spec = data or meta.get("data_spec") or "photos"
     photos = photo_set(spec, all_validation=data is not None).validation

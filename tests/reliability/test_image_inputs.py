@@ -218,6 +218,14 @@ def test_celeba_attributes(tmp_path: Path) -> None:
     assert unlabelled.notes == [f"celeba:{root}: kept 4 of 6 rows; dropped 1 bad, 1 without an image."]
 
 
+def test_celeba_attribute_file_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+    root = celeba_folder(tmp_path / "celeba")
+    table = root / "list_attr_celeba.txt"
+    table.write_bytes(b"\xef\xbb\xbf" + table.read_bytes())  # as Windows editors save UTF-8
+    data = load(f"celeba:{root},attrs=hair+Smiling+male", size=32)
+    assert data.labels.tolist() == [[0, 0, 1], [1, 1, 0]]
+
+
 def test_celeba_identity_and_errors(tmp_path: Path) -> None:
     root = celeba_folder(tmp_path / "celeba")
     with pytest.raises(GankitError, match="needs .*identity_CelebA.txt"):

@@ -101,7 +101,7 @@ def read_identities(path: Path) -> dict[str, int]:
 
 def read_lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Windows editors add a byte-order mark
     except FileNotFoundError:
         raise GankitError(f"{path} does not exist; celeba:PATH needs PATH/{path.name} from CelebA.") from None
     except (OSError, UnicodeDecodeError) as e:

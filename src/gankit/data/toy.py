@@ -166,5 +166,9 @@ def load_toy(argument: str | None, options: DataConfig) -> TensorData:
     kind, params = parse_toy_spec(argument)
     distribution = TOYS[kind].build(params)
     points = distribution.sample(int(params["n"]), np.random.default_rng(int(params["seed"])))
-    samples = torch.from_numpy(points.astype(np.float32))
+    with np.errstate(over="ignore"):  # checked just below, in one sentence rather than a numpy warning
+        samples = torch.from_numpy(points.astype(np.float32))
+    if not bool(torch.isfinite(samples).all()):  # e.g. mean=1e39, past float32's 3.4e38
+        raise GankitError(f"toy:{argument} gives points beyond float32's range (about 3.4e38); use smaller "
+                          "means, radii or scales.")
     return TensorData(samples, None, DataInfo((distribution.dim,)), f"toy:{argument}")

@@ -15,11 +15,11 @@ import torch
 from torch import Tensor
 
 from gankit.artifacts import read_json
-from gankit.atomic import atomic_write_json
+from gankit.atomic import atomic_write_json, writable
 from gankit.config import MIN_SCORED_SAMPLES, DataConfig
 from gankit.data import DataInfo, TensorData, load_dataset
 from gankit.errors import GankitError
-from gankit.metrics.features import FeatureExtractor, load_extractor
+from gankit.metrics.features import FeatureExtractor, default_extractor, load_extractor
 from gankit.metrics.reference import ReferenceStats, reference_stats, seeded_subset
 from gankit.metrics.scores import (
     class_histogram, conditional_accuracy, frechet_distance, inception_score, kid,
@@ -127,21 +127,23 @@ def run_data(run_dir: Path, info: DataInfo) -> TensorData:
     return load_dataset(spec, options)
 
 
-def run_eval(run_dir: str | Path, n: int = 5000, features: str = "digits", inception_weights: str | None = None,
+def run_eval(run_dir: str | Path, n: int = 5000, features: str | None = None, inception_weights: str | None = None,
              json_path: str | Path | None = None, device: str = "auto", seed: int = 0) -> dict:
-    """``gankit eval``: evaluate a run folder's generator against its training data."""
+    """``gankit eval``: evaluate a run folder's generator against its training data, in ``features``
+    (default: the feature space training scores this data in, ``default_extractor``)."""
     check_sample_count(n)  # before loading anything: the data can take seconds
-    if inception_weights and features != "inception":
+    if json_path:
+        writable(json_path, "The JSON path")
+    if inception_weights and features not in (None, "inception"):
         raise GankitError(f"--inception-weights applies to --features inception, not {features}; drop it.")
     device = resolve_device(device)
     pipeline = load(run_dir, device)
     real = run_data(Path(run_dir), pipeline.info)
+    features = features or ("inception" if inception_weights else default_extractor(pipeline.info, real.name))
     extractor = load_extractor(features, inception_weights, device)
     result = {"run": str(run_dir), "family": pipeline.family, **evaluate(pipeline, real, extractor, n, seed)}
     if json_path:
-        json_path = Path(json_path)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(json_path, result)
+        atomic_write_json(Path(json_path), result)
     return result
 
 

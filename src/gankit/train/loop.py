@@ -17,7 +17,7 @@ import torch
 
 from gankit.artifacts import load_generator, save_generator
 from gankit.atomic import atomic_write_json
-from gankit.config import RunConfig
+from gankit.config import RunConfig, validate
 from gankit.device import resolve_device
 from gankit.data import EpochBatches, TensorData
 from gankit.errors import GankitError
@@ -322,8 +322,9 @@ class Trainer:
         if log is not None:
             log.message(f"{where}: rolled back to step {self.step} with learning rates x{t.rollback_lr_factor} "
                         f"({self.rollbacks_left} rollbacks left).")
-            log.write({"step": self.step, "event": "rollback", "lr_g": self.opt_g.param_groups[0]["lr"],
-                       "lr_d": self.opt_d.param_groups[0]["lr"]})
+            rates = {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in (("g", self.opt_g), ("d", self.opt_d))
+                     if opt is not None}  # srresnet has no D
+            log.write({"step": self.step, "event": "rollback", **rates})
 
 
 class Meter:
@@ -388,6 +389,7 @@ def write_config(run_dir: Path, cfg: RunConfig) -> None:
 def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData | None = None) -> Path:
     """Train ``cfg`` into ``run_dir`` (continuing the run there when ``resume``)."""
     run_dir = Path(run_dir)
+    validate(cfg)  # the CLI has checked already; a Python caller may not have
     if not resume and list_checkpoints(run_dir / "checkpoints"):  # a crash before the first one left nothing to keep
         raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
     trainer = Trainer(cfg, run_dir, resume=resume, data=data)
