@@ -31,14 +31,14 @@ def test_embedded_mnist_is_5000_balanced_digits_in_range():
     assert data.info.attributes[0].values == tuple("0123456789")
 
 
-@pytest.mark.parametrize("gz", [False, True])
-def test_idx_files_load_with_the_values_written(tmp_path, digits, gz):
+@pytest.mark.parametrize("gz, labels_gz", [(False, False), (True, True), (True, False), (False, True)])
+def test_idx_files_load_with_the_values_written(tmp_path, digits, gz, labels_gz):
+    """Either file may be gzipped: downloads often leave one of them compressed."""
     images, labels = digits
     suffix = ".gz" if gz else ""
-    opener = gzip.open if gz else open
-    with opener(tmp_path / f"train-images-idx3-ubyte{suffix}", "wb") as f:
+    with (gzip.open if gz else open)(tmp_path / f"train-images-idx3-ubyte{suffix}", "wb") as f:
         f.write(idx_bytes(images, 2051))
-    with opener(tmp_path / f"train-labels-idx1-ubyte{suffix}", "wb") as f:
+    with (gzip.open if labels_gz else open)(tmp_path / f"train-labels-idx1-ubyte{'.gz' if labels_gz else ''}", "wb") as f:
         f.write(idx_bytes(labels, 2049))
     for spec in (f"mnist:{tmp_path}", f"mnist:{tmp_path}/train-images-idx3-ubyte{suffix}"):
         data = load_dataset(spec)

@@ -135,6 +135,7 @@ def test_split_tags_reads_both_formats() -> None:
     assert split_tags("long hair blue hair red eyes smile") == ["long hair", "blue hair", "red eyes", "smile"]
     assert split_tags("blonde_hair:1") == ["blonde hair"]
     assert split_tags('"Blue hair, red eyes"') == ["blue hair", "red eyes"]
+    assert split_tags("blue hair:1 red eyes:12 long hair:3") == ["blue hair", "red eyes", "long hair"]  # no tabs
     with pytest.raises(ValueError):
         split_tags("blue hair:many\tred eyes:1")
 
@@ -169,6 +170,12 @@ def test_anime_plain_tags_and_unreadable_image(tmp_path: Path) -> None:
                                     [HAIR.index("gray"), EYES.index("blue")]]  # 'grey' spelt as the list
     assert data.notes == [f"anime:{root}: kept 4 of 6 rows; dropped 1 with a colour outside the lists, "
                           "1 with an undecodable image."]
+
+
+def test_anime_rows_may_name_the_image_file(tmp_path: Path) -> None:
+    root = anime_folder(tmp_path / "anime", ["20.jpg,blue hair red eyes", "21.JPG,pink hair green eyes"], ["20", "21"])
+    data = load(f"anime:{root}")
+    assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")], [HAIR.index("pink"), EYES.index("green")]]
 
 
 def test_anime_errors(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ OTHER_COLOURS = frozenset({"silver", "violet", "gold", "golden", "multicolored"}
 SPELLINGS = {"grey": "gray", "blond": "blonde"}  # read as the reference lists spell them
 COLOUR_WORDS = frozenset(HAIR.values) | frozenset(EYES.values) | OTHER_COLOURS
 COUNTED_TAG = re.compile(r":\s*\d+\s*$")  # 'blue hair:1' marks the tag:count format
+COUNTED_ITEM = re.compile(r"[^:]+?:\s*\d+")  # one 'tag:count' of a row whose separators are spaces
 DEFAULT_SIZE = 64  # seed 001 trains on 64x64 faces
 
 
@@ -56,8 +57,10 @@ class TaggedImage:
 def split_tags(text: str) -> list[str]:
     """The tags of one row, lower case, in either format; ValueError for a malformed count."""
     text = text.strip().strip('"').replace("_", " ").lower()
-    if "\t" in text or COUNTED_TAG.search(text):
+    if "\t" in text:
         return [counted_tag(item) for item in text.split("\t") if item.strip()]
+    if COUNTED_TAG.search(text):  # copies that lost the tabs: 'blue hair:1 red eyes:1'
+        return [counted_tag(item) for item in COUNTED_ITEM.findall(text)]
     tags, words = [], []
     for word in text.replace(",", " ").split():  # some copies separate the tags with commas
         words.append(word)
@@ -148,12 +151,21 @@ def image_paths(faces: Path) -> dict[str, Path]:
     return paths
 
 
+def image_id(row_id: str, files: dict[str, Path]) -> str:
+    """The id of a tags.csv row, also when the row names the file ('12.jpg' for faces/12.jpg)."""
+    if row_id in files:
+        return row_id
+    stem, dot, suffix = row_id.rpartition(".")
+    return stem if dot and f".{suffix.lower()}" in IMAGE_EXTENSIONS else row_id
+
+
 def load_anime(root: Path, size: int, channels: int) -> TensorData:
     faces = root / "faces"
     if not faces.is_dir():
         raise GankitError(f"{root} has no faces/ folder; anime:PATH needs PATH/faces/<id>.jpg and PATH/tags.csv.")
     rows, counts = read_tags(root / "tags.csv")
     files = image_paths(faces)
+    rows = [TaggedImage(image_id(row.id, files), row.labels) for row in rows]
     with_image = [row for row in rows if row.id in files]
     counts["no image"] = len(rows) - len(with_image)
     stored = decode_files([files[row.id] for row in with_image], size, channels)

@@ -109,12 +109,13 @@ def read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
 
 def _labels_path(images_path: Path) -> Path:
     name = images_path.name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
-    candidate = images_path.with_name(name)
-    if candidate == images_path or not candidate.exists():
-        raise GankitError(
-            f"No labels file next to {images_path}; put the matching labels-idx1-ubyte file beside it."
-        )
-    return candidate
+    if name == images_path.name:
+        raise GankitError(f"No labels file next to {images_path}; put the matching labels-idx1-ubyte file beside it.")
+    stem = name.removesuffix(".gz")
+    for candidate in (images_path.with_name(name), images_path.with_name(stem), images_path.with_name(stem + ".gz")):
+        if candidate.exists():  # either file may be gzipped, or not
+            return candidate
+    raise GankitError(f"No labels file next to {images_path}; put the matching labels-idx1-ubyte file beside it.")
 
 
 def load_idx_pair(images_path: Path) -> TensorData:
