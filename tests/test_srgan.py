@@ -153,6 +153,16 @@ def test_evaluate_sr_reports_both_methods_and_the_gain():
     assert row["sr_psnr"] == row["bicubic_psnr"] and mean["psnr_gain"] == 0
 
 
+def test_evaluate_sr_leaves_out_images_too_small_to_score():
+    rng = np.random.default_rng(0)
+    big, small, thin = (Photo(name, rng.integers(0, 256, shape).astype(np.uint8))
+                        for name, shape in (("big", (3, 40, 40)), ("small", (3, 5, 5)), ("thin", (3, 1, 500))))
+    result = evaluate_sr(lambda lr: bicubic_upscale(lr, 4), [big, small, thin], 4)
+    assert [r["image"] for r in result["images"]] == ["big"] and result["skipped"] == ["small", "thin"]
+    with pytest.raises(GankitError, match=r"Every image to score \(small\) is smaller than 19x19 pixels"):
+        evaluate_sr(lambda lr: bicubic_upscale(lr, 4), [small], 4)
+
+
 # --- the network and tiling ------------------------------------------------------------------------
 def tiny_generator(blocks: int = 1) -> SRResNetGenerator:
     torch.manual_seed(0)
@@ -320,3 +330,28 @@ def test_srresnet_trains_on_any_folder_and_scores_it(tmp_path):
     assert [r["image"] for r in json.loads((tmp_path / "held.json").read_text())["images"]] == ["0.jpg"]
     assert main(["eval", str(out), "--data", f"folder:{photos}", "--json", str(tmp_path / "all.json")]) == 0
     assert len(json.loads((tmp_path / "all.json").read_text())["images"]) == 3
+
+
+def test_a_rollback_in_a_run_without_d_keeps_the_checkpoint(tmp_path):
+    """srresnet has no D optimizer: the rollback's log line used to crash on it."""
+    from gankit.config import RunConfig, parse_set, set_value
+    from gankit.data import TensorData
+    from gankit.models import get_family
+    from gankit.train import train
+
+    family = get_family("srresnet")
+    cfg = RunConfig("srresnet", family.default_config("photos"))
+    settings = [TINY_SR[i + 1] for i in range(0, 12, 2) if TINY_SR[i] == "--set"]
+    for assignment in settings + ["train.batch_size=4", "train.steps=2", "train.checkpoint_every=1",
+                                  "train.rollbacks=1", "train.progress=false"]:
+        set_value(cfg, *parse_set(assignment))
+    tiles = torch.rand(8, 3, 48, 48) * 2 - 1
+    good = TensorData(tiles, None, DataInfo((3, 32, 32)), "photos")
+    run = train(cfg, tmp_path / "sr", data=good)
+    cfg.train.steps = 4
+    broken = TensorData(torch.full_like(tiles, float("nan")), None, DataInfo((3, 32, 32)), "photos")
+    with pytest.raises(GankitError, match="the last checkpoint in .* is intact"):
+        train(cfg, run, resume=True, data=broken)
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "event" in line]
+    assert events and events[0]["event"] == "rollback" and "lr_g" in events[0] and "lr_d" not in events[0]
+    assert (run / "checkpoints" / "step-000002").is_dir()

@@ -118,6 +118,8 @@ def format_sr_table(result: dict) -> str:
                      f"{r['bicubic_ssim']:>13.4f} {r['sr_ssim']:>8.4f}")
     m = result["mean"]
     lines.append(f"gain over bicubic: {m['psnr_gain']:+.2f} dB PSNR, {m['ssim_gain']:+.4f} SSIM")
+    if result.get("skipped"):
+        lines.append(f"left out, too small to score: {', '.join(result['skipped'])}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,9 @@ import numpy as np
 from torch import Tensor
 
 from gankit.data.photos import Photo, bicubic_upscale, downscale, modcrop, signed
+from gankit.errors import GankitError
+
+SSIM_WINDOW = 11  # the Gaussian window (sigma 1.5) spans 11 pixels: smaller images cannot be scored
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
@@ -48,8 +51,15 @@ def evaluate_sr(upscale: Callable[[Tensor], Tensor], photos: list[Photo], scale:
     """Scores of ``upscale`` (LR (1, 3, h, w) -> SR) and of bicubic on each photo, and their means.
 
     Each HR photo is cropped to a multiple of ``scale`` and shrunk by anti-aliased bicubic
-    downscaling to make the input.
+    downscaling to make the input. Photos too small to score once the borders are shaved
+    (under 2 * scale + SSIM_WINDOW pixels a side) are left out and listed under ``skipped``.
     """
+    smallest = 2 * scale + SSIM_WINDOW
+    skipped = [p.name for p in photos if min(p.pixels.shape[1:]) < smallest]
+    photos = [p for p in photos if p.name not in skipped]
+    if not photos:
+        raise GankitError(f"Every image to score ({', '.join(skipped)}) is smaller than {smallest}x{smallest} "
+                          "pixels, too small for PSNR/SSIM after shaving the borders; evaluate on larger images.")
     rows = []
     for photo in photos:
         hr = modcrop(signed(photo.pixels), scale).unsqueeze(0)
@@ -64,4 +74,4 @@ def evaluate_sr(upscale: Callable[[Tensor], Tensor], photos: list[Photo], scale:
             for key in ("bicubic_psnr", "bicubic_ssim", "sr_psnr", "sr_ssim")}
     mean["psnr_gain"] = round(mean["sr_psnr"] - mean["bicubic_psnr"], 4)
     mean["ssim_gain"] = round(mean["sr_ssim"] - mean["bicubic_ssim"], 4)
-    return {"images": rows, "mean": mean}
+    return {"images": rows, "mean": mean, **({"skipped": skipped} if skipped else {})}
