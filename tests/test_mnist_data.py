@@ -83,6 +83,12 @@ def test_broken_idx_files_are_one_sentence_errors(tmp_path, digits, case, words)
     ({"a": np.zeros(3)}, "x_train and y_train"),
     ({"x_train": np.zeros((4, 32, 32)), "y_train": np.zeros(4)}, "expected \\(N, 28, 28\\)"),
     ({"x_train": np.zeros((4, 28, 28)), "y_train": np.full(4, 12)}, "digits 0-9"),
+    ({"x_train": np.full((4, 28, 28), -0.5), "y_train": np.zeros(4)}, "pixel values outside 0-255"),  # [-1, 1]
+    ({"x_train": np.full((4, 28, 28), 513, np.uint16), "y_train": np.zeros(4)}, "outside 0-255"),
+    ({"x_train": np.full((4, 28, 28), np.nan), "y_train": np.zeros(4)}, "outside 0-255 \\(or NaN\\)"),
+    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.array(list("0123"))}, "<U1 labels; store numbers"),
+    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.full(4, 2.5)}, "float64 labels; store numbers"),
+    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.eye(4, 10)}, "labels of shape \\(4, 10\\) \\(one-hot\\?\\)"),
 ])
 def test_bad_npz_files_are_errors(tmp_path, arrays, words):
     np.savez(tmp_path / "bad.npz", **arrays)

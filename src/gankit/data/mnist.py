@@ -141,10 +141,23 @@ def load_npz(path: Path) -> TensorData:
         # numpy calls anything that is not an array file "pickled data", text included
         reason = "not numpy's array format" if "pickled" in str(e) else str(e)
         raise GankitError(f"{path} is not a readable npz file ({reason}); download it again.") from None
+    if images.dtype.kind not in "uif" or labels.dtype.kind not in "ui" and not is_whole(labels):
+        raise GankitError(f"mnist:{path} holds {images.dtype} images and {labels.dtype} labels; store numbers: "
+                          "pixels 0-255 (or 0-1 as floats) and digit labels 0-9.")
+    if images.size and not (np.isfinite(images).all() and 0 <= images.min() and images.max() <= 255):
+        raise GankitError(f"mnist:{path} has pixel values outside 0-255 (or NaN); store pixels as 0-255 or 0-1.")
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise GankitError(f"mnist:{path} holds labels of shape {labels.shape} (one-hot?); store one digit 0-9 "
+                          "per image.")
     if images.dtype.kind == "f" and images.size and images.max() <= 1.0:
         images = images * 255.0  # float images stored in [0, 1]
     images = images.reshape(len(images), 28, 28) if images.ndim == 2 and images.shape[1] == 784 else images
     return digits_to_data(np.asarray(images), np.asarray(labels).reshape(-1), f"mnist:{path}")
+
+
+def is_whole(values: np.ndarray) -> bool:
+    """Float labels that are whole numbers (1.0, 7.0) are digits too; text and 7.5 are not."""
+    return values.dtype.kind == "f" and bool(np.isfinite(values).all() and (values == np.round(values)).all())
 
 
 def mnist_from_path(path_text: str) -> TensorData:
