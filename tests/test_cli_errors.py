@@ -83,8 +83,8 @@ def test_console_entry_point_exits_2():
 @pytest.mark.parametrize("argv, words", [
     (["train", "gan", "--set", "model.g_hidden=0"], "model.g_hidden must list one or more layer widths of at least 1"),
     (["train", "gan", "--set", "model.d_dropout=1.5"], "model.d_dropout must be in [0, 1), not 1.5"),
-    (["train", "gan", "--seed", "-1"], "train.seed must be between 0 and 2147483647, not -1"),
-    (["train", "gan", "--set", "train.seed=9223372036854775807"], "train.seed must be between 0 and"),
+    (["train", "gan", "--seed", "-1"], "train.seed must be a whole number between 0 and 2,147,483,647, not -1"),
+    (["train", "gan", "--set", "train.seed=9223372036854775807"], "train.seed must be a whole number between 0 and"),
     (["train", "gan", "--set", "train.eval_every=1", "--set", "train.eval_samples=5"],
      "train.eval_samples must be at least 10 when train.eval_every is set, not 5"),
 ])

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gankit.config import (RUN_CONFIG_KEYS, RunConfig, apply_mapping, check_seed, config_from_dict, load_toml,
-                            parse_set, set_value, validate)
 from gankit.atomic import writable
+from gankit.config import (RUN_CONFIG_KEYS, SEED_MAX, RunConfig, apply_mapping, config_from_dict, load_toml,
+                            parse_set, require_whole, set_value, validate)
 from gankit.errors import GankitError
 
 
@@ -151,7 +151,7 @@ def random_rows(attrs, fixed: dict[str, int | None], n: int, g) -> list[list[int
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import gankit
-    from gankit.pipeline import MAX_SAMPLES, MAX_SEED, require_whole
+    from gankit.pipeline import MAX_SAMPLES, MAX_SEED
 
     require_whole(args.seed, "--seed", 0, MAX_SEED)
     if not 1 <= args.n <= MAX_SAMPLES:
@@ -258,7 +258,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     budgets = coerce(args.labels, tuple[int, ...], "--labels")
     if not budgets or min(budgets) < 1:
         raise GankitError(f"--labels must list label budgets of at least 1, e.g. 100,1000, not {args.labels!r}.")
-    check_seed(args.seed, "--seed")
+    require_whole(args.seed, "--seed", 0, SEED_MAX)  # scikit-learn's random_state takes at most 2^32 - 1
     data = load_dataset(args.data) if args.data else None
     result = probe_run(args.run, data, budgets, args.seed)
     print(json.dumps(result, indent=2))

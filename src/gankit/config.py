@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -219,15 +220,17 @@ MIN_SCORED_SAMPLES = 10  # IS uses 10 splits and precision/recall 3 neighbours (
 SEED_MAX = 2**31 - 1  # the noise streams derive seeds from it (seed * 7919 + ...), which must fit in 64 bits
 
 
-def check_seed(seed: int, where: str) -> None:
-    if not 0 <= seed <= SEED_MAX:
-        raise GankitError(f"{where} must be between 0 and {SEED_MAX}, not {seed}.")
+def require_whole(value: object, what: str, low: int, high: int) -> int:
+    """A count or seed as an int in [low, high] (numpy ints too; not 2.5, not True)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise GankitError(f"{what} must be a whole number between {low} and {high:,}, not {value!r}.")
+    return int(value)
 
 
 def validate(cfg: RunConfig) -> None:
     """Range checks that a type alone does not express."""
     t = cfg.train
-    check_seed(t.seed, "train.seed")
+    require_whole(t.seed, "train.seed", 0, SEED_MAX)
     positive = {
         "train.batch_size": t.batch_size, "train.d_steps": t.d_steps, "train.log_every": t.log_every,
         "train.sample_every": t.sample_every, "train.checkpoint_every": t.checkpoint_every,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 from typing import Sequence
 
@@ -10,6 +9,7 @@ import torch
 from torch import Tensor
 
 from gankit.artifacts import load_generator
+from gankit.config import require_whole
 from gankit.data.base import DataInfo
 from gankit.device import resolve_device
 from gankit.errors import GankitError
@@ -107,13 +107,6 @@ class GeneratorPipeline:
     def arithmetic(plus: Tensor, minus: Tensor, plus_too: Tensor) -> Tensor:
         """mean(plus) - mean(minus) + mean(plus_too): e.g. smiling woman - neutral woman + neutral man."""
         return (plus.mean(0) - minus.mean(0) + plus_too.mean(0)).unsqueeze(0)
-
-
-def require_whole(value: object, what: str, low: int, high: int) -> int:
-    """A Python caller's count or seed as an int in [low, high] (numpy ints too; not 2.5, not True)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise GankitError(f"{what} must be a whole number between {low} and {high:,}, not {value!r}.")
-    return int(value)
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
