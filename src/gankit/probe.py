@@ -37,14 +37,24 @@ BATCH = 500
 
 
 # --- loading a run's D ---------------------------------------------------------------------
+def run_config(run_dir: str | Path) -> dict[str, Any]:
+    return read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.",
+                     RUN_CONFIG_KEYS)
+
+
+def run_info(run_dir: str | Path) -> DataInfo:
+    """The shape (and attributes) of the data the run's networks were built for."""
+    return DataInfo.from_dict(read_json(Path(run_dir) / "generator.json",
+                                        "train the run until it writes a checkpoint.", ("data",))["data"])
+
+
 def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
     """(family, model settings, D with the newest checkpoint's weights, in eval mode) of a run."""
     run = Path(run_dir)
-    saved = read_json(run / "config.json", "probe needs the run folder that `gankit train` wrote.", RUN_CONFIG_KEYS)
+    saved = run_config(run)
     family = get_family(saved["model"])
     cfg = config_from_dict(family.Config, saved["model_cfg"], "config.json [model]")
-    info = DataInfo.from_dict(read_json(run / "generator.json", "train the run until it writes a checkpoint.", ("data",))["data"])
-    D = family.build_discriminator(cfg, info)
+    D = family.build_discriminator(cfg, run_info(run))
     ckpt, _ = latest_checkpoint(run / "checkpoints")
     prefix = "discriminator."
     D.load_state_dict({k[len(prefix):]: v for k, v in ckpt.weights.items() if k.startswith(prefix)})
@@ -53,8 +63,7 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
 
 def check_same_shape(run_dir: str | Path, data: TensorData) -> None:
     """D reads images of the shape it trained on; other data must be resized to it first."""
-    saved = read_json(Path(run_dir) / "generator.json", "train the run until it writes a checkpoint.", ("data",))
-    shape = tuple(DataInfo.from_dict(saved["data"]).shape)
+    shape = tuple(run_info(run_dir).shape)
     if tuple(data.info.shape) != shape:
         raise GankitError(f"{data.name} holds images of shape {tuple(data.info.shape)} but {run_dir} trained on "
                           f"{shape}; probe with data of the run's shape, or drop --data to use the run's own.")
@@ -62,8 +71,7 @@ def check_same_shape(run_dir: str | Path, data: TensorData) -> None:
 
 def run_data(run_dir: str | Path) -> TensorData:
     """The dataset a run trained on, loaded with the run's data settings."""
-    saved = read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.",
-                      RUN_CONFIG_KEYS)
+    saved = run_config(run_dir)
     options = config_from_dict(DataConfig, saved["data"], "config.json [data]")
     return load_dataset(options.spec or get_family(saved["model"]).default_data, options)
 
@@ -227,7 +235,6 @@ def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Seq
     """What `gankit probe RUN` prints: the linear probe, plus code recovery for infogan runs."""
     data = data if data is not None else run_data(run_dir)
     result = probe(run_dir, data, n_labels, seed=seed)
-    if read_json(Path(run_dir) / "config.json", "probe needs the run folder that `gankit train` wrote.",
-                 RUN_CONFIG_KEYS)["model"] == "infogan":
+    if run_config(run_dir)["model"] == "infogan":
         result.update(infogan_scores(run_dir, data))
     return result

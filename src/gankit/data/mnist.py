@@ -109,12 +109,11 @@ def read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
 
 def _labels_path(images_path: Path) -> Path:
     name = images_path.name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
-    if name == images_path.name:
-        raise GankitError(f"No labels file next to {images_path}; put the matching labels-idx1-ubyte file beside it.")
     stem = name.removesuffix(".gz")
-    for candidate in (images_path.with_name(name), images_path.with_name(stem), images_path.with_name(stem + ".gz")):
-        if candidate.exists():  # either file may be gzipped, or not
-            return candidate
+    if name != images_path.name:  # else the images file's name does not say where its labels are
+        for candidate in (images_path.with_name(stem), images_path.with_name(stem + ".gz")):
+            if candidate.exists():  # either file may be gzipped, or not
+                return candidate
     raise GankitError(f"No labels file next to {images_path}; put the matching labels-idx1-ubyte file beside it.")
 
 

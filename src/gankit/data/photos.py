@@ -132,8 +132,8 @@ def folder_photos(root: Path, all_validation: bool = False) -> PhotoSet:
 def bundled_split(argument: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """'train=astronaut+camera,held=chelsea' -> the bundled photographs that train and those held
     out; a part not given keeps its default (TRAIN_PHOTOS, VALIDATION_PHOTOS). The choice lives in
-    the data spec, so a run's config.json says what it trained on and ``gankit upscale --eval``
-    scores what it held out."""
+    the data spec, so a run's config.json says what it trained on and ``gankit eval`` scores
+    what it held out."""
     split = {"train": TRAIN_PHOTOS, "held": VALIDATION_PHOTOS}
     for option in argument.split(",") if argument else ():
         key, sep, value = (part.strip() for part in option.partition("="))
