@@ -155,7 +155,8 @@ def main() -> None:
             rows.append(scored(run, f"srgan/{args.srgan_content}", args.srgan_minutes, started))
     result = {"rows": rows, "machine": cpu_description(), "torch": torch.__version__,
               "threads": args.threads or torch.get_num_threads(), "published": PUBLISHED,
-              "training_photos": list(PHOTO_SETS[args.photos]),
+              "training_photos": ("each fold trains on all the other bundled photographs" if args.folds
+                                  else list(PHOTO_SETS[args.photos])),
               "protocol": ("each fold held out in turn" if args.folds else "held-out chelsea + rocket")
               + ", Y channel (BT.601), 4 px border shaved, 8-bit", **folded}
     args.out.parent.mkdir(parents=True, exist_ok=True)

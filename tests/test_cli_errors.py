@@ -210,6 +210,23 @@ def test_run_files_of_valid_json_but_the_wrong_content(capsys, cgan_run: Path, t
     assert code == 2 and name in err
 
 
+@pytest.mark.parametrize("entry, value", [("data", {"shape": [1, 28, 28]}), ("data", {"shape": "abc", "attributes": []}),
+                                          ("data", [1, 2]), ("family", ["cgan"]), ("model_cfg", [1]),
+                                          ("data_spec", 5)])
+def test_generator_json_entries_of_the_wrong_content(capsys, cgan_run: Path, tmp_path: Path, entry, value):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(cgan_run, run)
+    meta = json.loads((run / "generator.json").read_text())
+    meta[entry] = value
+    (run / "generator.json").write_text(json.dumps(meta))
+    for command in (["sample", str(run)], ["eval", str(run), "--n", "20"], ["export", str(run)]):
+        code, err = run_cli(capsys, *command)
+        assert code == 2 and f"its {entry} entry" in err and "copy the run folder again" in err, command
+
+
 def test_sample_of_a_toy_run_saves_the_points(capsys, tmp_path: Path):
     import numpy as np
 

@@ -112,6 +112,15 @@ def test_resume_continues_exactly(tmp_path: Path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_at_its_budget_trains_nothing_and_says_so(capsys, tmp_path: Path):
+    assert train_cli("cgan", tmp_path / "r", "--steps", "6") == 0
+    files = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["train", "cgan", "--resume", str(tmp_path / "r"), "--steps", "4", "--no-progress"]) == 0
+    assert "at step 6, which meets this budget of 4 steps, so nothing was trained" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == files
+
+
 def test_same_seed_same_run_other_seed_other_run(tmp_path: Path):
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
         assert train_cli("gan", tmp_path / name, "--steps", "5", "--seed", seed) == 0

@@ -57,16 +57,38 @@ def read_json(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict:
     return value
 
 
+NO_GENERATOR = "the folder holds no finished generator; train it (or resume it) until a checkpoint is written."
+
+
+def read_generator_meta(folder: Path, what: str = NO_GENERATOR) -> dict:
+    """``folder``'s generator.json, checked entry by entry (``what`` is the fix when it is missing)."""
+    path = Path(folder) / "generator.json"
+    meta = read_json(path, what, ("family", "model_cfg", "data"))
+    if meta.get("format") != FORMAT:
+        raise GankitError(f"{path} is not a {FORMAT} file; it was not written by gankit.")
+    wrong = [key for key, kind in (("family", str), ("model_cfg", dict), ("data_spec", str), ("step", int))
+             if key in meta and not isinstance(meta[key], kind)]
+    try:
+        DataInfo.from_dict(meta["data"])
+    except ValueError:
+        wrong.append("data")
+    if wrong:
+        raise GankitError(f"{path} is not the file gankit wrote (its {', '.join(wrong)} entry does not hold what "
+                          "gankit writes there); copy the run folder again.")
+    return meta
+
+
+def saved_data_info(meta: dict) -> DataInfo:
+    """The data description of a generator.json that ``read_generator_meta`` checked."""
+    return DataInfo.from_dict(meta["data"])
+
+
 def load_generator(folder: Path) -> tuple[Generator, dict]:
     """Rebuild the generator saved in ``folder`` (a run folder or a shared copy of the pair)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise GankitError(f"Run folder {folder} does not exist; pass the folder that `gankit train` wrote.")
-    meta = read_json(folder / "generator.json",
-                     "the folder holds no finished generator; train it (or resume it) until a checkpoint is written.",
-                     ("family", "model_cfg", "data"))
-    if meta.get("format") != FORMAT:
-        raise GankitError(f"{folder / 'generator.json'} is not a {FORMAT} file; it was not written by gankit.")
+    meta = read_generator_meta(folder)
     try:
         raw = (folder / "generator.safetensors").read_bytes()
     except OSError as e:
@@ -75,7 +97,7 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
         raise GankitError(f"{folder / 'generator.safetensors'} does not match its recorded checksum; copy it again.")
     family = get_family(meta["family"])
     cfg = config_from_dict(family.Config, meta["model_cfg"], "generator.json model_cfg")
-    info = DataInfo.from_dict(meta["data"])
+    info = saved_data_info(meta)
     generator = family.build_generator(cfg, info)
     try:
         generator.load_state_dict(load_safetensors(raw))

@@ -177,6 +177,8 @@ def parse_set(assignment: str) -> tuple[str, str]:
 
 def config_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
     """Build dataclass ``cls`` from saved values (JSON turns tuples into lists), checking each key."""
+    if not isinstance(values, dict):
+        raise GankitError(f"{where} must hold a table of settings, not {values!r}; the file was not written by gankit.")
     hints = typing.get_type_hints(cls)
     obj = cls()
     for name, value in values.items():

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gankit.artifacts import load_generator, read_json
+from gankit.artifacts import load_generator, read_generator_meta
 from gankit.atomic import atomic_write_json, writable
 from gankit.data.images import DECODE_ERRORS
 from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set, signed
@@ -129,6 +129,5 @@ def is_sr_run(run_dir: str | Path) -> bool:
 
     if not Path(run_dir).is_dir():
         return False  # the generic path names the missing folder
-    meta = read_json(Path(run_dir) / "generator.json", "evaluate a folder that `gankit train` wrote.",
-                     ("family",))
-    return issubclass(get_family(meta.get("family", "")), SRGAN)
+    meta = read_generator_meta(Path(run_dir), "evaluate a folder that `gankit train` wrote.")
+    return issubclass(get_family(meta["family"]), SRGAN)

@@ -176,6 +176,10 @@ def test_anime_rows_may_name_the_image_file(tmp_path: Path) -> None:
     root = anime_folder(tmp_path / "anime", ["20.jpg,blue hair red eyes", "21.JPG,pink hair green eyes"], ["20", "21"])
     data = load(f"anime:{root}")
     assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")], [HAIR.index("pink"), EYES.index("green")]]
+    # '20' and '20.jpg' name one image: the second row is a duplicate, not a second copy of it
+    root = anime_folder(tmp_path / "twice", ["20,blue hair red eyes", "20.jpg,pink hair green eyes"], ["20"])
+    data = load(f"anime:{root}")
+    assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")]] and "1 duplicate ids" in data.notes[0]
 
 
 def test_anime_errors(tmp_path: Path) -> None:

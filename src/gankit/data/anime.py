@@ -98,8 +98,9 @@ def valid_id(image_id: str) -> bool:
     return bool(image_id) and image_id not in (".", "..") and not any(c in image_id for c in "/\\")
 
 
-def read_tags(path: Path) -> tuple[list[TaggedImage], Counter[str]]:
-    """The usable rows of tags.csv and how many rows went where."""
+def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Counter[str]]:
+    """The usable rows of tags.csv and how many rows went where; ``files`` (``image_paths``) lets
+    a row that names its image file ('12.jpg') count as a duplicate of a row '12'."""
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
@@ -110,7 +111,7 @@ def read_tags(path: Path) -> tuple[list[TaggedImage], Counter[str]]:
     counts: Counter[str] = Counter()
     seen: set[str] = set()
     for line in filter(str.strip, lines):
-        outcome = classify_row(line, seen)
+        outcome = classify_row(line, seen, files)
         if isinstance(outcome, TaggedImage):
             rows.append(outcome)
         else:
@@ -119,26 +120,27 @@ def read_tags(path: Path) -> tuple[list[TaggedImage], Counter[str]]:
     return rows, counts
 
 
-def classify_row(line: str, seen: set[str]) -> TaggedImage | str:
+def classify_row(line: str, seen: set[str], files: dict[str, Path]) -> TaggedImage | str:
     """A usable row, or the reason it is dropped; records the row's id in ``seen``."""
-    image_id, sep, text = line.partition(",")
-    image_id = image_id.strip().strip('"')
-    if not sep or not valid_id(image_id):
+    row_id, sep, text = line.partition(",")
+    row_id = row_id.strip().strip('"')
+    if not sep or not valid_id(row_id):
         return "bad"
     try:
         tags = split_tags(text)
     except ValueError:
         return "bad"
-    if image_id in seen:
+    row_id = image_id(row_id, files)
+    if row_id in seen:
         return "duplicate"
-    seen.add(image_id)
+    seen.add(row_id)
     found, unknown = colour_tags(tags)
     if unknown:
         return "unknown"
     if len(found["hair"]) != 1 or len(found["eyes"]) != 1:
         return "ambiguous"
     (hair,), (eyes,) = found["hair"], found["eyes"]
-    return TaggedImage(image_id, (HAIR.index(hair), EYES.index(eyes)))
+    return TaggedImage(row_id, (HAIR.index(hair), EYES.index(eyes)))
 
 
 # --- images ------------------------------------------------------------------------------------
@@ -163,9 +165,8 @@ def load_anime(root: Path, size: int, channels: int) -> TensorData:
     faces = root / "faces"
     if not faces.is_dir():
         raise GankitError(f"{root} has no faces/ folder; anime:PATH needs PATH/faces/<id>.jpg and PATH/tags.csv.")
-    rows, counts = read_tags(root / "tags.csv")
     files = image_paths(faces)
-    rows = [TaggedImage(image_id(row.id, files), row.labels) for row in rows]
+    rows, counts = read_tags(root / "tags.csv", files)
     with_image = [row for row in rows if row.id in files]
     counts["no image"] = len(rows) - len(with_image)
     stored = decode_files([files[row.id] for row in with_image], size, channels)

@@ -47,6 +47,10 @@ class Attribute:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Attribute":
+        """Raises ValueError for anything ``to_dict`` does not write."""
+        if not (isinstance(d, dict) and isinstance(d.get("name"), str) and isinstance(d.get("values"), list)
+                and d["values"] and all(isinstance(v, str) for v in d["values"])):
+            raise ValueError(f"not an attribute: {d!r}")
         return cls(d["name"], tuple(d["values"]))
 
 
@@ -70,7 +74,13 @@ class DataInfo:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataInfo":
-        return cls(tuple(d["shape"]), tuple(Attribute.from_dict(a) for a in d["attributes"]))
+        """Raises ValueError for anything ``to_dict`` does not write."""
+        shape = d.get("shape") if isinstance(d, dict) else None
+        if not (isinstance(shape, list) and len(shape) in (1, 3)
+                and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+                and isinstance(d.get("attributes"), list)):
+            raise ValueError(f"not a data description: {d!r}")
+        return cls(tuple(shape), tuple(Attribute.from_dict(a) for a in d["attributes"]))
 
 
 @dataclass

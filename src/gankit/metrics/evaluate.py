@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gankit.artifacts import read_json
+from gankit.artifacts import read_generator_meta
 from gankit.atomic import atomic_write_json, writable
 from gankit.config import MIN_SCORED_SAMPLES, DataConfig
 from gankit.data import DataInfo, TensorData, load_dataset
@@ -119,8 +119,7 @@ def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtra
 
 def run_data(run_dir: Path, info: DataInfo) -> TensorData:
     """The real data a run was trained on, at the generator's size and channels."""
-    meta = read_json(Path(run_dir) / "generator.json", "evaluate a folder that `gankit train` wrote.",
-                     ("family",))
+    meta = read_generator_meta(Path(run_dir), "evaluate a folder that `gankit train` wrote.")
     spec = meta.get("data_spec") or get_family(meta["family"]).default_data
     options = DataConfig(spec, image_size=info.shape[-1], channels=info.shape[0]) if info.is_image \
         else DataConfig(spec)

@@ -17,7 +17,9 @@ from torch import Tensor
 from gankit.data.photos import Photo, bicubic_upscale, downscale, modcrop, signed
 from gankit.errors import GankitError
 
-SSIM_WINDOW = 11  # the Gaussian window (sigma 1.5) spans 11 pixels: smaller images cannot be scored
+SSIM_SIGMA = 1.5  # Wang et al.'s Gaussian window
+# The side of scikit-image's window for that sigma (11 pixels): smaller images cannot be scored.
+SSIM_WINDOW = 2 * int(3.5 * SSIM_SIGMA + 0.5) + 1
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
@@ -43,7 +45,7 @@ def y_scores(sr: np.ndarray, hr: np.ndarray, shave: int) -> dict[str, float]:
     with np.errstate(divide="ignore"):  # identical images: PSNR is infinite, which is right
         value = peak_signal_noise_ratio(a, b, data_range=255)
     return {"psnr": float(value),
-            "ssim": float(structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5,
+            "ssim": float(structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=SSIM_SIGMA,
                                                 use_sample_covariance=False))}
 
 

@@ -393,6 +393,12 @@ def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData 
     if not resume and list_checkpoints(run_dir / "checkpoints"):  # a crash before the first one left nothing to keep
         raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
     trainer = Trainer(cfg, run_dir, resume=resume, data=data)
+    if trainer.step >= trainer.total_steps:  # resumed at or past this budget: leave the run's files as they are
+        if trainer.dist.is_main:
+            print(f"note: {run_dir} is at step {trainer.step:,}, which meets this budget of {trainer.total_steps:,} "
+                  "steps, so nothing was trained; give a larger --steps (or --epochs) to train on.", file=sys.stderr)
+        trainer.dist.close()
+        return run_dir
     if trainer.dist.is_main:
         write_config(run_dir, cfg)
     return trainer.run()
