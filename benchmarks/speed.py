@@ -45,6 +45,8 @@ def gankit_images_per_s(model: str, batch: int, seconds: float, spec: str) -> tu
         # The same work as the plain loop, which does not augment (gan's default augmentation is
         # adaptive and stays off for most of a run anyway: models/augment.py).
         cfg.model_cfg.augment = ""
+    if model == "infogan":  # nor does it ask Q to read the codes off moved fakes (an extra pass through D)
+        cfg.model_cfg.q_augment = 0.0
     t = cfg.train
     t.batch_size, t.progress, t.log_every = batch, False, 25
     t.sample_every = t.checkpoint_every = 10**9

@@ -1,5 +1,6 @@
 """DiffAugment (models/augment.py): what each transform does, its gradient, and its wiring into training."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,8 @@ from torch.nn.modules.module import register_module_forward_pre_hook
 
 from gankit.cli import main
 from gankit.errors import GankitError
-from gankit.models.augment import (SHIFT, adapt_probability, augment, color, cutout, parse_policy, translation,
+from gankit.models.augment import (SHIFT, adapt_probability, augment, color, cutout, parse_policy, random_affine,
+                                   translation,
                                    with_probability)
 from gankit.models.gan import MLPDiscriminator
 
@@ -67,6 +69,34 @@ def test_augment_passes_gradients_and_repeats_with_the_seed():
     again = augment(x.detach(), names, torch.Generator().manual_seed(3))
     assert torch.equal(y.detach(), again)
     assert torch.equal(augment(x.detach(), [], None), x.detach())
+
+
+def test_random_affine_moves_each_image_within_its_limits():
+    x = torch.full((64, 1, 28, 28), -1.0)
+    x[:, :, 13:15, 13:15] = 1  # a 2x2 dot in the middle
+    assert torch.allclose(random_affine(x, 0, None, scale=0, shift=0), x, atol=1e-5)  # the identity map
+    y = random_affine(x.double(), 20, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == torch.float32 and y.min() >= -1 and y.max() <= 1
+    weight = (y + 1).flatten(1)
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    rows, cols = (weight * ys.flatten()).sum(1) / weight.sum(1), (weight * xs.flatten()).sum(1) / weight.sum(1)
+    offsets = torch.stack([rows - 13.5, cols - 13.5], 1)
+    # a dot at the centre moves by the shift alone: up to 2 pixels of 28 on each axis, times the zoom
+    assert offsets.norm(dim=1).max() < 1.1 * math.sqrt(2) * 0.07 * 28 + 0.1
+    assert offsets.std(0).min() > 0.5  # drawn per image
+    line = torch.full((64, 1, 28, 28), -1.0)
+    line[:, :, 4:24, 14] = 1  # a vertical stroke: rotation tilts it, by up to 20 degrees
+    moved = (random_affine(line, 20, torch.Generator().manual_seed(0)) + 1).flatten(1)
+    slope = (moved * (xs.flatten() - 13.5) * (ys.flatten() - 13.5)).sum(1) / (moved * (ys.flatten() - 13.5) ** 2).sum(1)
+    assert slope.abs().max() < math.tan(math.radians(20)) * 1.2 and slope.abs().max() > math.tan(math.radians(10))
+
+
+def test_random_affine_passes_gradients_and_repeats_with_the_seed():
+    x = dot_images(8).requires_grad_(True)
+    y = random_affine(x, 20, torch.Generator().manual_seed(3))
+    y.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(y.detach(), random_affine(x.detach(), 20, torch.Generator().manual_seed(3)))
 
 
 def test_adaptive_probability_moves_towards_the_target_and_stays_in_0_1():

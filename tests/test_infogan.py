@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import gankit
@@ -17,6 +18,7 @@ from gankit.data import load_dataset
 from gankit.data.base import TensorData
 from gankit.errors import GankitError
 from gankit.models import StepContext, get_family
+from gankit.models.augment import random_affine
 from gankit.models.gan import GAN, MLPConfig
 from gankit.models.infogan import (InfoGANConfig, LatentCodes, parse_code_assignments, sample_with_codes,
                                    save_traversal)
@@ -144,6 +146,7 @@ def test_traversal_of_a_categorical_code_and_its_grid_file(generator, tmp_path):
 @pytest.mark.parametrize("key, value, message", [
     ("categorical", (10, 1), "at least 2, not 1"), ("continuous", -1, "must not be negative"),
     ("lambda_cont", -0.5, "must not be negative"), ("dense", 0, "at least 1"),
+    ("q_augment", -1.0, "between 0 \\(off\\) and 180"), ("q_augment", 200.0, "between 0 \\(off\\) and 180"),
 ])
 def test_invalid_settings_are_refused(key, value, message):
     cfg = RunConfig("infogan", InfoGANConfig(**{key: value}))
@@ -219,6 +222,25 @@ def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
     assert not gradients(1.0, "d")[1].any()  # D's loss does not, by default (a zero gradient, for DDP)
     model.cfg.q_update = "d"  # the paper's released code: D's loss trains D's body and Q on L_I
     assert gradients(1.0, "d")[1].abs().sum() > 0
+
+
+def test_g_loss_adds_the_categorical_loss_of_moved_fakes(mnist):
+    torch.manual_seed(0)
+    model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16, q_augment=0.0), mnist.info)
+    ctx = StepContext(None, None, torch.Generator(), torch.device("cpu"))
+    codes = model.fake_labels(16, ctx)
+    with torch.no_grad():
+        fake = model.generator(model.generator.sample_latent(16), codes)
+        plain = model.g_loss(fake, codes, ctx)
+        _, q_moved = model.discriminator(random_affine(fake, 20.0, torch.Generator().manual_seed(5)))
+        by_hand = F.cross_entropy(q_moved[:, :10], codes[:, :10].argmax(1))  # c1's logits; c2, c3 left out
+        for lambda_cat in (1.0, 2.0):
+            model.cfg.q_augment, model.cfg.lambda_cat = 20.0, lambda_cat
+            ctx.noise.manual_seed(5)  # the moves are drawn from the step's noise stream
+            moved = model.g_loss(fake, codes, ctx)
+            model.cfg.q_augment = 0.0
+            assert moved - model.g_loss(fake, codes, ctx) == pytest.approx(lambda_cat * by_hand.item(), rel=1e-4)
+    assert by_hand > 0 and plain.isfinite()
 
 
 def test_q_learns_in_g_update_at_g_learning_rate(mnist):

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -110,6 +112,21 @@ def with_probability(transform: Callable[[Tensor, torch.Generator | None], Tenso
         return torch.where(chosen.view(-1, 1, 1, 1), transform(x, g).to(x.dtype), x)
     index = chosen.nonzero().squeeze(1)
     return x.index_put((index,), transform(x[index], g).to(x.dtype)) if len(index) else x
+
+
+def random_affine(x: Tensor, degrees: float, g: torch.Generator | None, scale: float = 0.1,
+                  shift: float = 0.07) -> Tensor:
+    """``x`` (N, C, H, W) moved by a random affine map per image: rotated by up to ``degrees``,
+    scaled by up to 1 +- ``scale`` and shifted by up to ``shift`` of the side (2 pixels of 28),
+    edges repeated into the gaps; differentiable in ``x``. Returns float32. InfoGAN uses it to
+    ask for codes that survive a change of pose (models/infogan.py)."""
+    u = torch.rand(len(x), 4, generator=g, device=x.device) * 2 - 1
+    angle, zoom = u[:, 0] * math.radians(degrees), 1 + scale * u[:, 1]
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    move = 2 * shift * u[:, 2:]  # affine_grid's coordinates span 2 per side
+    theta = torch.stack([torch.stack([cos, -sin, move[:, 0]], 1), torch.stack([sin, cos, move[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x.float(), grid, padding_mode="border", align_corners=False)
 
 
 def adapt_probability(p: Tensor, real_sign: Tensor, images: int, target: float, ramp: float) -> Tensor:
