@@ -9,6 +9,7 @@ untrained D of the same architecture. Writes benchmarks/results/infogan.json.
 
     python benchmarks/infogan.py                     # the default budget (gankit train infogan)
     python benchmarks/infogan.py --minutes 5 --threads 2
+    python benchmarks/infogan.py --budgets 1000,2000,4000   # one run, scored as it passes each step count
     python benchmarks/infogan.py --run runs/infogan-...   # score a finished run, no training
     python benchmarks/infogan.py --set model.lambda_cat=2 --keep /tmp/run --out /tmp/try.json
 """
@@ -35,15 +36,16 @@ RESULTS = Path(__file__).parent / "results" / "infogan.json"
 PUBLISHED = {"q_error (InfoGAN paper, section 7.1, full MNIST)": 0.05}
 
 
-def train_run(run_dir: Path, args: argparse.Namespace, data) -> dict:
-    """Train infogan with its default settings and the given budget; the settings and speed."""
+def train_run(run_dir: Path, args: argparse.Namespace, data, steps: int | None = None, resume: bool = False) -> dict:
+    """Train infogan with its default settings and the given budget (``steps``, when given, in place
+    of ``--steps`` and ``--minutes``; ``resume`` continues the run in ``run_dir``); the settings and speed."""
     family = get_family("infogan")
     cfg = RunConfig("infogan", family.default_config("mnist"))
     for key, value in family.default_train("mnist").items():
         set_value(cfg, f"train.{key}", value)
-    budget = {"steps": args.steps, "minutes": args.minutes, "batch_size": args.batch_size, "threads": args.threads,
-              "seed": args.seed}
-    if args.minutes:
+    budget = {"steps": steps or args.steps, "minutes": args.minutes, "batch_size": args.batch_size,
+              "threads": args.threads, "seed": args.seed}
+    if args.minutes and steps is None:
         budget["steps"] = 10**9  # the clock alone ends the run
     for key, value in budget.items():
         if value is not None:
@@ -53,7 +55,8 @@ def train_run(run_dir: Path, args: argparse.Namespace, data) -> dict:
     cfg.train.progress = False
     validate(cfg)
     start = time.perf_counter()
-    train(cfg, run_dir, data=data)  # not Trainer alone: train() also writes config.json, which the probe reads
+    # not Trainer alone: train() also writes config.json, which the probe reads
+    train(cfg, run_dir, resume=resume, data=data)
     seconds = time.perf_counter() - start
     steps = run_steps(run_dir)
     return {"train": {k: getattr(cfg.train, k) for k in ("batch_size", "lr_g", "lr_d", "ema", "precision", "threads",
@@ -61,6 +64,23 @@ def train_run(run_dir: Path, args: argparse.Namespace, data) -> dict:
             "model": dict(vars(cfg.model_cfg)),
             "steps": steps, "seconds": round(seconds, 1),
             "images_per_s": round(steps * cfg.train.batch_size / seconds, 1)}
+
+
+def scored_budgets(run: Path, args: argparse.Namespace, data) -> dict:
+    """Train one run to each of ``--budgets`` in turn, scoring it at each; the last scores at the top."""
+    budgets = sorted({int(b) for b in args.budgets.split(",")})
+    rows, seconds = [], 0.0
+    print(f"{'steps':>6} {'minutes':>7} {'code recovery':>13} {'Q accuracy':>10}")
+    for i, steps in enumerate(budgets):
+        result = train_run(run, args, data, steps, resume=i > 0)
+        seconds += result["seconds"]
+        rows.append({"steps": result["steps"], "minutes": round(seconds / 60, 1),
+                     **infogan_scores(run, data, args.per_value)})
+        print(f"{rows[-1]['steps']:>6} {rows[-1]['minutes']:>7} {rows[-1]['code_recovery']:>13.1%} "
+              f"{rows[-1]['q_accuracy']:>10.1%}", flush=True)
+    steps = rows[-1]["steps"]
+    return {**result, **rows[-1], "seconds": round(seconds, 1), "budgets": rows,
+            "images_per_s": round(steps * result["train"]["batch_size"] / seconds, 1)}
 
 
 def run_steps(run_dir: Path) -> int:
@@ -75,18 +95,25 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--budgets", help="comma-separated step counts: one run, scored at each (code recovery "
+                        "and Q accuracy; the probe at the last)")
     parser.add_argument("--per-value", type=int, default=500, help="generated images per value of c1")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting on top of the defaults, as `gankit train --set`")
     parser.add_argument("--keep", type=Path, help="train into this folder and keep it (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.budgets and (args.run or args.steps or args.minutes):
+        parser.error("--budgets trains one run to each step count; leave out --run, --steps and --minutes")
 
     data = load_dataset("mnist")
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run) if args.run else args.keep or Path(tmp) / "infogan"
-        result = {"steps": run_steps(run)} if args.run else train_run(run, args, data)
-        result.update(infogan_scores(run, data, args.per_value))
+        if args.budgets:
+            result = scored_budgets(run, args, data)
+        else:
+            result = {"steps": run_steps(run)} if args.run else train_run(run, args, data)
+            result.update(infogan_scores(run, data, args.per_value))
         result["probe"] = probe(run, data)
         family = get_family("infogan")
         untrained = family.build_discriminator(family.default_config("mnist"), data.info)

@@ -104,3 +104,22 @@ def test_sr_benchmark_folds_hold_out_every_photograph_once():
         trained = {p.name.split("@")[0] for p in data.train}
         assert trained == everything - set(held)
         assert len(data.train) == len(trained) * (1 + len(photos.TRAIN_RESCALES))
+
+
+def test_infogan_benchmark_scores_one_run_at_each_budget(tmp_path: Path):
+    """`benchmarks/infogan.py --budgets` must continue one run (not start a new one per budget) and
+    score it at every step count."""
+    import argparse
+    import json
+
+    import infogan
+    from gankit.data import load_dataset
+
+    sets = ["model.dense=32", "model.channels=8", "model.q_hidden=16"]
+    args = argparse.Namespace(budgets="6,3", steps=None, minutes=None, batch_size=16, threads=1, seed=0,
+                              set=sets, per_value=10)
+    result = infogan.scored_budgets(tmp_path / "run", args, load_dataset("mnist"))
+    assert [row["steps"] for row in result["budgets"]] == [3, 6] and result["steps"] == 6
+    assert all(0 <= row["code_recovery"] <= 1 and 0 <= row["q_accuracy"] <= 1 for row in result["budgets"])
+    logged = [json.loads(line)["step"] for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert logged == sorted(logged) and logged[-1] == 6 and len(set(logged)) == len(logged)  # one run, resumed

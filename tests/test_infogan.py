@@ -263,13 +263,43 @@ def test_q_learns_in_g_update_at_g_learning_rate(mnist):
     assert model.trained_with_generator() == [] and len(model.discriminator_parameters()) == len(list(D.parameters()))
 
 
+def test_continuous_r2_is_the_share_of_each_code_q_reads_back(generator):
+    from gankit.probe import continuous_r2
+
+    class Transparent(torch.nn.Module):  # G writes its whole input into the image's first pixels
+        def __init__(self):
+            super().__init__()
+            self.noise_dim, self.codes, self.sample_latent = NOISE, generator.codes, generator.sample_latent
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, z):
+            image = torch.zeros(len(z), 1, 28, 28)
+            image.view(len(z), -1)[:, :z.shape[1]] = z
+            return image
+
+    def reader(keep: list[int]):  # Q reads back the code columns in ``keep`` and guesses 0 for the others
+        def read(x):
+            q = x.flatten(1)[:, NOISE:NOISE + 12].clone()
+            q[:, [i for i in (10, 11) if i not in keep]] = 0
+            return torch.zeros(len(x), 1), q
+        return read
+
+    G = Transparent()
+    assert continuous_r2(G, reader([10, 11])) == {"c2": 1.0, "c3": 1.0}
+    partial = continuous_r2(G, reader([10]))
+    assert partial["c2"] == 1.0 and abs(partial["c3"]) < 0.05
+
+
 def test_probe_and_code_recovery_on_a_tiny_run(run, mnist):
     data = TensorData(mnist.samples[:600], mnist.labels[:600], mnist.info, "mnist")
     result = probe(run, data, n_labels=(20, 100), n_test=300)
-    # conv 8 and 16 channels pooled to 4x4, dense 32, D's logit, Q's dense 16 and its 12 outputs
-    assert result["features"] == 8 * 16 + 16 * 16 + 32 + 1 + 16 + 12 and result["test_images"] == 300
+    # conv 8 and 16 channels pooled to 4x4, dense 32, D's logit, Q's dense 16 and its 14 outputs (10 logits,
+    # 2 means, 2 log-variances)
+    assert result["features"] == 8 * 16 + 16 * 16 + 32 + 1 + 16 + 14 and result["test_images"] == 300
     assert 0.3 < result["accuracy_20"] <= result["accuracy_100"] <= 1  # chance is 0.1
     with pytest.raises(GankitError, match="need 1300 images but the dataset holds 600"):
         probe(run, data, n_labels=(1000,), n_test=300)
     scores = infogan_scores(run, data, per_value=20)
+    r2 = scores.pop("continuous_r2")
     assert set(scores) == {"code_recovery", "q_accuracy"} and all(0.1 <= v <= 1 for v in scores.values())
+    assert set(r2) == {"c2", "c3"} and all(v <= 1 for v in r2.values())

@@ -216,8 +216,21 @@ def q_accuracy(discriminator: nn.Module, codes: LatentCodes, data: TensorData, c
     return matched_accuracy(confusion(predicted, labels, c.values, n_classes))[0]
 
 
+@torch.inference_mode()
+def continuous_r2(generator: InfoGenerator, discriminator: nn.Module, n: int = 2000, seed: int = 0) -> dict[str, float]:
+    """For each continuous code, the share of its variance that Q's estimate explains (R^2) on n
+    images of ``generator``: near 0 when G ignores the code, near 1 when the image shows it."""
+    device = next(generator.parameters()).device
+    z = generator.sample_latent(n, torch.Generator(device=device).manual_seed(seed), device)
+    q = torch.cat([discriminator(generator(z[i:i + BATCH]))[1].float() for i in range(0, n, BATCH)])
+    codes = z[:, generator.noise_dim:]
+    return {c.name: round(float(1 - (codes[:, c.start] - q[:, c.start]).square().mean() / codes[:, c.start].var()), 4)
+            for c in generator.codes.continuous}
+
+
 def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500) -> dict[str, float]:
-    """Code recovery (of the sampling generator) and Q's accuracy on ``data`` for an infogan run."""
+    """Code recovery (of the sampling generator), Q's accuracy on ``data`` and how much of each
+    continuous code Q reads back from the images, for an infogan run."""
     import gankit
     from gankit.metrics import load_extractor
 
@@ -226,7 +239,7 @@ def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500) 
         raise GankitError(f"{run_dir} holds a {family.name} run; code recovery applies to infogan runs.")
     generator = gankit.load(run_dir).generator
     return {"code_recovery": code_recovery(generator, load_extractor("digits"), per_value),
-            "q_accuracy": q_accuracy(D, latent_codes(cfg), data)}
+            "q_accuracy": q_accuracy(D, latent_codes(cfg), data), "continuous_r2": continuous_r2(generator, D)}
 
 
 def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Sequence[int] = (100, 1000),
