@@ -10,7 +10,7 @@ Networks (the paper's MNIST architecture): G: dense 1024 -> dense 128 x H/4 x W/
 ReLU) -> 4x4 transposed convolution to 64 channels (stride 2, BatchNorm + ReLU) -> 4x4
 transposed convolution to the image (stride 2), tanh. D: 4x4 conv 64, stride 2, LeakyReLU(0.1)
 -> 4x4 conv 128 + BatchNorm -> dense 1024 + BatchNorm, then two heads on that one body pass:
-D's real/fake logit and Q's (dense 128 + BatchNorm -> the codes' logits and means).
+D's real/fake logit and Q's (dense 128 + BatchNorm -> the codes' logits, means and log-variances).
 
 The information loss L_I: cross-entropy on Q's logits for each categorical code, and for each
 continuous code the Gaussian negative log-likelihood without its constant, 0.5 (log var + (c -
@@ -19,8 +19,9 @@ mean)^2 with unit variance (the paper's code's ``fix_std``); summed over codes, 
 batch, weighed by lambda_cat and lambda_cont. The paper weighs continuous codes by a smaller lambda
 because their L_I "involves differential entropy": a Gaussian whose variance Q learns. With unit
 variance, lambda_cont 0.1 is too weak for G to use the continuous codes at all (``continuous_r2``
-below 0.04 in five runs); with the learnt variance Q reads 88-93% of each code's variance back. G's loss adds L_I, and G and Q minimise it together in G's
-update, as in the paper's min_{G,Q} max_D V(D, G) - lambda L_I: Q's head belongs to G's optimizer
+below 0.04 in five runs); with the learnt variance Q reads 85-95% of each code's variance back, one
+code showing the slant and the other the width. G's loss adds L_I, and G and Q minimise it together
+in G's update, as in the paper's min_{G,Q} max_D V(D, G) - lambda L_I: Q's head belongs to G's optimizer
 (``trained_with_generator``), and D's body and real/fake head learn the adversarial loss alone
 (``q_update="g"``).
 
