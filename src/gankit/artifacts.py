@@ -78,11 +78,6 @@ def read_generator_meta(folder: Path, what: str = NO_GENERATOR) -> dict:
     return meta
 
 
-def saved_data_info(meta: dict) -> DataInfo:
-    """The data description of a generator.json that ``read_generator_meta`` checked."""
-    return DataInfo.from_dict(meta["data"])
-
-
 def load_generator(folder: Path) -> tuple[Generator, dict]:
     """Rebuild the generator saved in ``folder`` (a run folder or a shared copy of the pair)."""
     folder = Path(folder)
@@ -97,7 +92,7 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
         raise GankitError(f"{folder / 'generator.safetensors'} does not match its recorded checksum; copy it again.")
     family = get_family(meta["family"])
     cfg = config_from_dict(family.Config, meta["model_cfg"], "generator.json model_cfg")
-    info = saved_data_info(meta)
+    info = DataInfo.from_dict(meta["data"])  # checked by read_generator_meta
     generator = family.build_generator(cfg, info)
     try:
         generator.load_state_dict(load_safetensors(raw))

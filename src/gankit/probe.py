@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
-from gankit.artifacts import read_generator_meta, read_json, saved_data_info
+from gankit.artifacts import read_generator_meta, read_json
 from gankit.config import RUN_CONFIG_KEYS, DataConfig, config_from_dict
 from gankit.data import TensorData, load_dataset
 from gankit.data.base import DataInfo
@@ -44,7 +44,7 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
 
 def run_info(run_dir: str | Path) -> DataInfo:
     """The shape (and attributes) of the data the run's networks were built for."""
-    return saved_data_info(read_generator_meta(Path(run_dir), "train the run until it writes a checkpoint."))
+    return DataInfo.from_dict(read_generator_meta(Path(run_dir), "train the run until it writes a checkpoint.")["data"])
 
 
 def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
