@@ -121,3 +121,10 @@ def test_epoch_batches_cover_each_epoch_once_and_shard_across_ranks():
     assert sorted(both.tolist()) == list(range(100))
     with pytest.raises(GankitError, match="lower --batch-size"):
         EpochBatches(10, 64, seed=0)
+
+
+def test_epoch_batches_live_on_the_training_device_in_the_cpu_order():
+    # "meta" stands in for a GPU: the permutation moves there once per epoch, the same on every device.
+    on_device = EpochBatches(100, 10, seed=3, device="meta")
+    assert on_device.indices(12).device.type == "meta" and on_device.indices(12).shape == (10,)
+    assert EpochBatches(100, 10, seed=3).indices(12).device.type == "cpu"

@@ -1,5 +1,6 @@
-"""Divergence: a non-finite loss is caught in the step it appears; the run rolls back with
-lower learning rates, or stops in one sentence keeping its checkpoint; collapse is warned of."""
+"""Divergence: a non-finite loss is caught in the step it appears (on a GPU, at the next log or
+save step); the run rolls back with lower learning rates, or stops in one sentence keeping its
+checkpoint; collapse is warned of."""
 
 import json
 from pathlib import Path
@@ -8,7 +9,7 @@ import torch
 
 from gankit.cli import main
 from gankit.models.gan import GAN
-from gankit.train.checkpoint import latest_checkpoint
+from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint
 from gankit.train.loop import CollapseWatch
 
 from faults import TINY
@@ -56,3 +57,67 @@ def test_collapse_watch_warns_once_after_patience():
     assert [watch.check(r) for r in (pinned, pinned, healthy, pinned, pinned)] == [None] * 5
     assert "told real from fake" in watch.check(pinned)
     assert watch.check(pinned) is None  # once is enough
+
+
+# --- the GPU policy: statistics read back only at log and save steps ----------------------------
+def tiny_trainer(run: Path, **train: str):
+    """A tiny gan Trainer on the CPU that reads statistics back as it would on a GPU."""
+    from gankit.config import RunConfig, set_value
+    from gankit.train import Trainer
+
+    cfg = RunConfig("gan", GAN.default_config("mnist"))
+    settings = {"model.g_hidden": "16,32", "model.d_hidden": "32,16", "train.batch_size": "16",
+                "train.progress": "false", "train.sample_every": "1000000", "train.lr_decay": "0", **train}
+    for key, value in settings.items():
+        set_value(cfg, key, value)
+    trainer = Trainer(cfg, run)
+    trainer.read_every_step = False
+    return trainer
+
+
+def test_on_a_gpu_statistics_are_read_back_only_at_log_and_save_steps(tmp_path: Path, monkeypatch):
+    from gankit.train.loop import Meter
+
+    reads, real_finite = [], Meter.finite
+    monkeypatch.setattr(Meter, "finite", lambda self: reads.append(self.count) or real_finite(self))
+    trainer = tiny_trainer(tmp_path / "run", **{"train.steps": "12", "train.log_every": "4",
+                                                "train.checkpoint_every": "6"})
+    trainer.run()
+    # Steps 4, 6 (a checkpoint), 8 and 12; each read covers the steps since the last log record.
+    assert reads == [4, 2, 4, 4]
+    trainer.read_every_step = True  # the CPU's policy: every step
+    assert trainer._reads_back({"log": False}, wants_stop=False)
+
+
+def test_a_stop_request_is_read_at_once_unless_ranks_must_agree(tmp_path: Path):
+    trainer = tiny_trainer(tmp_path / "run", **{"train.steps": "1"})
+    nothing_due = {"log": False, "score": False, "samples": False, "checkpoint": False}
+    assert not trainer._reads_back(nothing_due, wants_stop=False)
+    assert trainer._reads_back(nothing_due, wants_stop=True)
+    trainer.dist.world = 2  # ranks stop together, at the next read
+    assert not trainer._reads_back(nothing_due, wants_stop=True)
+    assert trainer._reads_back({**nothing_due, "log": True}, wants_stop=True)
+
+
+def test_a_divergence_between_reads_is_rolled_back_and_never_saved(tmp_path: Path, monkeypatch, capsys):
+    real_step, calls = GAN.train_step, {"n": 0}
+
+    def nan_weights_at_step_6(self, batches, ctx):
+        calls["n"] += 1
+        if calls["n"] == 6:  # the weights themselves go bad: every later step is NaN until the rollback
+            with torch.no_grad():
+                self.generator.net[0].weight.fill_(float("nan"))
+        return real_step(self, batches, ctx)
+
+    monkeypatch.setattr(GAN, "train_step", nan_weights_at_step_6)
+    run = tmp_path / "run"
+    trainer = tiny_trainer(run, **{"train.steps": "12", "train.log_every": "4", "train.checkpoint_every": "3",
+                                   "train.rollbacks": "1"})
+    trainer.run()
+    err = capsys.readouterr().err
+    # Read at step 6, before its checkpoint, though no log record falls there.
+    assert "Training diverged at steps 5-6 (" in err and "rolled back to step 3" in err
+    for step_dir in list_checkpoints(run / "checkpoints"):
+        ckpt = read_checkpoint(step_dir)
+        assert all(torch.isfinite(w).all() for w in ckpt.weights.values() if w.is_floating_point()), step_dir
+    assert latest_checkpoint(run / "checkpoints")[0].step == 12

@@ -112,10 +112,13 @@ class EpochBatches:
 
     The order depends only on (seed, epoch), so the batch of any step can be recomputed after
     a resume without saving sampler state, and each distributed rank takes its own slice of
-    the same permutation. The last incomplete batch of an epoch is dropped.
+    the same permutation. The last incomplete batch of an epoch is dropped. The permutation is
+    drawn on the CPU (the same on every device) and moved to ``device`` once per epoch, so a
+    step's indices need no copy from the host.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 device: torch.device | str = "cpu"):
         per_rank = n // world
         if per_rank < batch_size:
             raise GankitError(
@@ -123,7 +126,7 @@ class EpochBatches:
                 f"gets; lower --batch-size to at most {per_rank}."
             )
         self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.device = rank, world, torch.device(device)
         self.per_epoch = per_rank // batch_size
         self._epoch = -1
         self._order: torch.Tensor | None = None
@@ -134,7 +137,7 @@ class EpochBatches:
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = torch.randperm(self.n, generator=g)
-            self._order = order[self.rank :: self.world]
+            self._order = order[self.rank :: self.world].to(self.device)
             self._epoch = epoch
         start = pos * self.batch_size
         return self._order[start : start + self.batch_size]

@@ -168,10 +168,16 @@ class SRDiscriminator(nn.Module):
 def random_crops(tiles: Tensor, crop: int, noise: torch.Generator) -> Tensor:
     """One crop x crop patch at a random position of each tile, in one of its 8 orientations
     (flips and a transpose: the dihedral group, all equally natural for photographs)."""
-    n, _, height, width = tiles.shape
-    ys = torch.randint(height - crop + 1, (n,), generator=noise, device=noise.device).tolist()
-    xs = torch.randint(width - crop + 1, (n,), generator=noise, device=noise.device).tolist()
-    patches = torch.stack([t[:, y:y + crop, x:x + crop] for t, y, x in zip(tiles, ys, xs)])
+    n, channels, height, width = tiles.shape
+    ys = torch.randint(height - crop + 1, (n,), generator=noise, device=noise.device).to(tiles.device)
+    xs = torch.randint(width - crop + 1, (n,), generator=noise, device=noise.device).to(tiles.device)
+    # One gather on the device: the positions are never read back to the host, which on a GPU
+    # would wait for all the work queued before them.
+    offsets = torch.arange(crop, device=tiles.device)
+    rows, cols = ys[:, None] + offsets, xs[:, None] + offsets  # (n, crop) each
+    tile_index = torch.arange(n, device=tiles.device)[:, None, None, None]
+    channel_index = torch.arange(channels, device=tiles.device)[None, :, None, None]
+    patches = tiles[tile_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]
     flips = torch.rand(3, n, 1, 1, 1, generator=noise, device=noise.device).to(tiles.device) < 0.5
     patches = torch.where(flips[0], patches.flip(3), patches)
     patches = torch.where(flips[1], patches.flip(2), patches)

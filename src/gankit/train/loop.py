@@ -78,9 +78,12 @@ class Trainer:
         self.ema = EMA(self.model.generator, t.ema, t.ema_every) if t.ema > 0 else None
         # Each rank draws its own noise stream; the main one is seeded by the run's seed.
         self.noise = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.dist.rank)
-        self.batches = EpochBatches(len(self.data), t.batch_size, t.seed, self.dist.rank, self.dist.world)
+        self.batches = EpochBatches(len(self.data), t.batch_size, t.seed, self.dist.rank, self.dist.world,
+                                    device=self.device)
         self.total_steps = budget_steps(cfg, len(self.data), self.dist.world)
         self.step, self.elapsed = 0, 0.0
+        # Reading a step's statistics back to the host is free on a CPU, not on a GPU (``_reads_back``).
+        self.read_every_step = self.device.type == "cpu"
         self.rollbacks_left = t.rollbacks
         self.lr_scale = 1.0  # lowered by each rollback
         self.collapse = CollapseWatch()
@@ -201,7 +204,7 @@ class Trainer:
         d_steps = self.cfg.train.d_steps
         out = []
         for i in range(d_steps):
-            idx = self.batches.indices(self.step * d_steps + i).to(self.device, non_blocking=True)
+            idx = self.batches.indices(self.step * d_steps + i)
             labels = self.data.labels[idx] if self.data.labels is not None else None
             out.append((self.data.samples[idx], labels))
         return out
@@ -222,20 +225,22 @@ class Trainer:
                 while self.step < self.total_steps:
                     self._set_learning_rates(deadline)
                     stats = self.model.train_step(self._batches(), ctx)
-                    values = torch.stack(list(stats.values())).float()
-                    diverged, stopping = self.dist.any_rank(
-                        not bool(torch.isfinite(values).all()),
-                        self.elapsed >= deadline or stop.requested is not None)
-                    if diverged:
-                        self._recover(stats, log)
-                        meter.restart(self.step)
-                        continue
+                    meter.add(torch.stack(list(stats.values())).float())
                     if self.ema is not None:
                         self.ema.update(self.model.generator, self.step)
-                    meter.add(values)
                     self.step += 1
                     self.elapsed = time.perf_counter() - start
-                    self._on_schedule(meter, list(stats), log)
+                    wants_stop = self.elapsed >= deadline or stop.requested is not None
+                    due = self._due()
+                    if not self._reads_back(due, wants_stop):
+                        continue
+                    diverged, stopping = self.dist.any_rank(not meter.finite(), wants_stop)
+                    if diverged:
+                        self._recover(meter.non_finite(list(stats)), meter.checked + 1, log)
+                        meter.restart(self.step)
+                        continue
+                    meter.checked = self.step
+                    self._on_schedule(meter, list(stats), log, due)
                     if stopping:
                         break
             if stop.requested and log is not None:
@@ -267,21 +272,40 @@ class Trainer:
         mult, steps = group.get("lr_mult", 1.0), group.get("lr_mult_steps", 0)
         return 1 + (mult - 1) * max(0.0, 1 - self.step / steps) if steps else mult
 
-    def _on_schedule(self, meter: "Meter", names: list[str], log: RunLog | None) -> None:
-        """Logging, sample grids and checkpoints, each on its own interval."""
+    def _due(self) -> dict[str, bool]:
+        """Which of the scheduled actions fall on this step, each on its own interval."""
         t = self.cfg.train
-        if self.step % t.log_every == 0 or self.step == self.total_steps:
+        return {"log": self.step % t.log_every == 0 or self.step == self.total_steps,
+                "score": self.scorer is not None and self.step % t.eval_every == 0,
+                "samples": self.step % t.sample_every == 0,
+                "checkpoint": self.step % t.checkpoint_every == 0}
+
+    def _reads_back(self, due: dict[str, bool], wants_stop: bool) -> bool:
+        """Whether this step reads its statistics back to check them and agree on stopping.
+
+        Every step on a CPU, where that is free, so a divergence is named to the step. On a GPU
+        each read makes the host wait until the device has finished all the work queued so far,
+        and the device then idles while the next step's work is queued: so reads happen only at
+        log steps and before anything is saved or drawn, and a divergence is caught up to
+        train.log_every steps late (and rolled back all the same: nothing non-finite is saved).
+        Ranks of a distributed run may only stop together, so only at a read.
+        """
+        return any(due.values()) or self.read_every_step or (wants_stop and not self.dist.active)
+
+    def _on_schedule(self, meter: "Meter", names: list[str], log: RunLog | None, due: dict[str, bool]) -> None:
+        """Logging, sample grids and checkpoints: those ``due`` on this step."""
+        if due["log"]:
             record = {"step": self.step, "time": round(self.elapsed, 3), **meter.flush(names, self.step)}
             if log is not None:
                 log.write(record)
                 warning = self.collapse.check(record)
                 if warning:
                     log.message(warning)
-        if self.scorer is not None and self.step % t.eval_every == 0:
+        if due["score"]:
             self.score(log)
-        if self.step % t.sample_every == 0:
+        if due["samples"]:
             self.save_samples(log)
-        if self.step % t.checkpoint_every == 0:
+        if due["checkpoint"]:
             self.save()
 
     def score(self, log: RunLog | None) -> None:
@@ -299,10 +323,11 @@ class Trainer:
                            self.sampling_generator, self.step, self.data_spec)
             atomic_write_json(best / "scores.json", {"step": self.step, **scores})
 
-    def _recover(self, stats: dict[str, torch.Tensor], log: RunLog | None) -> None:
-        """Roll back to the last good checkpoint with lower learning rates, or stop."""
-        bad = ", ".join(f"{k}={float(v)}" for k, v in stats.items() if not math.isfinite(float(v)))
-        where = f"Training diverged at step {self.step + 1} ({bad})"
+    def _recover(self, bad: str, first_unchecked: int, log: RunLog | None) -> None:
+        """Roll back to the last good checkpoint with lower learning rates, or stop. ``bad`` names the
+        non-finite statistics of the steps since ``first_unchecked``, the first step not yet read back."""
+        steps = f"step {self.step}" if first_unchecked == self.step else f"steps {first_unchecked}-{self.step}"
+        where = f"Training diverged at {steps} ({bad or 'on another rank'})"
         t = self.cfg.train
         has_checkpoint = bool(list_checkpoints(self.run_dir / "checkpoints"))
         if not has_checkpoint:
@@ -337,10 +362,21 @@ class Meter:
     def restart(self, step: int) -> None:
         self.sums: torch.Tensor | None = None
         self.count, self.mark, self.mark_step = 0, time.perf_counter(), step
+        self.checked = step  # the last step whose statistics were read back and found finite
 
     def add(self, values: torch.Tensor) -> None:
         self.sums = values if self.sums is None else self.sums + values
         self.count += 1
+
+    def finite(self) -> bool:
+        """Whether every step since the last log record had finite statistics (a NaN or inf in
+        any step makes its sum one): the read that waits for the device."""
+        return self.sums is None or bool(torch.isfinite(self.sums).all())
+
+    def non_finite(self, names: list[str]) -> str:
+        """The statistics whose sums are not finite, as "loss_d=nan"."""
+        return ", ".join(f"{name}={value}" for name, value in zip(names, self.sums.tolist())
+                         if not math.isfinite(value))
 
     def flush(self, names: list[str], step: int) -> dict[str, float]:
         now = time.perf_counter()
