@@ -10,6 +10,11 @@ counts only what the loop does differently. Their extra losses are added the way
 scripts add them: ACGAN's class cross-entropy to both updates, InfoGAN's information loss
 to G's update (Q learns there, as in gankit, rather than in a third pass).
 
+The super-resolution families (srresnet, srgan) have their own loop (``plain_sr_loop``), as
+seed 004 writes it: a DataLoader of fixed (LR, HR) crop pairs, gankit's G and D, the L1 content
+loss on VGG19 features plus 1e-3 x a least-squares adversarial loss for G, least squares for
+D, all in fp32; srresnet's G alone on the pixel MSE.
+
 The benchmarks run this loop in a fresh process (``in_fresh_process``), as a script runs:
 nothing a gankit run leaves behind in the benchmark's process (allocator state, thread
 settings, compiled code) reaches it.
@@ -27,8 +32,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from gankit.data.base import DataInfo
+from gankit.data.photos import downscale
 from gankit.models import get_family
 from gankit.models.acgan import auxiliary_loss
+from gankit.models.vgg import LAYER_ENDS
 
 LATENT = 100
 
@@ -156,6 +163,7 @@ class PlainFamily(PlainModel):
 
 PLAIN_MODELS = {"gan": PlainGAN, "cgan": PlainCGAN}
 CONV_FAMILIES = ("dcgan", "acgan", "infogan")
+SR_FAMILIES = ("srresnet", "srgan")
 
 
 def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
@@ -213,3 +221,54 @@ def plain_loop(model_name: str, images: torch.Tensor, labels: torch.Tensor, batc
                 on_mark(model, pending[0])
             pending.pop(0)
     return model, steps, trained
+
+
+def random_vgg_features(layer: str = "vgg54") -> nn.Module:
+    """VGG19's convolutions up to ``layer`` with random weights: the same work as the ImageNet
+    weights, which a speed measurement does not need (and this machine does not have)."""
+    from torchvision.models import vgg19
+
+    return vgg19(weights=None).features[:LAYER_ENDS[layer]].eval().requires_grad_(False)
+
+
+def plain_sr_loop(model_name: str, tiles: torch.Tensor, batch_size: int, seconds: float,
+                  info: DataInfo) -> tuple[nn.Module, nn.Module, int, float]:
+    """Seed 004's loop on gankit's SR networks for ``seconds`` of training time:
+    (G, D, steps, training seconds)."""
+    family = get_family(model_name)
+    cfg = family.default_config(family.default_data)
+    G, D = family.build_generator(cfg, info), family.build_discriminator(cfg, info)
+    adversarial = any(p.requires_grad for p in D.parameters())  # srresnet's D is empty
+    vgg = random_vgg_features() if adversarial else None
+    crop, margin = cfg.crop, (tiles.shape[-1] - cfg.crop) // 2
+    hr = tiles[..., margin:margin + crop, margin:margin + crop]  # fixed centre crops, as a dataset folder holds
+    loader = DataLoader(TensorDataset(downscale(hr, cfg.scale), hr), batch_size=batch_size, shuffle=True,
+                        drop_last=True)
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.9, 0.999)) if adversarial else None
+    mse, l1 = nn.MSELoss(), nn.L1Loss()
+    steps, trained, batches = 0, 0.0, iter(loader)
+    while trained < seconds:
+        start = time.perf_counter()
+        try:
+            lr, real = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            lr, real = next(batches)
+        opt_g.zero_grad()
+        sr = G(lr)
+        if adversarial:
+            valid, fake = torch.ones(len(lr), 1), torch.zeros(len(lr), 1)
+            loss_g = l1(vgg(sr), vgg(real).detach()) + 1e-3 * mse(D(sr), valid)
+        else:
+            loss_g = mse(sr, real)
+        loss_g.backward()
+        opt_g.step()
+        if adversarial:
+            opt_d.zero_grad()
+            loss_d = (mse(D(real), valid) + mse(D(sr.detach()), fake)) / 2
+            loss_d.backward()
+            opt_d.step()
+        steps += 1
+        trained += time.perf_counter() - start
+    return G, D, steps, trained

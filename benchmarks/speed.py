@@ -3,7 +3,9 @@
 For each model and batch size: images/s of gankit (its default precision and settings), of
 the plain loop (plain.py), their ratio (the medians of 3 alternating runs of each, every run
 in a fresh process), and the matrix-product bound: the time of the step's matrix products
-alone, run back to back in the precision gankit uses. Prints a table and writes
+alone, run back to back in the precision gankit uses. Every family is measured: the MLP and
+convolutional ones at batch 64 and 256, super-resolution (srresnet, srgan) at the paper's 16,
+srgan with a VGG19 of random weights (the same work as ImageNet's). Prints a table and writes
 benchmarks/results/speed.json, keeping the rows of models and batch sizes it did not measure.
 
     python benchmarks/speed.py [--models gan cgan] [--batches 64 256] [--seconds 10] [--repeats 3]
@@ -23,9 +25,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from plain import CONV_FAMILIES, in_fresh_process, plain_loop  # noqa: E402
+from plain import (CONV_FAMILIES, PLAIN_MODELS, SR_FAMILIES, in_fresh_process, plain_loop,  # noqa: E402
+                   plain_sr_loop, random_vgg_features)
 
-from gankit.config import RunConfig  # noqa: E402
+from gankit.config import DataConfig, RunConfig  # noqa: E402
 from gankit.data import load_dataset  # noqa: E402
 from gankit.models import get_family  # noqa: E402
 from gankit.models.base import GANConfig  # noqa: E402
@@ -38,9 +41,12 @@ RESULTS = Path(__file__).parent / "results"
 def gankit_images_per_s(model: str, batch: int, seconds: float, spec: str) -> tuple[float, str]:
     """Steady-state images/s of the real loop (logging, EMA and checks included); run in a fresh
     process, as the plain loop is: runs of earlier models in one process slowed later ones."""
-    data = load_dataset(spec)
     family = get_family(model)
-    cfg = RunConfig(model, family.default_config(family.default_data))
+    cfg = RunConfig(model, family.default_config(spec))
+    for key, value in family.default_train(spec).items():  # srgan's: no EMA
+        setattr(cfg.train, key, value)
+    cfg.train.minutes = 0  # the step count sized below is the budget
+    data = family.load_data(spec, cfg.data, cfg.model_cfg)
     if isinstance(cfg.model_cfg, GANConfig):
         # The same work as the plain loop, which does not augment (gan's default augmentation is
         # adaptive and stays off for most of a run anyway: models/augment.py).
@@ -48,27 +54,44 @@ def gankit_images_per_s(model: str, batch: int, seconds: float, spec: str) -> tu
     if model == "infogan":  # nor does it ask Q to read the codes off moved fakes (an extra pass through D)
         cfg.model_cfg.q_augment = 0.0
     t = cfg.train
-    t.batch_size, t.progress, t.log_every = batch, False, 25
+    # The first log interval is warm-up; a super-resolution step takes about a second, not milliseconds.
+    probe_steps, t.log_every = (4, 2) if model in SR_FAMILIES else (50, 25)
+    t.batch_size, t.progress = batch, False
     t.sample_every = t.checkpoint_every = 10**9
-    # size the run from a short probe so it lasts about `seconds`
     with tempfile.TemporaryDirectory() as tmp:
-        t.steps = 50
+        if model == "srgan":
+            cfg.model_cfg.vgg_weights = str(write_random_vgg(Path(tmp)))
+        # size the run from a short probe so it lasts about `seconds`
+        t.steps = probe_steps
         probe = Trainer(cfg, Path(tmp) / "probe", data=data)
         start = time.perf_counter()
         probe.run()
-        per_step = (time.perf_counter() - start) / 50
-    with tempfile.TemporaryDirectory() as tmp:
-        t.steps = 25 + max(50, int(seconds / per_step) // 25 * 25)
+        per_step = (time.perf_counter() - start) / probe_steps
+        t.steps = t.log_every + max(probe_steps, int(seconds / per_step) // t.log_every * t.log_every)
         trainer = Trainer(cfg, Path(tmp) / "run", data=data)
         trainer.run()
         records = [json.loads(line) for line in (Path(tmp) / "run/metrics.jsonl").read_text().splitlines()]
-    first, last = records[0], records[-1]  # the first 25 steps are warm-up
+    first, last = records[0], records[-1]
     rate = batch * t.d_steps * (last["step"] - first["step"]) / (last["time"] - first["time"])
     return rate, str(trainer.dtype).replace("torch.", "")
 
 
+def write_random_vgg(folder: Path) -> Path:
+    """A VGG19 weights file of random values, in the layout of torchvision's: srgan's perceptual
+    loss costs the same with any weights."""
+    path = folder / "vgg19-random.pth"
+    torch.save({f"features.{k}": v for k, v in random_vgg_features().state_dict().items()}, path)
+    return path
+
+
 def plain_images_per_s(model: str, batch: int, seconds: float, spec: str) -> float:
     """The plain loop's images/s; run in a fresh process (``in_fresh_process``)."""
+    if model in SR_FAMILIES:
+        family = get_family(model)
+        data = family.load_data(spec, DataConfig(), family.default_config(spec))
+        plain_sr_loop(model, data.samples, batch, 1.0, data.info)  # warm-up
+        _, _, steps, trained = plain_sr_loop(model, data.samples, batch, seconds, data.info)
+        return steps * batch / trained
     data = load_dataset(spec)
     labels = data.labels if model in CONV_FAMILIES else data.labels[:, 0]
     plain_loop(model, data.samples, labels, batch, 2.0, info=data.info)  # warm-up
@@ -78,8 +101,8 @@ def plain_images_per_s(model: str, batch: int, seconds: float, spec: str) -> flo
 
 def matmul_bound(model: str, batch: int, dtype: torch.dtype, repeats: int = 50, rounds: int = 3) -> float | None:
     """Seconds per step of the step's matrix products alone (forward, input and weight grads);
-    None for the convolutional families, whose work is mostly convolutions."""
-    if model in CONV_FAMILIES:
+    None for the convolutional families (super-resolution included), whose work is mostly convolutions."""
+    if model not in PLAIN_MODELS:
         return None
     family = get_family(model)
     m = family(family.default_config(family.default_data), load_dataset(family.default_data).info)
@@ -113,15 +136,16 @@ def matmul_bound(model: str, batch: int, dtype: torch.dtype, repeats: int = 50, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["gan", "cgan", *CONV_FAMILIES])
-    parser.add_argument("--batches", nargs="+", type=int, default=[64, 256])
+    parser.add_argument("--models", nargs="+", default=["gan", "cgan", *CONV_FAMILIES, *SR_FAMILIES])
+    parser.add_argument("--batches", nargs="+", type=int,
+                        help="batch sizes (default 64 and 256; 16, the paper's, for srresnet and srgan)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per loop, setting and repeat")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop; the median counts")
     args = parser.parse_args()
     rows = []
     for model in args.models:
         spec = get_family(model).default_data
-        for batch in args.batches:
+        for batch in args.batches or ((16,) if model in SR_FAMILIES else (64, 256)):
             # Alternated and repeated: on a shared VM a single pair can differ by 20% either way.
             ours_runs, plain_runs = [], []
             for _ in range(args.repeats):

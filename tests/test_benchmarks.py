@@ -37,6 +37,27 @@ def test_plain_loop_trains_the_family_networks(name):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_plain_sr_loop_trains_the_srgan_networks():
+    from plain import plain_sr_loop
+
+    from gankit.models.srgan import SRGAN, SRGANConfig
+
+    info = DataInfo((3, 96, 96))
+    tiles = torch.rand(4, 3, 128, 128) * 2 - 1
+    torch.manual_seed(0)  # the loop's own order of construction: G, then D
+    SRGAN.build_generator(SRGANConfig(), info)
+    d_before = SRGAN.build_discriminator(SRGANConfig(), info).state_dict()
+    torch.manual_seed(0)
+    G, D, steps, seconds = plain_sr_loop("srgan", tiles, 2, 0.01, info)
+    assert steps >= 1 and seconds >= 0.01
+    # G's last conv starts at zero (bicubic skip), so in the first steps only it can move.
+    assert G.tail[0].weight.abs().sum() > 0
+    assert all(not torch.equal(d_before[k], v) for k, v in D.state_dict().items() if v.is_floating_point()
+               and not k.endswith("running_var"))
+    _, srresnet_d, _, _ = plain_sr_loop("srresnet", tiles, 2, 0.01, info)
+    assert not list(srresnet_d.parameters())  # srresnet trains G alone
+
+
 def test_results_name_the_cpu_and_its_bf16_unit():
     """Benchmark JSON records the machine; two machines of one architecture must not read the same."""
     import os
