@@ -107,6 +107,16 @@ def test_toml_values_of_the_wrong_type_name_the_key(capsys, tmp_path, toml, word
     assert code == 2 and words in err
 
 
+def test_a_damaged_config_json_is_named_on_resume_not_given_toml_advice(capsys, tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"model": "gan", "train": 5, "data": {}, "model_cfg": {}}))
+    code, err = run_cli(capsys, "train", "gan", "--resume", str(tmp_path))
+    assert code == 2 and err.count("\n") == 1
+    assert "train must be a table of settings, not 5" in err and f"{tmp_path / 'config.json'} is not the file" in err
+    assert "key = value" not in err
+
+
 def test_unreadable_config_files_name_the_file(capsys, tmp_path):
     (tmp_path / "latin1.toml").write_bytes(b"[train]\n# caf\xe9\nsteps = 1\n")
     code, err = run_cli(capsys, "train", "gan", "--config", str(tmp_path / "latin1.toml"))

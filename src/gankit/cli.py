@@ -35,7 +35,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             raise GankitError(f"{args.resume} holds a {saved.get('model')} run, not {args.model}; "
                               f"resume with `gankit train {saved.get('model')} --resume {args.resume}`.")
         cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], "config.json [model]"))
-        apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]})
+        apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]}, saved_run=Path(args.resume))
     else:
         spec = args.data or ""
         cfg = RunConfig(args.model, family.default_config(spec or family.default_data))

@@ -202,8 +202,9 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise GankitError(f"Config file {path} is not valid TOML ({e}); fix the syntax.") from None
 
 
-def apply_mapping(cfg: RunConfig, mapping: dict[str, Any]) -> None:
-    """Apply a TOML-style mapping of sections to key/value tables."""
+def apply_mapping(cfg: RunConfig, mapping: dict[str, Any], saved_run: Path | None = None) -> None:
+    """Apply a mapping of sections to key/value tables: a TOML config file's, or the config.json
+    of ``saved_run`` when one is given (the fix for a bad entry differs)."""
     for section, table in mapping.items():
         if section == "model" and isinstance(table, str):
             continue  # the family name, already chosen
@@ -212,8 +213,10 @@ def apply_mapping(cfg: RunConfig, mapping: dict[str, Any]) -> None:
                 f"Unknown config section [{section}]; valid sections are {', '.join(SECTIONS)}."
             )
         if not isinstance(table, dict):
-            raise GankitError(f"{section} must be a table of settings, not {table!r}; write [{section}] on its own "
-                              "line, then one key = value per line.")
+            fix = (f"{saved_run / 'config.json'} is not the file gankit wrote: restore it, or start a new run "
+                   "with --out" if saved_run is not None
+                   else f"write [{section}] on its own line, then one key = value per line")
+            raise GankitError(f"{section} must be a table of settings, not {table!r}; {fix}.")
         for name, value in table.items():
             set_value(cfg, f"{section}.{name}", value)
 
