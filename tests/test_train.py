@@ -121,6 +121,67 @@ def test_resume_at_its_budget_trains_nothing_and_says_so(capsys, tmp_path: Path)
     assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == files
 
 
+def test_resume_past_its_minutes_trains_nothing_and_says_so(capsys, tmp_path: Path):
+    assert train_cli("gan", tmp_path / "r", "--steps", "3") == 0
+    files = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--minutes", "0.0001", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "which meets this budget of 0.0001 minutes, so nothing was trained; give a larger --minutes" in err
+    assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == files
+
+
+def test_the_last_step_is_saved_once_when_its_schedule_saves_it(tmp_path: Path, monkeypatch):
+    import gankit.train.loop as loop
+
+    saved, drawn = [], []
+    real_save, real_grid = loop.save_checkpoint, loop.save_preview
+    monkeypatch.setattr(loop, "save_checkpoint", lambda folder, ckpt, keep: saved.append(ckpt.step)
+                        or real_save(folder, ckpt, keep))
+    monkeypatch.setattr(loop, "save_preview", lambda *a, **k: drawn.append(1) or real_grid(*a, **k))
+    assert train_cli("gan", tmp_path / "r", "--steps", "4", "--set", "train.checkpoint_every=2",
+                     "--set", "train.sample_every=4") == 0
+    assert saved == [2, 4] and len(drawn) == 1
+    assert train_cli("gan", tmp_path / "s", "--steps", "3", "--set", "train.checkpoint_every=2") == 0
+    assert saved[2:] == [2, 3]  # a last step off the schedule is saved after the loop
+
+
+def test_learning_rates_never_go_below_zero_past_the_clock(tmp_path: Path):
+    from gankit.config import RunConfig, set_value
+    from gankit.models.gan import GAN
+    from gankit.train import Trainer
+
+    cfg = RunConfig("gan", GAN.default_config("mnist"))
+    for key, value in {"model.g_hidden": "16,32", "model.d_hidden": "32,16", "train.minutes": "1",
+                       "train.lr_decay": "0.5", "train.progress": "false"}.items():
+        set_value(cfg, key, value)
+    trainer = Trainer(cfg, tmp_path / "r")
+    trainer.elapsed = 45.0  # three quarters of the budget: half way down the decay
+    trainer._set_learning_rates(60.0)
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_g / 2)
+    trainer.elapsed = 66.0  # ranks of a distributed run stop together, a few steps past the clock
+    trainer._set_learning_rates(60.0)
+    assert trainer.opt_g.param_groups[0]["lr"] == 0 and trainer.opt_d.param_groups[0]["lr"] == 0
+
+
+def test_a_run_resumed_on_another_kind_of_device_starts_a_new_noise_stream(tmp_path: Path, monkeypatch, capsys):
+    import gankit.train.loop as loop
+
+    assert train_cli("gan", tmp_path / "r", "--steps", "2") == 0
+    real_latest = loop.latest_checkpoint
+
+    def from_a_gpu(folder):  # a CUDA generator's state is 16 bytes; a CPU generator refuses it
+        ckpt, warnings = real_latest(folder)
+        ckpt.rng["noise"] = torch.zeros(16, dtype=torch.uint8)
+        return ckpt, warnings
+
+    monkeypatch.setattr(loop, "latest_checkpoint", from_a_gpu)
+    capsys.readouterr()
+    assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "4", "--no-progress"]) == 0
+    assert "trained on another kind of device" in capsys.readouterr().err
+    assert list_checkpoints(tmp_path / "r/checkpoints")[-1].name == "step-000004"
+
+
 def test_same_seed_same_run_other_seed_other_run(tmp_path: Path):
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
         assert train_cli("gan", tmp_path / name, "--steps", "5", "--seed", seed) == 0

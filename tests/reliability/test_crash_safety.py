@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from gankit.cli import main
-from gankit.train.checkpoint import latest_checkpoint, list_checkpoints
+from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint
 
 from faults import INTERVAL, TINY, kill_once, last_logged_step, start_training, wait_for_progress
 
@@ -79,3 +79,6 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path, 
     assert ckpt.step == 3 and "does not match its checksum" in skipped[0]
     assert main(["train", "gan", "--resume", str(run), "--steps", "8", "--no-progress"]) == 0
     assert "skipped" in capsys.readouterr().out
+    # Reaching step 6 again replaced the damaged copy, and the copy moved aside is gone.
+    assert read_checkpoint(run / "checkpoints/step-000006").step == 6
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000006", "step-000008"]

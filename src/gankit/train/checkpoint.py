@@ -75,9 +75,15 @@ def save_checkpoint(folder: Path, ckpt: Checkpoint, keep: int) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written folder behind
         raise
-    if final.exists():  # a resumed run reached the same step again: replace it
-        shutil.rmtree(final)
-    tmp.rename(final)
+    if final.exists():  # a resumed run reached the same step again (its copy was damaged): replace it
+        # Moved aside, not deleted first: a crash between the two renames still leaves a copy.
+        aside = folder / f".old-step-{ckpt.step:06d}"
+        shutil.rmtree(aside, ignore_errors=True)
+        final.rename(aside)
+        tmp.rename(final)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        tmp.rename(final)
     fsync_dir(folder)
     for old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

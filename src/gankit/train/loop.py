@@ -82,6 +82,7 @@ class Trainer:
                                     device=self.device)
         self.total_steps = budget_steps(cfg, len(self.data), self.dist.world)
         self.step, self.elapsed = 0, 0.0
+        self.saved_step = self.sampled_step = -1  # the steps of the last checkpoint and sample grid written
         # Reading a step's statistics back to the host is free on a CPU, not on a GPU (``_reads_back``).
         self.read_every_step = self.device.type == "cpu"
         self.rollbacks_left = t.rollbacks
@@ -147,16 +148,27 @@ class Trainer:
         for name, opt in (("g", self.opt_g), ("d", self.opt_d)):
             if opt is not None:
                 self._load_optimizer(opt, ckpt.optimizers[name], name.upper())
+        self.step, self.elapsed = ckpt.step, ckpt.state["elapsed"]
         torch.set_rng_state(ckpt.rng["torch"])
-        self.noise.set_state(ckpt.rng["noise"].to(self.noise.get_state().device))
         if "cuda" in ckpt.rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(ckpt.rng["cuda"])
-        self.step, self.elapsed = ckpt.step, ckpt.state["elapsed"]
+        try:
+            self.noise.set_state(ckpt.rng["noise"])
+        except RuntimeError:  # a stream of another kind of device: a CPU run resumed on a GPU, or back
+            self._reseed_noise()
+            if self.dist.is_main:
+                print(f"note: {self.run_dir} was trained on another kind of device, whose noise stream cannot "
+                      "continue here; a new one starts, so the run will not repeat an uninterrupted one exactly.",
+                      file=sys.stderr)
         self.best_fid = ckpt.state.get("best_fid", math.inf)
         self.lr_scale = ckpt.state.get("lr_scale", 1.0)
         self.model.load_training_state(ckpt.state.get("family", {}))
         if not self.dist.is_main:  # the checkpoint holds rank 0's stream; the others start anew
-            self.noise.manual_seed(self.cfg.train.seed * 7919 + self.dist.rank + self.step * 1_000_003)
+            self._reseed_noise()
+
+    def _reseed_noise(self) -> None:
+        """A noise stream derived from the seed, the rank and the step, for a resume that cannot continue the saved one."""
+        self.noise.manual_seed(self.cfg.train.seed * 7919 + self.dist.rank + self.step * 1_000_003)
 
     def _load_optimizer(self, opt: torch.optim.Optimizer, state: dict, network: str) -> None:
         saved, built = len(state["param_groups"]), len(opt.param_groups)
@@ -183,6 +195,7 @@ class Trainer:
 
     def save(self) -> None:
         """Checkpoint plus the shareable generator files (rank 0 only)."""
+        self.saved_step = self.step
         if not self.dist.is_main:
             return
         save_checkpoint(self.run_dir / "checkpoints", self._checkpoint(), self.cfg.train.keep_checkpoints)
@@ -191,6 +204,7 @@ class Trainer:
 
     def save_samples(self, log: RunLog | None = None) -> None:
         """The sample grid (or, for vector data, the picture with D's output and mode metrics)."""
+        self.sampled_step = self.step
         if not self.dist.is_main:
             return
         with evaluating(self.sampling_generator) as generator, evaluating(self.model.discriminator) as d:
@@ -246,8 +260,11 @@ class Trainer:
             if stop.requested and log is not None:
                 log.message(f"{stop.requested} received: saving step {self.step} and stopping; "
                             f"continue with --resume {self.run_dir}.")
-            self.save_samples(log)
-            self.save()
+            # The last step's grid and checkpoint, unless its schedule has just written them.
+            if self.sampled_step != self.step:
+                self.save_samples(log)
+            if self.saved_step != self.step:
+                self.save()
         finally:
             if log is not None:
                 log.close()
@@ -262,7 +279,8 @@ class Trainer:
         factor = self.lr_scale
         if t.lr_decay > 0:
             progress = max(self.step / self.total_steps, self.elapsed / deadline)
-            factor *= min(1.0, (1.0 - progress) / t.lr_decay)
+            # Never below 0: the ranks of a distributed run stop together at a read, a few steps past the clock.
+            factor *= min(1.0, max(0.0, 1.0 - progress) / t.lr_decay)
         for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
             for group in opt.param_groups if opt is not None else ():
                 group["lr"] = base * factor * self._lr_mult(group)
@@ -429,13 +447,25 @@ def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData 
     if not resume and list_checkpoints(run_dir / "checkpoints"):  # a crash before the first one left nothing to keep
         raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
     trainer = Trainer(cfg, run_dir, resume=resume, data=data)
-    if trainer.step >= trainer.total_steps:  # resumed at or past this budget: leave the run's files as they are
+    met = budget_met(trainer)
+    if met is None:
         if trainer.dist.is_main:
-            print(f"note: {run_dir} is at step {trainer.step:,}, which meets this budget of {trainer.total_steps:,} "
-                  "steps, so nothing was trained; give a larger --steps (or --epochs) to train on.", file=sys.stderr)
-        trainer.dist.close()
-        return run_dir
-    if trainer.dist.is_main:
-        write_config(run_dir, cfg)
-    return trainer.run()
+            write_config(run_dir, cfg)
+        return trainer.run()
+    if trainer.dist.is_main:  # resumed at or past this budget: the run's files stay as they are
+        what, flags = met
+        print(f"note: {run_dir} {what}, so nothing was trained; give a larger {flags} to train on.", file=sys.stderr)
+    trainer.dist.close()
+    return run_dir
 
+
+def budget_met(trainer: Trainer) -> tuple[str, str] | None:
+    """How a resumed run already meets its budget, and the flags that give it more; None when it does not."""
+    minutes = trainer.cfg.train.minutes
+    if trainer.step >= trainer.total_steps:
+        return (f"is at step {trainer.step:,}, which meets this budget of {trainer.total_steps:,} steps",
+                "--steps (or --epochs)")
+    if minutes > 0 and trainer.elapsed >= minutes * 60:
+        return (f"has trained {trainer.elapsed / 60:.2f} minutes, which meets this budget of {minutes:g} minutes",
+                "--minutes (or --steps)")
+    return None
