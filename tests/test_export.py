@@ -150,10 +150,13 @@ def test_default_path_is_inside_the_run(infogan_dir):
 
 @pytest.mark.parametrize("fmt, out, message", [
     ("tflite", "g.tflite", "Unknown export format 'tflite'; choose one of onnx, torchscript"),
-    ("torchscript", ".", "choose a writable --out path"),  # a folder, not a file
-    ("torchscript", "file.txt/g.pt", "choose a writable --out path")])  # below a file
-def test_bad_requests_are_user_errors(infogan_dir, tmp_path, fmt, out, message):
+    ("torchscript", ".", "is a folder; give a file path inside it"),
+    ("torchscript", "file.txt/g.pt", "Cannot create the folder of --out .* choose a writable path")])  # below a file
+def test_bad_requests_are_user_errors_before_the_export_runs(infogan_dir, tmp_path, monkeypatch, fmt, out, message):
+    import gankit.export
+
     (tmp_path / "file.txt").write_text("")
+    monkeypatch.setattr(gankit.export, "torchscript_bytes", lambda *a: pytest.fail("exported before checking --out"))
     with pytest.raises(GankitError, match=message):
         export_generator(infogan_dir, fmt, tmp_path / out)
 

@@ -22,7 +22,7 @@ from gankit.models.augment import random_affine
 from gankit.models.gan import GAN, MLPConfig
 from gankit.models.infogan import (InfoGANConfig, LatentCodes, parse_code_assignments, sample_with_codes,
                                    save_traversal)
-from gankit.probe import confusion, infogan_scores, matched_accuracy, probe
+from gankit.probe import confusion, infogan_scores, matched_accuracy, probe, probe_run
 
 TINY = {"model.dense": "32", "model.channels": "8", "model.q_hidden": "16"}
 NOISE = 62  # the default noise width; the default codes add 10 + 2 columns
@@ -222,6 +222,13 @@ def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
     assert not gradients(1.0, "d")[1].any()  # D's loss does not, by default (a zero gradient, for DDP)
     model.cfg.q_update = "d"  # the paper's released code: D's loss trains D's body and Q on L_I
     assert gradients(1.0, "d")[1].abs().sum() > 0
+    model.cfg.q_update = "g"  # a non-finite L_I is reported, but never reaches D's gradients
+    model.info_loss = lambda q, codes: torch.tensor(float("inf"))
+    model.zero_grad(set_to_none=True)
+    loss, stats = model.d_loss(mnist.samples[:8], None, fake.detach(), codes, ctx)
+    loss.backward()
+    assert stats["info"] == float("inf") and loss.isfinite()
+    assert all(p.grad is None or p.grad.isfinite().all() for p in model.discriminator.parameters())
 
 
 def test_g_loss_adds_the_categorical_loss_of_moved_fakes(mnist):
@@ -290,6 +297,18 @@ def test_continuous_r2_is_the_share_of_each_code_q_reads_back(generator):
     assert partial["c2"] == 1.0 and abs(partial["c3"]) < 0.05
 
 
+def test_probe_leaves_a_module_in_its_mode_and_refuses_a_d_that_reads_labels(mnist):
+    some = torch.randperm(len(mnist), generator=torch.Generator().manual_seed(0))[:400]
+    data = TensorData(mnist.samples[some], mnist.labels[some], mnist.info, "mnist")
+    torch.manual_seed(0)
+    dcgan = get_family("dcgan")(get_family("dcgan").default_config("mnist"), mnist.info).discriminator.train()
+    probe(dcgan, data, n_labels=(20,), n_test=100)
+    assert dcgan.training  # as the caller left it
+    cgan = get_family("cgan")(get_family("cgan").default_config("mnist"), mnist.info).discriminator
+    with pytest.raises(GankitError, match="needs labels to read an image"):
+        probe(cgan, data, n_labels=(20,), n_test=100)
+
+
 def test_probe_and_code_recovery_on_a_tiny_run(run, mnist):
     data = TensorData(mnist.samples[:600], mnist.labels[:600], mnist.info, "mnist")
     result = probe(run, data, n_labels=(20, 100), n_test=300)
@@ -301,5 +320,7 @@ def test_probe_and_code_recovery_on_a_tiny_run(run, mnist):
         probe(run, data, n_labels=(1000,), n_test=300)
     scores = infogan_scores(run, data, per_value=20)
     r2 = scores.pop("continuous_r2")
+    # probe_run finds the run's own data (generator.json's) when none is given
+    assert probe_run(run, n_labels=(20,))["features"] == result["features"]
     assert set(scores) == {"code_recovery", "q_accuracy"} and all(0.1 <= v <= 1 for v in scores.values())
     assert set(r2) == {"c2", "c3"} and all(v <= 1 for v in r2.values())

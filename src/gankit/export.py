@@ -31,6 +31,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from gankit.atomic import atomic_write_bytes, writable
 from gankit.errors import GankitError
 from gankit.models.infogan import InfoGenerator
 from gankit.models.srgan import SRResNetGenerator
@@ -155,24 +156,17 @@ def torchscript_bytes(pipe: GeneratorPipeline, metadata: dict) -> bytes:
     return buffer.getvalue()
 
 
-def write_file(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as e:
-        raise GankitError(f"Cannot write {path} ({e.strerror or e}); choose a writable --out path.") from None
-
-
 def export_generator(run_dir: str | Path, fmt: ExportFormat = "onnx", out_path: str | Path | None = None) -> Path:
     """Write the generator of ``run_dir`` as ONNX or TorchScript (default RUN/generator.onnx or
     .pt) and its input layout as ``<out_path>.json``; returns the model file's path."""
     check_format(fmt)
-    out = Path(out_path) if out_path is not None else default_path(run_dir, fmt)
     pipe = load(run_dir)  # on the CPU: exported graphs are device-independent
+    out = writable(out_path if out_path is not None else default_path(run_dir, fmt), "--out")  # before the slow part
     metadata = export_metadata(pipe, fmt)
     data = onnx_bytes(pipe, metadata) if fmt == "onnx" else torchscript_bytes(pipe, metadata)
-    write_file(out, data)
-    write_file(sidecar_path(out), (json.dumps(metadata, indent=2) + "\n").encode())
+    # Each file is whole or absent; the layout goes second, so a layout beside a model is that model's.
+    atomic_write_bytes(out, data)
+    atomic_write_bytes(sidecar_path(out), (json.dumps(metadata, indent=2) + "\n").encode())
     return out
 
 

@@ -24,13 +24,15 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from gankit.artifacts import read_generator_meta, read_json
-from gankit.config import RUN_CONFIG_KEYS, DataConfig, config_from_dict
-from gankit.data import TensorData, load_dataset
+from gankit.config import RUN_CONFIG_KEYS, config_from_dict
+from gankit.data import TensorData
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
+from gankit.metrics.evaluate import run_data
 from gankit.models import get_family
+from gankit.models.base import evaluating
 from gankit.models.infogan import InfoGenerator, LatentCodes, latent_codes
-from gankit.train.checkpoint import latest_checkpoint
+from gankit.train.checkpoint import latest_checkpoint, module_weights
 
 POOL_GRID = 4  # the DCGAN paper pools every conv layer to 4x4
 BATCH = 500
@@ -54,9 +56,14 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
     family = get_family(saved["model"])
     cfg = config_from_dict(family.Config, saved["model_cfg"], "config.json [model]")
     D = family.build_discriminator(cfg, run_info(run))
-    ckpt, _ = latest_checkpoint(run / "checkpoints")
-    prefix = "discriminator."
-    D.load_state_dict({k[len(prefix):]: v for k, v in ckpt.weights.items() if k.startswith(prefix)})
+    ckpt, skipped = latest_checkpoint(run / "checkpoints")
+    for line in skipped:  # a damaged newest checkpoint: the D read here is older than the run's generator
+        print(f"warning: {line}")
+    try:
+        D.load_state_dict(module_weights(ckpt, "discriminator"))
+    except RuntimeError:  # missing keys or size mismatches: config.json no longer builds this D
+        raise GankitError(f"The discriminator in the checkpoint of {run} does not fit the one its config.json "
+                          "builds; restore config.json as `gankit train` wrote it.") from None
     return family, cfg, D.eval().requires_grad_(False)
 
 
@@ -66,13 +73,6 @@ def check_same_shape(run_dir: str | Path, data: TensorData) -> None:
     if tuple(data.info.shape) != shape:
         raise GankitError(f"{data.name} holds images of shape {tuple(data.info.shape)} but {run_dir} trained on "
                           f"{shape}; probe with data of the run's shape, or drop --data to use the run's own.")
-
-
-def run_data(run_dir: str | Path) -> TensorData:
-    """The dataset a run trained on, loaded with the run's data settings."""
-    saved = run_config(run_dir)
-    options = config_from_dict(DataConfig, saved["data"], "config.json [data]")
-    return load_dataset(options.spec or get_family(saved["model"]).default_data, options)
 
 
 def digit_labels(data: TensorData) -> np.ndarray:
@@ -96,6 +96,9 @@ def layer_features(discriminator: nn.Module, images: Tensor) -> np.ndarray:
     layers = [m for m in discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if not layers:
         raise GankitError("This discriminator has no Conv2d or Linear layers to probe.")
+    if getattr(discriminator, "condition", None) is not None:  # an MLP cgan's D multiplies by label embeddings
+        raise GankitError("This discriminator needs labels to read an image, so its features would "
+                          "hold the labels; probe a model whose D reads images alone.")
     outputs: list[Tensor] = []
     hooks = [m.register_forward_hook(lambda module, args, out: outputs.append(pooled(out))) for m in layers]
     device = next(discriminator.parameters()).device
@@ -103,11 +106,7 @@ def layer_features(discriminator: nn.Module, images: Tensor) -> np.ndarray:
     try:
         for start in range(0, len(images), BATCH):
             outputs.clear()
-            try:
-                discriminator(images[start:start + BATCH].to(device))
-            except TypeError:  # an MLP cgan's D multiplies by label embeddings and cannot run without labels
-                raise GankitError("This discriminator needs labels to read an image, so its features would "
-                                  "hold the labels; probe a model whose D reads images alone.") from None
+            discriminator(images[start:start + BATCH].to(device))
             chunks.append(torch.cat(outputs, dim=1).cpu())
     finally:
         for hook in hooks:
@@ -153,10 +152,11 @@ def probe(source: str | Path | nn.Module, data: TensorData, n_labels: Sequence[i
     """
     if isinstance(source, (str, Path)):
         check_same_shape(source, data)
-    D = load_discriminator(source)[2] if isinstance(source, (str, Path)) else source.eval()
+    D = load_discriminator(source)[2] if isinstance(source, (str, Path)) else source
     labels = digit_labels(data)
     train, test = labelled_splits(labels, n_labels, n_test, seed)
-    features = layer_features(D, data.samples)
+    with evaluating(D):  # the caller's module goes back to the mode it had
+        features = layer_features(D, data.samples)
     result: dict[str, float | int] = {"features": features.shape[1], "test_images": len(test)}
     for n, idx in train.items():
         result[f"accuracy_{n}"] = linear_probe_accuracy(features[idx], labels[idx], features[test], labels[test])
@@ -245,7 +245,7 @@ def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500) 
 def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Sequence[int] = (100, 1000),
               seed: int = 0) -> dict[str, float | int]:
     """What `gankit probe RUN` prints: the linear probe, plus code recovery for infogan runs."""
-    data = data if data is not None else run_data(run_dir)
+    data = data if data is not None else run_data(Path(run_dir), run_info(run_dir))
     result = probe(run_dir, data, n_labels, seed=seed)
     if run_config(run_dir)["model"] == "infogan":
         result.update(infogan_scores(run_dir, data))

@@ -397,8 +397,10 @@ class InfoGAN(GANFamily):
         if self.cfg.q_update == "g":
             # Reported only: Q learns in G's update. The zero-weighted term gives Q's weights a
             # (zero) gradient, which DistributedDataParallel needs from every weight it wraps; D's
-            # optimizer does not hold Q, and G's clears the gradient before its own update.
-            return adversarial + 0.0 * info, {**stats, "info": info.detach()}
+            # optimizer does not hold Q, and G's clears the gradient before its own update. It is
+            # made of Q's weights, not of L_I, so a non-finite L_I cannot reach D's gradients.
+            untouched = sum(p.sum() for p in self.discriminator.q_head.parameters())
+            return adversarial + 0.0 * untouched, {**stats, "info": info.detach()}
         return adversarial + info, {**stats, "info": info}
 
     def g_loss(self, fake: Tensor, fake_labels: Tensor | None, ctx: StepContext) -> Tensor:

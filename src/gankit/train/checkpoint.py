@@ -59,6 +59,12 @@ def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: di
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def module_weights(ckpt: Checkpoint, prefix: str) -> dict[str, torch.Tensor]:
+    """The weights of one network of ``ckpt`` ("generator", "discriminator", "ema"), named as its module names them."""
+    start = prefix + "."
+    return {k[len(start):]: v for k, v in ckpt.weights.items() if k.startswith(start)}
+
+
 def save_checkpoint(folder: Path, ckpt: Checkpoint, keep: int) -> Path:
     """Write ``ckpt`` under ``folder/step-NNNNNN`` atomically and keep the newest ``keep``."""
     final = folder / f"step-{ckpt.step:06d}"

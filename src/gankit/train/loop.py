@@ -25,7 +25,7 @@ from gankit.models import GANFamily, StepContext, get_family
 from gankit.metrics import default_extractor, load_extractor, quick_scores
 from gankit.models.base import TrainModules, evaluating
 from gankit.train import distributed
-from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, save_checkpoint
+from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, module_weights, save_checkpoint
 from gankit.train.ema import EMA
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.train.runlog import RunLog
@@ -138,8 +138,7 @@ class Trainer:
             parts["ema"] = self.ema.model
         for prefix, module in parts.items():
             try:
-                module.load_state_dict({k[len(prefix) + 1:]: v for k, v in ckpt.weights.items()
-                                        if k.startswith(prefix + ".")})
+                module.load_state_dict(module_weights(ckpt, prefix))
             except RuntimeError:  # missing keys or size mismatches: the networks are built differently
                 raise GankitError(
                     f"The {prefix} in the checkpoint of {self.run_dir} does not fit the one these settings build: "
