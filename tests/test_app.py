@@ -135,6 +135,18 @@ def test_interpolation_keeps_fixed_codes_and_spans_both_seeds(infogan_dir):
     assert torch.allclose(z[0], za[0], atol=1e-5) and torch.allclose(z[-1], zb[0], atol=1e-5)
 
 
+def test_interpolation_switches_categorical_codes_half_way_and_blends_continuous_ones(infogan_dir):
+    G = gankit.load(infogan_dir).generator
+    za, zb = G.latent_with_codes(1, {"c1": 2, "c2": -1.0}), G.latent_with_codes(1, {"c1": 7, "c2": 1.0})
+    categorical = sum(code.width for code in G.codes.categorical)
+    z = interpolate_latents(za, zb, G.noise_dim, 8, categorical)
+    c1 = z[:, G.noise_dim:G.noise_dim + 10]
+    assert ((c1 == 0) | (c1 == 1)).all() and (c1.sum(1) == 1).all()  # every step is one category
+    assert c1.argmax(1).tolist() == [2, 2, 2, 2, 7, 7, 7, 7]
+    c2 = z[:, G.codes.lookup("c2").start + G.noise_dim]
+    assert torch.allclose(c2, torch.linspace(-1, 1, 8))
+
+
 def test_interpolation_strip_is_one_row(cgan_dir, infogan_dir):
     for run, kwargs in [(cgan_dir, {"choices": {"digit": "4"}}), (infogan_dir, {"codes": {"c1": "1"}})]:
         strip = interpolation_strip(gankit.load(run), 0, 1, **kwargs)
