@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 from gankit.errors import GankitError
 
@@ -69,3 +70,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def atomic_write_encoded(path: Path, encode: Callable[[BinaryIO], None]) -> None:
+    """Replace ``path`` with what ``encode`` writes to a file object (an image or figure encoder):
+    encoded in memory first, so a failed encoding leaves no file and a reader never sees half one."""
+    buffer = io.BytesIO()
+    encode(buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def image_format(path: Path) -> str:
+    """Pillow's name for the image format of ``path``'s suffix, PNG when it has none; ValueError
+    for a suffix Pillow cannot write (encoders given a file object cannot guess it themselves)."""
+    from PIL import Image
+
+    if not path.suffix:
+        return "PNG"
+    name = Image.registered_extensions().get(path.suffix.lower())
+    if name is None or name not in Image.SAVE:
+        raise ValueError(f"unknown file extension: {path.suffix}")
+    return name

@@ -202,11 +202,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _save_grid(images, out: Path, columns: int) -> None:
-    from torchvision.utils import save_image
+    from gankit.train.preview import save_grid
 
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_image(images, out, nrow=columns, normalize=True, value_range=(-1, 1), padding=2)
+        save_grid(images, columns, out)
     except (OSError, ValueError) as e:
         raise GankitError(f"Cannot write the image {out} ({e}); choose a writable --out ending in .png.") from None
 

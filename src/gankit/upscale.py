@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from gankit.artifacts import load_generator, read_generator_meta
-from gankit.atomic import atomic_write_json, writable
+from gankit.atomic import atomic_write_encoded, atomic_write_json, image_format, writable
 from gankit.data.images import DECODE_ERRORS
 from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set, signed
 from gankit.device import resolve_device
@@ -76,13 +76,10 @@ def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path, compa
         image = downscale(hr, s)
     sr, strip = comparison(generator, image, hr if from_hr else None, tile)
     pixels = strip if compare else to_uint8(sr[0])
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix or '.png'}")
     try:
-        Image.fromarray(pixels).save(tmp, format=None if out.suffix else "PNG")
+        atomic_write_encoded(out, lambda f: Image.fromarray(pixels).save(f, format=image_format(out)))
     except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
         raise GankitError(f"Cannot write {out} ({e}); choose a writable path ending in .png or .jpg.") from None
-    tmp.replace(out)
     return out
 
 

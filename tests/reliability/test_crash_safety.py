@@ -82,3 +82,25 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path, 
     # Reaching step 6 again replaced the damaged copy, and the copy moved aside is gone.
     assert read_checkpoint(run / "checkpoints/step-000006").step == 6
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000006", "step-000008"]
+
+
+def test_an_encoder_that_fails_leaves_the_old_image_and_no_stray_file(tmp_path: Path):
+    import pytest
+    from PIL import Image
+
+    from gankit.atomic import atomic_write_encoded, image_format
+
+    path = tmp_path / "grid.png"
+    atomic_write_encoded(path, lambda f: Image.new("RGB", (4, 4)).save(f, format=image_format(path)))
+    before = path.read_bytes()
+
+    def failing(f):
+        f.write(b"half an image")
+        raise OSError("disk went away mid-encode")
+
+    with pytest.raises(OSError):
+        atomic_write_encoded(path, failing)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+    assert image_format(tmp_path / "x.JPG") == "JPEG" and image_format(tmp_path / "x") == "PNG"
+    with pytest.raises(ValueError, match="unknown file extension"):
+        image_format(tmp_path / "x.foo")

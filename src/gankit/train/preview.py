@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
+from gankit.atomic import atomic_write_encoded, image_format
 from gankit.data.base import DataInfo, TensorData
 from gankit.data.toy import GaussianMixture, toy_distribution
 from gankit.metrics.modes import logits_at, one_dimensional, toy_metrics
@@ -66,10 +67,8 @@ def save_preview(generator: Generator, inputs: Preview, path: Path,
 
 
 def save_grid(images: Tensor, columns: int, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    save_image(images, tmp, nrow=columns, normalize=True, value_range=(-1, 1), padding=2)
-    tmp.replace(path)
+    atomic_write_encoded(path, lambda f: save_image(images, f, format=image_format(path), nrow=columns,
+                                                    normalize=True, value_range=(-1, 1), padding=2))
 
 
 def save_vector_preview(fake: np.ndarray, discriminator: nn.Module, data: TensorData, path: Path) -> dict[str, float]:

@@ -7,6 +7,8 @@ from typing import Sequence
 
 from PIL import Image
 
+from gankit.atomic import atomic_write_encoded
+
 
 def write_gif(frames: Sequence[Path], path: Path, ms_per_frame: int = 300) -> None:
     """Write ``frames`` (PNG files of one size, in order) as a looping GIF at ``path``."""
@@ -17,6 +19,5 @@ def write_gif(frames: Sequence[Path], path: Path, ms_per_frame: int = 300) -> No
         with Image.open(frame) as image:
             # An adaptive palette per frame keeps the contour colours; GIF holds 256 at most.
             images.append(image.convert("RGB").quantize(256))
-    tmp = path.with_name(f".{path.name}.tmp.gif")
-    images[0].save(tmp, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
-    tmp.replace(path)
+    atomic_write_encoded(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                        duration=ms_per_frame, loop=0))

@@ -17,6 +17,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gankit.atomic import atomic_write_encoded
+
 SIZE_INCHES, DPI = (5.0, 4.5), 100  # every frame the same size, so frames make one GIF
 
 
@@ -76,7 +78,4 @@ def plot_window(points: np.ndarray, margin: float = 0.25, resolution: int = 150)
 
 def save_png(figure: Figure, path: Path) -> None:
     """Write ``figure`` as a PNG, atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=DPI)
-    tmp.replace(path)
+    atomic_write_encoded(path, lambda f: figure.savefig(f, dpi=DPI, format="png"))
