@@ -45,6 +45,26 @@ def test_label_errors(capsys, cgan_run: Path):
     assert code == 2 and "between 1 and" in err
 
 
+def test_outputs_never_overwrite_the_files_a_run_needs(capsys, cgan_run: Path, tmp_path: Path):
+    kept = {p: p.read_bytes() for p in cgan_run.rglob("*") if p.is_file()}
+    step = sorted((cgan_run / "checkpoints").iterdir())[-1]
+    for argv in (["export", str(cgan_run), "--out", str(cgan_run / "generator.safetensors")],
+                 ["export", str(cgan_run), "--format", "torchscript", "--out", str(step / "weights.safetensors")],
+                 ["eval", str(cgan_run), "--n", "10", "--json", str(cgan_run / "config.json")],
+                 ["sample", str(cgan_run), "--out", str(cgan_run / "generator.json")],
+                 ["sample", str(cgan_run), "--npz", str(step / "samples.npz")]):  # inside a checkpoint
+        code, err = run_cli(capsys, *argv)
+        assert code == 2 and "would overwrite a file that the run in" in err and err.count("\n") == 1, argv
+    assert {p: p.read_bytes() for p in cgan_run.rglob("*") if p.is_file()} == kept
+
+
+def test_sample_outputs_are_checked_before_sampling(capsys, cgan_run: Path, tmp_path: Path):
+    code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(tmp_path))
+    assert code == 2 and "is a folder; give a file path" in err
+    code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(tmp_path / "grid.xyz"))
+    assert code == 2 and "ends in .xyz, which is not an image format" in err and err.count("\n") == 1
+
+
 def test_unconditional_model_refuses_labels(capsys, tmp_path: Path):
     from conftest import train_cli
 

@@ -16,11 +16,29 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+RUN_FILES = ("generator.json", "generator.safetensors", "config.json", "metrics.jsonl")  # what train keeps in a run
+
+
+def run_owning(path: Path) -> Path | None:
+    """The run folder of which ``path`` is one of the files training keeps, or None."""
+    def is_run(folder: Path) -> bool:
+        return (folder / "config.json").is_file() or (folder / "generator.json").is_file()
+
+    if path.name in RUN_FILES and is_run(path.parent):
+        return path.parent
+    return next((folder.parent for folder in path.parents if folder.name == "checkpoints" and is_run(folder.parent)),
+                None)
+
+
 def writable(path: str | Path, what: str) -> Path:
-    """``path`` once its folder exists and takes files: checked before the work, not after it."""
+    """``path`` once its folder exists and takes files: checked before the work, not after it.
+    It must not be one of a run's own files, which an output would destroy."""
     path = Path(path)
     if path.is_dir():
         raise GankitError(f"{what} {path} is a folder; give a file path inside it.")
+    run = run_owning(path.absolute())
+    if run is not None:
+        raise GankitError(f"{what} {path} would overwrite a file that the run in {run} needs; choose another path.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -60,11 +78,16 @@ def write_bytes_synced(path: Path, data: bytes) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
-    write_bytes_synced(tmp, data)
     try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        raise GankitError(f"Cannot replace {path} ({e.strerror or e}); check the folder's permissions.") from None
+        tmp.unlink(missing_ok=True)
+        reason = "it is a folder" if path.is_dir() else e.strerror or str(e)
+        raise GankitError(f"Cannot write {path} ({reason}); free disk space or choose a writable path.") from None
     fsync_dir(path.parent)
 
 
@@ -77,18 +100,23 @@ def atomic_write_encoded(path: Path, encode: Callable[[BinaryIO], None]) -> None
     encoded in memory first, so a failed encoding leaves no file and a reader never sees half one."""
     buffer = io.BytesIO()
     encode(buffer)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # e.g. a file where the folder should be
+        raise GankitError(f"Cannot create the folder {path.parent} ({e.strerror}); move away what is in its "
+                          "place.") from None
     atomic_write_bytes(path, buffer.getvalue())
 
 
 def image_format(path: Path) -> str:
-    """Pillow's name for the image format of ``path``'s suffix, PNG when it has none; ValueError
-    for a suffix Pillow cannot write (encoders given a file object cannot guess it themselves)."""
+    """Pillow's name for the image format of ``path``'s suffix, PNG when it has none (encoders
+    given a file object cannot guess it themselves)."""
     from PIL import Image
 
     if not path.suffix:
         return "PNG"
     name = Image.registered_extensions().get(path.suffix.lower())
     if name is None or name not in Image.SAVE:
-        raise ValueError(f"unknown file extension: {path.suffix}")
+        raise GankitError(f"{path} ends in {path.suffix}, which is not an image format gankit can write; "
+                          "end it in .png or .jpg.")
     return name

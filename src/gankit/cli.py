@@ -169,8 +169,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if vectors and (args.interpolate or args.out):
         raise GankitError(f"{args.run} generates {pipe.info.shape[0]}-d points, not images; drop --interpolate and "
                           "--out, and use --npz to save the points.")
+    grid = None if vectors or (args.npz and not args.out) else writable(args.out or Path(args.run) / "sample.png",
+                                                                        "--out")
     if args.interpolate:
-        out = Path(args.out or Path(args.run) / "interpolation.png")
+        out = writable(args.out or Path(args.run) / "interpolation.png", "--out")
         _save_grid(pipe.interpolate(args.interpolate, args.seed, labels[:1] if labels else None), out, args.interpolate)
         print(f"wrote an interpolation of {args.interpolate} steps to {out}")
         return 0
@@ -191,13 +193,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 arrays[a.name] = y.numpy()[:, i]
                 arrays[f"{a.name}_names"] = np.array(a.values)
         npz = Path(args.npz)
-        npz = npz if npz.suffix == ".npz" else npz.with_name(npz.name + ".npz")  # what numpy writes anyway
+        npz = writable(npz if npz.suffix == ".npz" else npz.with_name(npz.name + ".npz"), "--npz")  # numpy's name
         _save_npz(npz, arrays)
         print(f"wrote {n} samples to {npz}")
-    if images.dim() == 4 and (args.out or not args.npz):
-        out = Path(args.out or Path(args.run) / "sample.png")
-        _save_grid(images, out, columns)
-        print(f"wrote a grid of {n} images to {out}")
+    if grid is not None:
+        _save_grid(images, grid, columns)
+        print(f"wrote a grid of {n} images to {grid}")
     return 0
 
 
@@ -206,7 +207,7 @@ def _save_grid(images, out: Path, columns: int) -> None:
 
     try:
         save_grid(images, columns, out)
-    except (OSError, ValueError) as e:
+    except ValueError as e:  # what the encoder refuses
         raise GankitError(f"Cannot write the image {out} ({e}); choose a writable --out ending in .png.") from None
 
 

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from gankit.cli import main
+from gankit.errors import GankitError
 from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint
 
 from faults import INTERVAL, TINY, kill_once, last_logged_step, start_training, wait_for_progress
@@ -102,5 +103,22 @@ def test_an_encoder_that_fails_leaves_the_old_image_and_no_stray_file(tmp_path: 
         atomic_write_encoded(path, failing)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["grid.png"]
     assert image_format(tmp_path / "x.JPG") == "JPEG" and image_format(tmp_path / "x") == "PNG"
-    with pytest.raises(ValueError, match="unknown file extension"):
+    with pytest.raises(GankitError, match="ends in .foo, which is not an image format gankit can write"):
         image_format(tmp_path / "x.foo")
+
+
+def test_a_failed_replace_names_the_file_not_its_temporary(tmp_path: Path, monkeypatch):
+    import os
+
+    import pytest
+
+    from gankit.atomic import atomic_write_bytes
+
+    def no_space(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(GankitError) as caught:
+        atomic_write_bytes(tmp_path / "scores.json", b"{}")
+    assert str(caught.value).startswith(f"Cannot write {tmp_path / 'scores.json'} (No space left on device)")
+    assert "checkpoint" not in str(caught.value) and list(tmp_path.iterdir()) == []
