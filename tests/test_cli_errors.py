@@ -58,6 +58,47 @@ def test_outputs_never_overwrite_the_files_a_run_needs(capsys, cgan_run: Path, t
     assert {p: p.read_bytes() for p in cgan_run.rglob("*") if p.is_file()} == kept
 
 
+def test_resume_refuses_flags_it_would_drop_and_paths_that_are_not_run_folders(capsys, cgan_run: Path, tmp_path):
+    import json
+
+    for extra, flag in ((["--out", str(tmp_path / "elsewhere")], "--out"), (["--config", "c.toml"], "--config"),
+                        (["--init", str(cgan_run)], "--init")):
+        code, err = run_cli(capsys, "train", "cgan", "--resume", str(cgan_run), *extra)
+        assert code == 2 and f"{flag} does not apply with --resume" in err and err.count("\n") == 1
+    assert not (tmp_path / "elsewhere").exists()
+    code, err = run_cli(capsys, "train", "cgan", "--resume", "")
+    assert code == 2 and "not an empty path" in err
+    code, err = run_cli(capsys, "train", "cgan", "--resume", str(cgan_run / "config.json"))
+    assert code == 2 and "is a file; give the run folder" in err
+    (tmp_path / "config.json").write_text(json.dumps({"model": None, "train": {}, "data": {}, "model_cfg": {}}))
+    code, err = run_cli(capsys, "train", "cgan", "--resume", str(tmp_path))
+    assert code == 2 and "its model entry is None" in err and "gankit train None" not in err
+
+
+def test_a_file_given_for_a_folder_or_a_folder_for_a_file_says_which(capsys, cgan_run: Path, tmp_path: Path):
+    code, err = run_cli(capsys, "sample", str(cgan_run / "config.json"))
+    assert code == 2 and "is a file, not a folder" in err
+    code, err = run_cli(capsys, "train", "srgan", "--steps", "1", "--vgg-weights", str(tmp_path))
+    assert code == 2 and f"VGG19 weights file {tmp_path} is a folder" in err
+
+
+def test_generator_files_that_gankit_never_writes_are_one_sentence(capsys, cgan_run: Path, tmp_path: Path):
+    import json
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cgan_run, copy)
+    meta = json.loads((copy / "generator.json").read_text())
+    for change, words in ((("model_cfg", "latent_dim", -1), "model.latent_dim must be at least 1, not -1"),
+                          (("model_cfg", "g_hidden", [64]), "does not hold the weights of the cgan generator")):
+        section, key, value = change
+        broken = json.loads(json.dumps(meta))
+        broken[section][key] = value
+        (copy / "generator.json").write_text(json.dumps(broken))
+        code, err = run_cli(capsys, "sample", str(copy))
+        assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
 def test_sample_outputs_are_checked_before_sampling(capsys, cgan_run: Path, tmp_path: Path):
     code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(tmp_path))
     assert code == 2 and "is a folder; give a file path" in err

@@ -82,7 +82,8 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
     """Rebuild the generator saved in ``folder`` (a run folder or a shared copy of the pair)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise GankitError(f"Run folder {folder} does not exist; pass the folder that `gankit train` wrote.")
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise GankitError(f"Run folder {folder} {state}; pass the folder that `gankit train` wrote.")
     meta = read_generator_meta(folder)
     try:
         raw = (folder / "generator.safetensors").read_bytes()
@@ -93,9 +94,24 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
     family = get_family(meta["family"])
     cfg = config_from_dict(family.Config, meta["model_cfg"], "generator.json model_cfg")
     info = DataInfo.from_dict(meta["data"])  # checked by read_generator_meta
-    generator = family.build_generator(cfg, info)
+    settings = folder / "generator.json"
     try:
-        generator.load_state_dict(load_safetensors(raw))
-    except Exception as e:  # safetensors and torch raise several types for a damaged file
-        raise GankitError(f"{folder / 'generator.safetensors'} does not fit a {meta['family']} generator ({e}).") from None
+        cfg.validate()
+        generator = family.build_generator(cfg, info)
+    except GankitError as e:
+        raise GankitError(f"{settings} holds settings gankit never writes ({str(e).rstrip('.')}); "
+                          "copy the run folder again.") from None
+    except RuntimeError as e:  # sizes that cannot be allocated
+        raise GankitError(f"{settings} describes a generator that cannot be built here "
+                          f"({str(e).strip().splitlines()[0]}); copy the run folder again.") from None
+    weights = folder / "generator.safetensors"
+    try:
+        state = load_safetensors(raw)
+    except Exception as e:  # safetensors raises several types for a damaged file
+        raise GankitError(f"{weights} is damaged ({e}); copy the run folder again.") from None
+    try:
+        generator.load_state_dict(state)
+    except RuntimeError:  # torch lists every missing or misshapen weight, over many lines
+        raise GankitError(f"{weights} does not hold the weights of the {meta['family']} generator that "
+                          f"{settings} describes; copy the two files of one run together.") from None
     return generator.eval().requires_grad_(False), meta

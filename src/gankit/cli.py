@@ -26,11 +26,15 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     from gankit.models import get_family
 
     family = get_family(args.model)
-    if args.resume:
+    if args.resume is not None:
         from gankit.artifacts import read_json
 
+        check_resume_flags(args)
         saved = read_json(Path(args.resume) / "config.json", "resume needs the run folder that train wrote.",
                           RUN_CONFIG_KEYS)
+        if not isinstance(saved["model"], str):
+            raise GankitError(f"{Path(args.resume) / 'config.json'} is not the file gankit wrote (its model entry is "
+                              f"{saved['model']!r}); restore it, or start a new run with --out.")
         if saved.get("model") != args.model:
             raise GankitError(f"{args.resume} holds a {saved.get('model')} run, not {args.model}; "
                               f"resume with `gankit train {saved.get('model')} --resume {args.resume}`.")
@@ -61,15 +65,28 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return cfg
 
 
+def check_resume_flags(args: argparse.Namespace) -> None:
+    """--resume continues a run in its own folder with its own settings: flags that would choose
+    another folder or other starting settings are refused rather than silently dropped."""
+    if not args.resume.strip():
+        raise GankitError("--resume needs the run folder to continue, not an empty path.")
+    if Path(args.resume).is_file():
+        raise GankitError(f"--resume {args.resume} is a file; give the run folder that `gankit train` wrote.")
+    for flag, value in (("--out", args.out), ("--config", args.config), ("--init", args.init)):
+        if value:
+            raise GankitError(f"{flag} does not apply with --resume, which continues {args.resume} in place with its "
+                              "own settings; drop it (change a setting with --set section.key=value).")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from gankit.train import train
 
     cfg = build_config(args)
-    if args.resume:
+    if args.resume is not None:
         run_dir = Path(args.resume)
     else:
         run_dir = Path(args.out) if args.out else Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = train(cfg, run_dir, resume=bool(args.resume))
+    run_dir = train(cfg, run_dir, resume=args.resume is not None)
     print(f"run folder: {run_dir}")
     return 0
 

@@ -38,7 +38,8 @@ def load_upscaler(run_dir: str | Path, device: str = "auto") -> tuple[SRResNetGe
 def read_image(path: Path) -> torch.Tensor:
     """An image file as (1, 3, H, W) in [-1, 1], or a GankitError naming it."""
     if not path.is_file():
-        raise GankitError(f"{path} does not exist; give the path of an image file.")
+        state = "is a folder" if path.is_dir() else "does not exist"
+        raise GankitError(f"{path} {state}; give the path of an image file.")
     try:
         pixels = decode_native(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

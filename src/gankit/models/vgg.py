@@ -39,7 +39,8 @@ def locate_weights(path: str | Path | None = None) -> Path:
     candidates = [Path(p).expanduser() for p in (path, os.environ.get(ENV_VARIABLE)) if p]
     for candidate in candidates:
         if not candidate.is_file():
-            raise GankitError(f"VGG19 weights file {candidate} does not exist; give the path of {WEIGHTS_FILE}.")
+            state = "is a folder" if candidate.is_dir() else "does not exist"
+            raise GankitError(f"VGG19 weights file {candidate} {state}; give the path of {WEIGHTS_FILE}.")
         return candidate
     if hub_weights_path().is_file():
         return hub_weights_path()
