@@ -122,3 +122,45 @@ def test_a_failed_replace_names_the_file_not_its_temporary(tmp_path: Path, monke
         atomic_write_bytes(tmp_path / "scores.json", b"{}")
     assert str(caught.value).startswith(f"Cannot write {tmp_path / 'scores.json'} (No space left on device)")
     assert "checkpoint" not in str(caught.value) and list(tmp_path.iterdir()) == []
+
+
+def test_checkpoints_whose_content_gankit_never_writes_are_skipped(tmp_path: Path, capsys):
+    import hashlib
+
+    import pytest
+
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "6", *TINY, "--set", "train.checkpoint_every=3"]) == 0
+    newest = list_checkpoints(run / "checkpoints")[-1]
+    manifest = json.loads((newest / "manifest.json").read_text())
+    good_state = (newest / "state.json").read_text()
+    for bad in ({"step": "x"}, {"step": -5}, {"optimizers": None}, {"optimizers": {}}, {"lr_scale": "x"},
+                {"family": None}, {"elapsed": None}):
+        state = {**json.loads(good_state), **bad}
+        data = json.dumps(state).encode()
+        (newest / "state.json").write_bytes(data)  # checksummed again: content, not a torn write
+        (newest / "manifest.json").write_text(json.dumps({**manifest, "state.json": hashlib.sha256(data).hexdigest()}))
+        with pytest.raises(GankitError, match=f"Checkpoint {newest} is damaged"):
+            read_checkpoint(newest)
+    (newest / "manifest.json").write_text("[]")
+    with pytest.raises(GankitError, match="its manifest does not list its files"):
+        read_checkpoint(newest)
+    capsys.readouterr()
+    assert main(["train", "gan", "--resume", str(run), "--steps", "7", "--no-progress"]) == 0
+    assert "skipped" in capsys.readouterr().out  # it fell back to step 3
+
+
+def test_run_files_of_the_wrong_kind_are_one_sentence_on_resume(tmp_path: Path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "2", *TINY]) == 0
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").mkdir()
+    assert main(["train", "gan", "--resume", str(run), "--steps", "3", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "metrics.jsonl is not readable (it is a folder); move it away" in err and err.count("\n") == 1
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").write_text("")
+    assert main(["train", "gan", "--resume", str(run), "--steps", "3", "--no-progress"]) == 2
+    assert "checkpoints is a file, not the run's checkpoints folder" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from gankit.atomic import fsync_dir, sha256_bytes, write_bytes_synced
 from gankit.errors import GankitError
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
+FILES = ("weights.safetensors", "optimizers.safetensors", "rng.safetensors", "state.json")  # what the manifest lists
 
 
 @dataclass
@@ -67,6 +68,7 @@ def module_weights(ckpt: Checkpoint, prefix: str) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(folder: Path, ckpt: Checkpoint, keep: int) -> Path:
     """Write ``ckpt`` under ``folder/step-NNNNNN`` atomically and keep the newest ``keep``."""
+    require_folder(folder)
     final = folder / f"step-{ckpt.step:06d}"
     tmp = folder / f".tmp-step-{ckpt.step:06d}"
     for stale in folder.glob(".tmp-step-*"):  # left by a crash in the middle of a write
@@ -116,8 +118,15 @@ def _write_checkpoint_files(tmp: Path, ckpt: Checkpoint) -> None:
     fsync_dir(tmp)
 
 
+def require_folder(folder: Path) -> None:
+    """A run's checkpoints folder must be a folder when anything is there at all."""
+    if folder.exists() and not folder.is_dir():
+        raise GankitError(f"{folder} is a file, not the run's checkpoints folder; move it away, then try again.")
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
     """Complete checkpoint folders, oldest first (temporary folders are never listed)."""
+    require_folder(folder)
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if p.is_dir() and STEP_DIR.match(p.name)]
@@ -128,18 +137,44 @@ def read_checkpoint(path: Path) -> Checkpoint:
     """Load one checkpoint folder, verifying every file against the manifest."""
     try:
         manifest = json.loads((path / "manifest.json").read_text())
-        raw = {name: (path / name).read_bytes() for name in manifest}
+        if not isinstance(manifest, dict) or any(not isinstance(manifest.get(name), str) for name in FILES):
+            raise ValueError("its manifest does not list its files")
+        raw = {name: (path / name).read_bytes() for name in FILES}
     except (OSError, ValueError) as e:
         raise GankitError(f"Checkpoint {path} is incomplete ({e}).") from None
-    for name, digest in manifest.items():
-        if sha256_bytes(raw[name]) != digest:
+    for name in FILES:
+        if sha256_bytes(raw[name]) != manifest[name]:
             raise GankitError(f"Checkpoint {path} is corrupt: {name} does not match its checksum.")
-    state = json.loads(raw["state.json"])
-    opt_tensors = load_safetensors(raw["optimizers.safetensors"])
-    optimizers = {name: _unflatten_optimizer(name, opt_tensors, meta)
-                  for name, meta in state.pop("optimizers").items()}
-    return Checkpoint(state.pop("step"), load_safetensors(raw["weights.safetensors"]), optimizers,
-                      load_safetensors(raw["rng.safetensors"]), state)
+    try:
+        state = json.loads(raw["state.json"])
+        check_state(state)
+        opt_tensors = load_safetensors(raw["optimizers.safetensors"])
+        optimizers = {name: _unflatten_optimizer(name, opt_tensors, meta)
+                      for name, meta in state.pop("optimizers").items()}
+        return Checkpoint(state.pop("step"), load_safetensors(raw["weights.safetensors"]), optimizers,
+                          load_safetensors(raw["rng.safetensors"]), state)
+    except Exception as e:  # json, safetensors and the unflattening raise several types for content gankit never writes
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GankitError(f"Checkpoint {path} is damaged ({reason}).") from None
+
+
+def check_state(state: object) -> None:
+    """Raise ValueError when ``state.json`` does not hold what ``save_checkpoint`` writes."""
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not isinstance(state, dict):
+        raise ValueError("state.json is not a JSON object")
+    step, optimizers = state.get("step"), state.get("optimizers")
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+        raise ValueError(f"state.json's step is {step!r}, not a whole number")
+    if not (isinstance(optimizers, dict) and "g" in optimizers and all(isinstance(m, dict) for m in optimizers.values())):
+        raise ValueError("state.json does not describe G's optimizer")
+    wrong = [key for key, ok in (("elapsed", number), ("lr_scale", number), ("best_fid", number),
+                                 ("family", lambda v: isinstance(v, dict)), ("model", lambda v: isinstance(v, str)))
+             if key in state and not ok(state[key])]
+    if "elapsed" not in state or wrong:
+        raise ValueError(f"state.json's {', '.join(wrong) or 'elapsed'} entry does not hold what gankit writes")
 
 
 def latest_checkpoint(folder: Path) -> tuple[Checkpoint, list[str]]:

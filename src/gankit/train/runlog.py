@@ -11,6 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gankit.atomic import atomic_write_bytes
+from gankit.errors import GankitError
 
 SHOWN = ("loss_d", "loss_g", "fid")
 
@@ -52,6 +53,10 @@ def keep_records_until(path: Path, step: int) -> None:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         return
+    except (OSError, UnicodeDecodeError) as e:
+        reason = "it is a folder" if path.is_dir() else getattr(e, "strerror", None) or "it is not UTF-8 text"
+        raise GankitError(f"{path} is not readable ({reason}); move it away (the run logs anew from its "
+                          "checkpoint) and resume again.") from None
     kept = []
     for line in lines:
         try:
