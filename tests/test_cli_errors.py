@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gankit.cli import main
+from gankit.errors import GankitError
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
@@ -99,6 +100,20 @@ def test_generator_files_that_gankit_never_writes_are_one_sentence(capsys, cgan_
         assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err, err
 
 
+def test_samples_that_would_not_fit_in_memory_are_refused():
+    from gankit.data.base import DataInfo
+    from gankit.pipeline import MAX_VALUES, GeneratorPipeline
+
+    class Faces128:  # only the shape matters: nothing is generated
+        info = DataInfo((3, 128, 128))
+
+    pipe = GeneratorPipeline(Faces128(), {"family": "dcgan"})
+    with pytest.raises(GankitError, match=r"1,000,000 samples of shape \(3, 128, 128\) would take 183 GiB of memory; "
+                                          r"ask for at most 21,845 at a time"):
+        pipe.generate(1_000_000)
+    assert MAX_VALUES // (3 * 128 * 128) == 21_845 and 1_000_000 * 784 <= MAX_VALUES  # a million digits still fit
+
+
 def test_sample_outputs_are_checked_before_sampling(capsys, cgan_run: Path, tmp_path: Path):
     code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(tmp_path))
     assert code == 2 and "is a folder; give a file path" in err
@@ -148,6 +163,10 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--set", "train.seed=9223372036854775807"], "train.seed must be a whole number between 0 and"),
     (["train", "gan", "--set", "train.eval_every=1", "--set", "train.eval_samples=5"],
      "train.eval_samples must be at least 10 when train.eval_every is set, not 5"),
+    (["train", "gan", "--set", "data.image_size=100000"], "data.image_size must be between 0 (the source's own size) "
+                                                          "and 1,024 pixels, not 100000"),
+    (["data", "export", "faces", "/tmp/gankit-never-written", "--n", "5", "--size", "100000"],
+     "--size 100000 is larger than 1,024 pixels"),
 ])
 def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
     code, err = run_cli(capsys, *argv)
@@ -201,6 +220,32 @@ def test_outputs_in_unwritable_places_fail_before_the_work(capsys, cgan_run: Pat
     code, err = run_cli(capsys, "eval", str(cgan_run), "--n", "20", "--json", str(tmp_path / "file" / "x.json"))
     assert code == 2 and "Cannot create the folder of --json" in err
     assert not (tmp_path / "file" / "x.json").exists()
+
+
+def test_probe_and_eval_refuse_runs_they_cannot_read_in_one_sentence(capsys, tmp_path: Path):
+    import json
+    import shutil
+
+    from conftest import train_cli
+
+    from gankit.artifacts import FORMAT
+    from gankit.probe import labelled_splits
+
+    sr = tmp_path / "sr"
+    sr.mkdir()
+    (sr / "generator.json").write_text(json.dumps({"format": FORMAT, "family": "srresnet", "model_cfg": {},
+                                                   "data": {"shape": [3, 32, 32], "attributes": []}}))
+    code, err = run_cli(capsys, "probe", str(sr))
+    assert code == 2 and "is a super-resolution run" in err and "drop --data" not in err
+    assert train_cli("gan", tmp_path / "gan", "--steps", "2") == 0
+    shutil.rmtree(tmp_path / "gan/checkpoints")
+    code, err = run_cli(capsys, "probe", str(tmp_path / "gan"), "--labels", "20")
+    assert code == 2 and "has no checkpoint, which is where D is kept" in err and "--resume" not in err
+    with pytest.raises(GankitError, match="holds out 2000 test images .* probe a larger dataset"):
+        labelled_splits(np.arange(200) % 10, (10,), 2000, 0)
+    assert train_cli("gan", tmp_path / "toy", "--steps", "2", "--data", "toy:ring8") == 0
+    code, err = run_cli(capsys, "eval", str(tmp_path / "toy"), "--n", "20")
+    assert code == 2 and "These scores compare images" in err and "Inception" not in err
 
 
 def test_probe_and_serve_arguments(capsys, cgan_run: Path):

@@ -105,7 +105,8 @@ def test_parse_code_assignments(generator):
     assert parse_code_assignments([], generator) == {}
     errors = {"c9=1": "Unknown code 'c9'; this model's codes are c1 (categorical, 0-9), c2 (continuous), c3",
               "c1=10": "categorical with values 0-9, not '10'", "c1=2.5": "categorical with values 0-9, not '2.5'",
-              "c2=abc": "continuous and needs a number such as 0.5, not 'abc'", "c2=nan": "not 'nan'",
+              "c2=abc": "continuous and needs a number between -1,000,000 and 1,000,000 such as 0.5 (its prior is -1 to 1), "
+                        "not 'abc'", "c2=nan": "not 'nan'", "c2=1e308": "not '1e308'",
               "c1": "must look like NAME=VALUE", "=3": "must look like NAME=VALUE"}
     for assignment, message in errors.items():
         with pytest.raises(GankitError, match=message.replace("(", r"\(").replace(")", r"\)")):

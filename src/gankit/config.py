@@ -221,6 +221,7 @@ def apply_mapping(cfg: RunConfig, mapping: dict[str, Any], saved_run: Path | Non
             set_value(cfg, f"{section}.{name}", value)
 
 
+MAX_IMAGE_SIZE = 1024  # a side in pixels: larger is a typo here (one such dataset of 5,000 images is 60 GB)
 MIN_SCORED_SAMPLES = 10  # IS uses 10 splits and precision/recall 3 neighbours (metrics/evaluate.py)
 SEED_MAX = 2**31 - 1  # the noise streams derive seeds from it (seed * 7919 + ...), which must fit in 64 bits
 
@@ -249,8 +250,9 @@ def validate(cfg: RunConfig) -> None:
         raise GankitError(f"train.batch_size must be at least 2, not {t.batch_size}.")
     if cfg.data.channels not in (0, 1, 3):
         raise GankitError(f"data.channels must be 1 (grayscale) or 3 (RGB), not {cfg.data.channels}.")
-    if cfg.data.image_size < 0:
-        raise GankitError(f"data.image_size must not be negative, not {cfg.data.image_size}.")
+    if not 0 <= cfg.data.image_size <= MAX_IMAGE_SIZE:
+        raise GankitError(f"data.image_size must be between 0 (the source's own size) and {MAX_IMAGE_SIZE:,} pixels, "
+                          f"not {cfg.data.image_size}.")
     non_negative = {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes,
                     "train.eval_every": t.eval_every, "train.threads": t.threads, "train.rollbacks": t.rollbacks}
     for key, value in non_negative.items():

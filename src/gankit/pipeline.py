@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +17,7 @@ from gankit.errors import GankitError
 from gankit.models.base import Generator, random_labels
 
 MAX_SAMPLES = 1_000_000
+MAX_VALUES = 2**30  # float32 values one call may return (4 GiB): MAX_SAMPLES MNIST digits fit, large images do not
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 
 
@@ -71,6 +73,11 @@ class GeneratorPipeline:
                  batch_size: int = 1000) -> tuple[Tensor, Tensor | None]:
         """``n`` samples in [-1, 1] (images: (n, C, H, W)) on the CPU, and their (n, A) labels."""
         n = require_whole(n, "The number of samples", 1, MAX_SAMPLES)
+        per_sample = math.prod(self.info.shape)
+        if n * per_sample > MAX_VALUES:
+            raise GankitError(f"{n:,} samples of shape {tuple(self.info.shape)} would take {n * per_sample * 4 / 2**30:.0f} "
+                              f"GiB of memory; ask for at most {MAX_VALUES // per_sample:,} at a time, with another "
+                              "seed for each batch.")
         batch_size = require_whole(batch_size, "batch_size", 1, MAX_SAMPLES)
         g = torch.Generator(device=self.device)
         g.manual_seed(require_whole(seed, "The seed", 0, MAX_SEED) if seed is not None else torch.seed())

@@ -32,7 +32,8 @@ from gankit.metrics.evaluate import run_data
 from gankit.models import get_family
 from gankit.models.base import evaluating
 from gankit.models.infogan import InfoGenerator, LatentCodes, latent_codes
-from gankit.train.checkpoint import latest_checkpoint, module_weights
+from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, module_weights
+from gankit.upscale import is_sr_run
 
 POOL_GRID = 4  # the DCGAN paper pools every conv layer to 4x4
 BATCH = 500
@@ -56,6 +57,9 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
     family = get_family(saved["model"])
     cfg = config_from_dict(family.Config, saved["model_cfg"], "config.json [model]")
     D = family.build_discriminator(cfg, run_info(run))
+    if not list_checkpoints(run / "checkpoints"):
+        raise GankitError(f"{run} has no checkpoint, which is where D is kept; train (or resume) it until one is "
+                          "written, then probe it.")
     ckpt, skipped = latest_checkpoint(run / "checkpoints")
     for line in skipped:  # a damaged newest checkpoint: the D read here is older than the run's generator
         print(f"warning: {line}")
@@ -132,6 +136,9 @@ def labelled_splits(labels: np.ndarray, n_labels: Sequence[int], n_test: int,
 
     classes = len(np.unique(labels))
     largest = max(n_labels)
+    if n_test + classes > len(labels):  # no label budget can help
+        raise GankitError(f"The probe holds out {n_test} test images and needs at least {classes} more to learn from, "
+                          f"but the dataset holds {len(labels)}; probe a larger dataset.")
     if largest + n_test > len(labels):
         raise GankitError(f"{largest} labelled and {n_test} test images need {largest + n_test} images but the "
                           f"dataset holds {len(labels)}; lower the label budgets (--labels) or probe a larger dataset.")
@@ -245,6 +252,9 @@ def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500) 
 def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Sequence[int] = (100, 1000),
               seed: int = 0) -> dict[str, float | int]:
     """What `gankit probe RUN` prints: the linear probe, plus code recovery for infogan runs."""
+    if is_sr_run(run_dir):
+        raise GankitError(f"{run_dir} is a super-resolution run; probe reads the discriminator of a GAN trained on "
+                          f"labelled images, and `gankit eval {run_dir}` scores super-resolution.")
     data = data if data is not None else run_data(Path(run_dir), run_info(run_dir))
     result = probe(run_dir, data, n_labels, seed=seed)
     if run_config(run_dir)["model"] == "infogan":

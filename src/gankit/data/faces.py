@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from gankit.config import DataConfig
+from gankit.config import MAX_IMAGE_SIZE, DataConfig
 from gankit.data.anime import EYES, HAIR
 from gankit.data.base import DataInfo, TensorData
 from gankit.data.images import StoredImages, cache_key, cached_images
@@ -243,6 +243,8 @@ def export_faces(directory: Path, n: int = DEFAULT_COUNT, image_size: int = DEFA
         raise GankitError(f"Exporting needs at least one face of at least 1 pixel, not n={n}, size={image_size}.")
     if n > MAX_COUNT:  # each face is rendered: a typo could run for hours
         raise GankitError(f"--n {n} asks for more than {MAX_COUNT:,} faces; export at most that many.")
+    if image_size > MAX_IMAGE_SIZE:  # rendered in memory before anything is written
+        raise GankitError(f"--size {image_size} is larger than {MAX_IMAGE_SIZE:,} pixels; export smaller faces.")
     if (directory / "tags.csv").exists():
         raise GankitError(f"{directory} already holds a tags.csv; export into a new or empty folder.")
     stored, labels = rendered_faces(n, image_size), face_labels(n)

@@ -36,11 +36,15 @@ def check_sample_count(n: int) -> None:
         raise GankitError(f"Scoring needs at least {MIN_SCORED_SAMPLES} generated samples, not {n}; raise --n.")
 
 
-def check_inputs(info: DataInfo, real: TensorData, extractor: FeatureExtractor, n: int) -> None:
-    check_sample_count(n)
+def check_images(info: DataInfo) -> None:
     if not info.is_image:
         raise GankitError(f"These scores compare images, not samples of shape {tuple(info.shape)}; toy runs "
                           "report their mode metrics in metrics.jsonl.")
+
+
+def check_inputs(info: DataInfo, real: TensorData, extractor: FeatureExtractor, n: int) -> None:
+    check_sample_count(n)
+    check_images(info)
     if tuple(info.shape) != tuple(real.info.shape):
         raise GankitError(f"The generator makes samples of shape {tuple(info.shape)} but {real.name} holds "
                           f"{tuple(real.info.shape)}; evaluate against the data the model was trained on.")
@@ -137,6 +141,7 @@ def run_eval(run_dir: str | Path, n: int = 5000, features: str | None = None, in
         raise GankitError(f"--inception-weights applies to --features inception, not {features}; drop it.")
     device = resolve_device(device)
     pipeline = load(run_dir, device)
+    check_images(pipeline.info)  # before the feature space is chosen: toy runs have none
     real = run_data(Path(run_dir), pipeline.info)
     features = features or ("inception" if inception_weights else default_extractor(pipeline.info, real.name))
     extractor = load_extractor(features, inception_weights, device)

@@ -151,6 +151,9 @@ class Code:
         return f"{self.name} (categorical, 0-{self.values - 1})" if self.categorical else f"{self.name} (continuous)"
 
 
+CODE_LIMIT = 1e6  # continuous codes given by hand; far outside the prior, G's output means nothing anyway
+
+
 class LatentCodes:
     """The layout of the code vector [one-hot categorical codes..., continuous codes...].
 
@@ -194,8 +197,9 @@ class LatentCodes:
             number = float(text)
         except ValueError:
             number = math.nan
-        if not math.isfinite(number):
-            raise GankitError(f"Code {code.name} is continuous and needs a number such as 0.5, not {value!r}.")
+        if not abs(number) <= CODE_LIMIT:  # NaN too; float32 holds no more than about 3e38
+            raise GankitError(f"Code {code.name} is continuous and needs a number between -{CODE_LIMIT:,.0f} and "
+                              f"{CODE_LIMIT:,.0f} such as 0.5 (its prior is -1 to 1), not {value!r}.")
         return number
 
     def sample(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
