@@ -100,6 +100,15 @@ def test_generator_files_that_gankit_never_writes_are_one_sentence(capsys, cgan_
         assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err, err
 
 
+def test_sample_refuses_flags_it_would_ignore(capsys, cgan_run: Path):
+    for argv, words in [(["--interpolate", "0"], "between 2 and 64, not 0"),
+                        (["--interpolate", "4", "--npz", "x.npz"], "--npz does not apply with --interpolate"),
+                        (["--traverse", "c2", "--code", "c1=3"], "--code does not apply with --traverse"),
+                        (["--traverse", "c2", "--interpolate", "4"], "either --traverse or --interpolate")]:
+        code, err = run_cli(capsys, "sample", str(cgan_run), *argv)
+        assert code == 2 and words in err and err.count("\n") == 1, argv
+
+
 def test_samples_that_would_not_fit_in_memory_are_refused():
     from gankit.data.base import DataInfo
     from gankit.pipeline import MAX_VALUES, GeneratorPipeline

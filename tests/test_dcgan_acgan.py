@@ -192,7 +192,9 @@ def test_sampling_by_attribute_from_the_cli(tmp_path: Path, capsys):
                         (["--attr", "hair=silver"], "'silver' is not a value of attribute 'hair'"),
                         (["--attr", "nose=big"], "no attribute 'nose'"),
                         (["--attr", "hair"], "must look like name=value"),
-                        (["--grid", "hair,hair"], "one or two different attributes")):
+                        (["--grid", "hair,hair"], "one or two different attributes"),
+                        (["--attr", f"hair={red}", "--attr", f"hair={blue}"], "--attr hair is given twice"),
+                        (["--grid", "hair", "--attr", f"hair={red}"], "hair is both a --grid axis")):
         assert main(["sample", str(run), *argv]) == 2
         assert words in capsys.readouterr().err
 

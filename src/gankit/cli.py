@@ -126,6 +126,9 @@ def requested_labels(pipe, args: argparse.Namespace):
         axes = [attribute_named(attrs, name) for name in names]
         if not 1 <= len(axes) <= 2 or len(set(names)) != len(names):
             raise GankitError(f"--grid takes one or two different attributes, e.g. --grid {','.join(a.name for a in attrs[:2])}.")
+        both = [a.name for a in axes if a.name in fixed]
+        if both:
+            raise GankitError(f"{both[0]} is both a --grid axis, which takes every value, and an --attr; drop one.")
         rows = list(range(axes[0].num_classes))
         cols = list(range(axes[1].num_classes)) if len(axes) > 1 else [None] * 10
         cells = [(r, c) for r in rows for c in cols]
@@ -153,6 +156,8 @@ def parse_attr_values(attrs, assignments: list[str]) -> dict[str, int | None]:
         if not sep:
             raise GankitError(f"--attr {text!r} must look like name=value, e.g. --attr {attrs[0].name}={attrs[0].values[0]}.")
         attribute = attribute_named(attrs, name.strip())
+        if attribute.name in fixed:
+            raise GankitError(f"--attr {attribute.name} is given twice; give each attribute once.")
         fixed[attribute.name] = None if value.strip() == "random" else attribute.index(value)
     return fixed
 
@@ -166,6 +171,16 @@ def random_rows(attrs, fixed: dict[str, int | None], n: int, g) -> list[list[int
     return [list(row) for row in zip(*columns)]
 
 
+def check_sample_modes(args: argparse.Namespace) -> None:
+    """--traverse and --interpolate each draw one picture of their own: flags they would ignore are refused."""
+    for mode, on in (("--traverse", args.traverse), ("--interpolate", args.interpolate is not None)):
+        unused = [flag for flag, given in (("--code", args.code), ("--npz", args.npz)) if given]
+        if on and unused:
+            raise GankitError(f"{unused[0]} does not apply with {mode}, which draws one picture of its own; drop it.")
+    if args.traverse and args.interpolate is not None:
+        raise GankitError("Give either --traverse or --interpolate, not both.")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import gankit
     from gankit.pipeline import MAX_SAMPLES, MAX_SEED
@@ -173,6 +188,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     require_whole(args.seed, "--seed", 0, MAX_SEED)
     if not 1 <= args.n <= MAX_SAMPLES:
         raise GankitError(f"--n must be between 1 and {MAX_SAMPLES:,}, not {args.n}.")
+    check_sample_modes(args)
     pipe = gankit.load(args.run)
     if args.traverse:
         from gankit.models.infogan import save_traversal
@@ -183,12 +199,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         return 0
     labels, n, columns = requested_labels(pipe, args)
     vectors = not pipe.info.is_image
-    if vectors and (args.interpolate or args.out):
+    if vectors and (args.interpolate is not None or args.out):
         raise GankitError(f"{args.run} generates {pipe.info.shape[0]}-d points, not images; drop --interpolate and "
                           "--out, and use --npz to save the points.")
     grid = None if vectors or (args.npz and not args.out) else writable(args.out or Path(args.run) / "sample.png",
                                                                         "--out")
-    if args.interpolate:
+    if args.interpolate is not None:
         out = writable(args.out or Path(args.run) / "interpolation.png", "--out")
         _save_grid(pipe.interpolate(args.interpolate, args.seed, labels[:1] if labels else None), out, args.interpolate)
         print(f"wrote an interpolation of {args.interpolate} steps to {out}")
