@@ -126,6 +126,19 @@ def test_inception_score_of_known_predictions():
     assert scores.inception_score(torch.zeros(1000, 10)) == pytest.approx((1.0, 0.0))
 
 
+def test_classifier_scores_of_a_network_whose_classes_are_no_attribute():
+    """Inception's 1,008 ImageNet logits: an IS and no per-attribute scores (this used to crash
+    every Inception evaluation, trying to split the logits by the data's attributes)."""
+    from gankit.data.base import DataInfo
+    from gankit.metrics.evaluate import classifier_scores
+    from gankit.metrics.features import FeatureExtractor
+
+    imagenet_like = FeatureExtractor("stub", torch.nn.Linear(1, 1), "0" * 16)
+    logits = torch.randn(200, 1008, generator=torch.Generator().manual_seed(0)) * 5
+    result = classifier_scores(logits, None, DataInfo((3, 32, 32)), imagenet_like)
+    assert set(result) == {"is_mean", "is_std"} and result["is_mean"] > 1
+
+
 def test_inception_score_matches_torch_fidelity():
     metric_isc = pytest.importorskip("torch_fidelity.metric_isc")
     logits = torch.randn(1000, 20) * 3

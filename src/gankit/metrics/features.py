@@ -2,7 +2,8 @@
 
 An extractor has a ``name``, a ``fingerprint`` (a hash of its weights, so that cached reference
 statistics belong to exactly one network), ``features(images) -> (N, F)`` and, when it is a
-classifier, ``logits(images) -> (N, K)`` plus ``classes``, the attribute its classes are.
+classifier, ``logits(images) -> (N, K)`` plus ``attributes``, the data attributes whose classes
+its logits are, concatenated (none for Inception, whose ImageNet classes are no attribute).
 ``digits`` and ``inception`` register themselves here; a family can add its own (a faces
 attribute classifier, say) with ``@register_extractor("name")``.
 """
@@ -71,7 +72,10 @@ class FeatureExtractor:
         return torch.cat(features), torch.cat(logits) if logits else None
 
     def split_logits(self, logits: Tensor) -> dict[str, Tensor]:
-        """Concatenated logits -> {attribute name: (N, k) logits}."""
+        """Concatenated logits -> {attribute name: (N, k) logits}; none for a network whose logits
+        are about no attribute of the data (Inception's ImageNet classes)."""
+        if not self.attributes:
+            return {}
         parts = logits.split([a.num_classes for a in self.attributes], dim=1)
         return {a.name: part for a, part in zip(self.attributes, parts)}
 
