@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gankit.data.photos import bundled_photo, downscale, signed
+from gankit.data.base import signed
+from gankit.data.photos import bundled_photo, downscale
 from gankit.upscale import comparison, load_upscaler
 
 CROP = (60, 150, 160)  # top, left, side of chelsea's eye

@@ -126,6 +126,29 @@ def test_inception_score_of_known_predictions():
     assert scores.inception_score(torch.zeros(1000, 10)) == pytest.approx((1.0, 0.0))
 
 
+def test_default_feature_space_follows_the_data():
+    from gankit.data.base import DataInfo
+    from gankit.metrics import default_extractor
+    from gankit.metrics.attributes import load_faces  # noqa: F401  (registers "faces")
+
+    assert default_extractor(DataInfo((1, 28, 28)), "mnist") == "digits"
+    assert default_extractor(DataInfo((3, 32, 32)), "faces:500") == "faces"
+    assert default_extractor(DataInfo((1, 32, 32)), "faces:500") == "inception"  # grayscale: not the RGB classifier
+    assert default_extractor(DataInfo((3, 64, 64)), "folder:x") == "inception"
+
+
+def test_scoring_against_a_handful_of_real_samples_is_one_sentence():
+    from gankit.data.base import DataInfo, TensorData
+    from gankit.metrics.evaluate import check_inputs
+    from gankit.metrics.features import FeatureExtractor
+
+    info = DataInfo((3, 8, 8))
+    stub = FeatureExtractor("stub", torch.nn.Linear(1, 1), "0" * 16)
+    with pytest.raises(GankitError, match="folder:few holds 3 real samples; scoring needs at least 10"):
+        check_inputs(info, TensorData(torch.zeros(3, 3, 8, 8), None, info, "folder:few"), stub, 100)
+    check_inputs(info, TensorData(torch.zeros(10, 3, 8, 8), None, info, "folder:enough"), stub, 100)
+
+
 def test_classifier_scores_of_a_network_whose_classes_are_no_attribute():
     """Inception's 1,008 ImageNet logits: an IS and no per-attribute scores (this used to crash
     every Inception evaluation, trying to split the logits by the data's attributes)."""

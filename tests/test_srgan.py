@@ -35,6 +35,16 @@ def write_photo(path: Path, size: tuple[int, int], seed: int) -> None:
 
 
 # --- data ------------------------------------------------------------------------------------------
+def test_photos_refuse_size_and_channel_settings_they_would_ignore():
+    from gankit.config import DataConfig
+
+    with pytest.raises(GankitError, match="photos are 3x128x128 tiles; drop data.image_size"):
+        load_dataset("photos", DataConfig("photos", image_size=64))
+    with pytest.raises(GankitError, match="drop data.image_size/data.channels"):
+        load_dataset("photos", DataConfig("photos", channels=1))
+    assert load_dataset("photos", DataConfig("photos", image_size=128, channels=3)).info.shape == (3, 128, 128)
+
+
 def test_photos_are_tiles_in_range_with_two_held_out():
     data = load_dataset("photos")
     assert data.samples.shape[1:] == (3, 128, 128) and len(data) > 100
@@ -161,6 +171,11 @@ def test_evaluate_sr_leaves_out_images_too_small_to_score():
     assert [r["image"] for r in result["images"]] == ["big"] and result["skipped"] == ["small", "thin"]
     with pytest.raises(GankitError, match=r"Every image to score \(small\) is smaller than 19x19 pixels"):
         evaluate_sr(lambda lr: bicubic_upscale(lr, 4), [small], 4)
+    # 19 pixels pass the size but are cropped to 16 for the scale: too small, so left out, not a crash.
+    for scale, side in ((4, 19), (2, 15), (8, 27)):
+        edge = Photo("edge", rng.integers(0, 256, (3, side, side)).astype(np.uint8))
+        result = evaluate_sr(lambda lr: bicubic_upscale(lr, scale), [big, edge], scale)
+        assert result["skipped"] == ["edge"], scale
 
 
 # --- the network and tiling ------------------------------------------------------------------------
@@ -191,6 +206,17 @@ def test_tiled_upscale_equals_one_pass():
     # Without enough context the tile borders show: the overlap is what makes them equal.
     assert (upscale(G, lr, tile=8, overlap=0) - whole).abs().max() > 1e-3
     assert receptive_radius(G) == 4 + 4 + 1 + 2 + 1
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_tiled_upscale_equals_one_pass_at_every_scale_with_a_trained_tail(scale):
+    torch.manual_seed(0)
+    G = SRResNetGenerator(SRGANConfig(scale=scale, blocks=1, channels=8), DataInfo((3, 32, 32))).eval()
+    torch.nn.init.normal_(G.tail[0].weight, std=0.05)  # a trained tail, not the zero start: its reach counts
+    lr = torch.rand(1, 3, 23, 19) * 2 - 1
+    with torch.inference_mode():
+        whole = G(lr)
+    assert torch.allclose(upscale(G, lr, tile=8), whole, atol=1e-5)
 
 
 # --- VGG weights -----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from gankit.data.base import DataInfo
-from gankit.data.photos import signed
+from gankit.data.base import signed
 from gankit.errors import GankitError
 from gankit.models.base import random_labels
 from gankit.models.infogan import TRAVERSE_RANGE, InfoGenerator

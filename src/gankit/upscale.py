@@ -18,7 +18,8 @@ from PIL import Image
 from gankit.artifacts import load_generator, read_generator_meta
 from gankit.atomic import atomic_write_encoded, atomic_write_json, image_format, writable
 from gankit.data.images import DECODE_ERRORS
-from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set, signed
+from gankit.data.base import signed
+from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.metrics.sr import evaluate_sr, to_uint8

@@ -160,15 +160,16 @@ def test_anime_counted_tags_keep_and_drop(tmp_path: Path) -> None:
 
 def test_anime_plain_tags_and_unreadable_image(tmp_path: Path) -> None:
     rows = ["10,blonde hair purple eyes", "11,black hair long hair brown eyes", "12,white hair yellow eyes",
-            "13,light brown hair blue eyes", "14,blue hair red eyes", "15,grey hair blue eyes"]
-    root = anime_folder(tmp_path / "anime", rows, ["10", "11", "12", "13", "15"])
+            "13,light brown hair blue eyes", "14,blue hair red eyes", "15,grey hair blue eyes",
+            "16,blue hair light grey hair red eyes"]  # 'grey' is a colour word in any spelling: not plain blue
+    root = anime_folder(tmp_path / "anime", rows, ["10", "11", "12", "13", "15", "16"])
     (root / "faces" / "14.jpg").write_bytes(b"garbage")
     data = load(f"anime:{root}")
     assert data.labels.tolist() == [[HAIR.index("blonde"), EYES.index("purple")],
                                     [HAIR.index("black"), EYES.index("brown")],
                                     [HAIR.index("white"), EYES.index("yellow")],
                                     [HAIR.index("gray"), EYES.index("blue")]]  # 'grey' spelt as the list
-    assert data.notes == [f"anime:{root}: kept 4 of 6 rows; dropped 1 with a colour outside the lists, "
+    assert data.notes == [f"anime:{root}: kept 4 of 7 rows; dropped 2 with a colour outside the lists, "
                           "1 with an undecodable image."]
 
 

@@ -41,7 +41,7 @@ ATTRIBUTES = {"hair": HAIR, "eyes": EYES}
 # (and the row dropped as unknown) while 'long hair' is just another tag.
 OTHER_COLOURS = frozenset({"silver", "violet", "gold", "golden", "multicolored"})
 SPELLINGS = {"grey": "gray", "blond": "blonde"}  # read as the reference lists spell them
-COLOUR_WORDS = frozenset(HAIR.values) | frozenset(EYES.values) | OTHER_COLOURS
+COLOUR_WORDS = frozenset(HAIR.values) | frozenset(EYES.values) | OTHER_COLOURS | frozenset(SPELLINGS)
 COUNTED_TAG = re.compile(r":\s*\d+\s*$")  # 'blue hair:1' marks the tag:count format
 COUNTED_ITEM = re.compile(r"[^:]+?:\s*\d+")  # one 'tag:count' of a row whose separators are spaces
 DEFAULT_SIZE = 64  # seed 001 trains on 64x64 faces

@@ -8,7 +8,7 @@ attribute (MNIST digits) and several (hair and eye colour) are handled alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -105,6 +105,14 @@ class TensorData:
     def to(self, device: torch.device) -> "TensorData":
         labels = None if self.labels is None else self.labels.to(device)
         return TensorData(self.samples.to(device), labels, self.info, self.name, self.notes)
+
+
+def signed(pixels: Any) -> torch.Tensor:
+    """Pixels in 0-255 (a uint8 or float array or tensor, any shape) as a new float32 tensor in
+    [-1, 1], the range every model here works in."""
+    x = torch.as_tensor(pixels)
+    x = x.float() if x.dtype != torch.float32 else x.clone()  # never a view of the caller's array
+    return x.div_(127.5).sub_(1.0)
 
 
 class EpochBatches:

@@ -119,7 +119,7 @@ def render_face(face: Face, size: int) -> np.ndarray:
     draw = ImageDraw.Draw(canvas)
     cx, cy, r = face.cx * s, face.cy * s, face.r * s
     draw_back_hair(draw, face, cx, cy, r, s)
-    draw_body(draw, face, cx, cy, r, s)
+    draw_body(draw, face, cx, cy, r)
     draw_head(draw, face, cx, cy, r)
     for side in (-1, 1):
         draw_eye(draw, face, cx + side * face.eye_gap * r, cy + 0.05 * r, r)
@@ -136,7 +136,7 @@ def draw_back_hair(draw: ImageDraw.ImageDraw, face: Face, cx: float, cy: float, 
     draw.rounded_rectangle((cx - w, cy - 0.2 * r, cx + w, bottom), radius=0.4 * r, fill=face.hair_rgb)
 
 
-def draw_body(draw: ImageDraw.ImageDraw, face: Face, cx: float, cy: float, r: float, s: int) -> None:
+def draw_body(draw: ImageDraw.ImageDraw, face: Face, cx: float, cy: float, r: float) -> None:
     """Shoulders in clothes and the neck."""
     draw.ellipse((cx - 1.7 * r, cy + 1.45 * r, cx + 1.7 * r, cy + 3.2 * r), fill=face.clothes_rgb)
     draw.rectangle((cx - 0.28 * r, cy + 0.5 * r, cx + 0.28 * r, cy + 1.6 * r), fill=shaded(face.skin_rgb, 0.88))

@@ -19,7 +19,7 @@ import torch
 from gankit.atomic import atomic_write_bytes
 from gankit.cache import cache_dir
 from gankit.config import DataConfig
-from gankit.data.base import Attribute, DataInfo, TensorData
+from gankit.data.base import Attribute, DataInfo, TensorData, signed
 from gankit.data.registry import register
 from gankit.errors import GankitError
 
@@ -35,8 +35,7 @@ def digits_to_data(images: np.ndarray, labels: np.ndarray, name: str) -> TensorD
         raise GankitError(f"{name}: {len(labels)} labels for {len(images)} images; use matching files.")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise GankitError(f"{name}: labels must be digits 0-9, found {labels.min()}..{labels.max()}.")
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
-    x = x.div_(127.5).sub_(1.0)
+    x = signed(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64)).unsqueeze(1)
     return TensorData(x, y, DataInfo((1, 28, 28), (DIGIT,)), name)
 

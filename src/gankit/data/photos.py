@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gankit.config import DataConfig
-from gankit.data.base import DataInfo, TensorData
+from gankit.data.base import DataInfo, TensorData, signed
 from gankit.data.folder import dropped_summary, existing_folder
 from gankit.data.images import DECODE_ERRORS, IMAGE_EXTENSIONS, image_files, to_mode
 from gankit.data.registry import register
@@ -115,7 +115,7 @@ def folder_photos(root: Path, all_validation: bool = False) -> PhotoSet:
     for path in paths:
         try:
             photos.append(Photo(str(path.relative_to(root)), decode_native(path)))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning, *DECODE_ERRORS):
+        except (Image.DecompressionBombWarning, *DECODE_ERRORS):
             unreadable += 1
     if not photos:
         raise GankitError(f"None of the {len(paths)} image files under {root} could be decoded; "
@@ -202,12 +202,9 @@ def load_tiles(spec: str, crop: int, tile: int = TILE) -> TensorData:
           "(srresnet/srgan also read folder:PATH at full resolution)",
 )
 def load_photos(argument: str | None, options: DataConfig) -> TensorData:
+    if options.image_size not in (0, TILE) or options.channels not in (0, 3):  # the tiles are cut, not resized
+        raise GankitError(f"photos are 3x{TILE}x{TILE} tiles; drop data.image_size/data.channels or use folder: data.")
     return load_tiles(f"photos:{argument}" if argument else "photos", TILE, TILE)
-
-
-def signed(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 pixels (..., H, W) as float32 in [-1, 1], the range every model here works in."""
-    return torch.as_tensor(pixels).float().div(127.5).sub(1)
 
 
 # --- low resolution ------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ def check_inputs(info: DataInfo, real: TensorData, extractor: FeatureExtractor, 
     if tuple(info.shape) != tuple(real.info.shape):
         raise GankitError(f"The generator makes samples of shape {tuple(info.shape)} but {real.name} holds "
                           f"{tuple(real.info.shape)}; evaluate against the data the model was trained on.")
+    if len(real) < MIN_SCORED_SAMPLES:  # a covariance, and precision/recall's 3 nearest neighbours, need more
+        raise GankitError(f"{real.name} holds {len(real)} real samples; scoring needs at least {MIN_SCORED_SAMPLES}, "
+                          "so evaluate against a larger dataset.")
     extractor.check_shape(tuple(info.shape))
 
 

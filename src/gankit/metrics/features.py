@@ -121,6 +121,6 @@ def default_extractor(info: DataInfo, data_spec: str) -> str:
     MNIST-shaped data, the faces attribute classifier for the embedded faces, else Inception."""
     if tuple(info.shape) == (1, 28, 28):
         return "digits"
-    if "faces" in _EXTRACTORS and data_spec.split(":")[0] == "faces":
+    if "faces" in _EXTRACTORS and data_spec.split(":")[0] == "faces" and info.shape[0] == 3:  # an RGB classifier
         return "faces"
     return "inception"

@@ -14,7 +14,8 @@ from typing import Callable
 import numpy as np
 from torch import Tensor
 
-from gankit.data.photos import Photo, bicubic_upscale, downscale, modcrop, signed
+from gankit.data.base import signed
+from gankit.data.photos import Photo, bicubic_upscale, downscale, modcrop
 from gankit.errors import GankitError
 
 SSIM_SIGMA = 1.5  # Wang et al.'s Gaussian window
@@ -57,7 +58,8 @@ def evaluate_sr(upscale: Callable[[Tensor], Tensor], photos: list[Photo], scale:
     (under 2 * scale + SSIM_WINDOW pixels a side) are left out and listed under ``skipped``.
     """
     smallest = 2 * scale + SSIM_WINDOW
-    skipped = [p.name for p in photos if min(p.pixels.shape[1:]) < smallest]
+    # The side that counts is the one left after cropping to a multiple of the scale.
+    skipped = [p.name for p in photos if min(side - side % scale for side in p.pixels.shape[1:]) < smallest]
     photos = [p for p in photos if p.name not in skipped]
     if not photos:
         raise GankitError(f"Every image to score ({', '.join(skipped)}) is smaller than {smallest}x{smallest} "

@@ -71,7 +71,7 @@ class SRGANConfig(AdversarialConfig):
             raise GankitError(f"model.scale must be 2, 4 or 8, not {self.scale}.")
         if self.content not in CONTENT_LOSSES:
             raise GankitError(f"model.content must be one of {', '.join(CONTENT_LOSSES)}, not {self.content!r}.")
-        if self.crop < 16 * 2 or self.crop % 16 or self.crop % self.scale:
+        if self.crop < 16 * 2 or self.crop % 16:  # a multiple of 16 is one of every scale (2, 4, 8) too
             raise GankitError(f"model.crop must be a multiple of 16 (D halves it four times) of at least 32, "
                               f"not {self.crop}; the paper uses 96.")
         if self.adversarial_weight < 0:
@@ -304,9 +304,10 @@ class SRResNet(SRGAN):
 # --- upscaling images of any size ------------------------------------------------------------
 def receptive_radius(generator: SRResNetGenerator) -> int:
     """How many LR pixels around a pixel can change its output (rounded up): 4 (head) + 2 per
-    block + 1 (the global skip's conv) + 1 per x2 stage (generously) + 1 (the 9x9 tail at HR)."""
+    block + 1 (the global skip's conv) + 1 per x2 stage (generously) + the 9x9 tail's 4 HR
+    pixels (2 LR pixels at scale 2, 1 at 4 and 8)."""
     blocks = sum(isinstance(m, ResidualBlock) for m in generator.blocks)
-    return 4 + 2 * blocks + 1 + int(math.log2(generator.scale)) + 1
+    return 4 + 2 * blocks + 1 + int(math.log2(generator.scale)) + math.ceil(4 / generator.scale)
 
 
 @torch.inference_mode()
