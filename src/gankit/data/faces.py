@@ -209,6 +209,11 @@ def to_grayscale(images: torch.Tensor) -> torch.Tensor:
 MAX_COUNT = 1_000_000
 
 
+def is_faces_spec(data_spec: str) -> bool:
+    """Whether ``data_spec`` names this built-in face set (faces, faces:500, ...)."""
+    return data_spec.strip().split(":")[0].split(",")[0] == "faces"
+
+
 def parse_count(argument: str | None) -> int:
     if not argument:
         return DEFAULT_COUNT

@@ -25,6 +25,7 @@ from gankit.data.base import Attribute
 from gankit.errors import GankitError
 from gankit.metrics.digits import conv_block, fold_batchnorm, read_verified
 from gankit.metrics.features import FeatureExtractor, fingerprint_bytes, register_extractor
+from gankit.metrics.scores import conditional_accuracy
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "faces.safetensors"
 ATTRIBUTES = (HAIR, EYES)
@@ -75,7 +76,8 @@ class FacesExtractor(FeatureExtractor):
 
 def attribute_accuracy(logits: dict[str, Tensor], labels: Tensor) -> dict[str, float]:
     """For each attribute, the fraction of samples classified as the value in its label column."""
-    return {name: float((l.argmax(1) == labels[:, i]).float().mean()) for i, (name, l) in enumerate(logits.items())}
+    return {name: conditional_accuracy(labels[:, i].cpu(), l.argmax(1).cpu(), l.shape[1]).overall
+            for i, (name, l) in enumerate(logits.items())}
 
 
 @register_extractor("faces")

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.data.base import Attribute, DataInfo
+from gankit.data.faces import is_faces_spec
 from gankit.errors import GankitError
 
 FINGERPRINT_CHARS = 16
@@ -121,6 +122,6 @@ def default_extractor(info: DataInfo, data_spec: str) -> str:
     MNIST-shaped data, the faces attribute classifier for the embedded faces, else Inception."""
     if tuple(info.shape) == (1, 28, 28):
         return "digits"
-    if "faces" in _EXTRACTORS and data_spec.split(":")[0] == "faces" and info.shape[0] == 3:  # an RGB classifier
+    if "faces" in _EXTRACTORS and is_faces_spec(data_spec) and info.shape[0] == 3:  # an RGB classifier
         return "faces"
     return "inception"

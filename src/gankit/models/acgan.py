@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
+from gankit.data.faces import is_faces_spec
 from gankit.errors import GankitError
 from gankit.models.base import GANFamily, Generator, StepContext
 from gankit.models.dcgan import ConvDiscriminator, ConvGenerator, DCGANConfig, check_images
@@ -96,10 +97,6 @@ def head_accuracy(logits: list[Tensor], labels: Tensor) -> Tensor:
     return right.float().mean()
 
 
-def is_faces(data_spec: str) -> bool:
-    return data_spec.strip().split(":")[0].split(",")[0] == "faces"
-
-
 # The faces recipe (hair, eyes), measured with benchmarks/acgan.py and seed 0 on one thread, 2,000
 # faces per score, hair / eyes right by the faces classifier (EMA generator unless said):
 #   defaults before (aux weights 1, 1; EMA 0.999): 750 steps 99.4% / 78.4%, 1,500 99.7% / 69.5%;
@@ -148,7 +145,7 @@ class ACGAN(GANFamily):
 
     @classmethod
     def default_config(cls, data_spec: str) -> ACGANConfig:
-        if is_faces(data_spec):
+        if is_faces_spec(data_spec):
             # Eye colours are a few pixels of iris at 32x32 and came out right less often than
             # hair; weighing the eyes' head 3x raised them (measured above FACES_AUX_WEIGHTS).
             return cls.Config(aux_weights=FACES_AUX_WEIGHTS)
@@ -162,7 +159,7 @@ class ACGAN(GANFamily):
         # loop's 0.999) helps because the live generator's eye colours swing from step to step (see
         # FACES_AUX_WEIGHTS).
         settings = {"batch_size": 64, "steps": 10_500, "minutes": 20.0}
-        return {**settings, "ema": 0.9995} if is_faces(data_spec) else settings
+        return {**settings, "ema": 0.9995} if is_faces_spec(data_spec) else settings
 
     @classmethod
     def build_generator(cls, cfg: ACGANConfig, info: DataInfo) -> Generator:
