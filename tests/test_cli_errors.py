@@ -57,6 +57,12 @@ def test_outputs_never_overwrite_the_files_a_run_needs(capsys, cgan_run: Path, t
         code, err = run_cli(capsys, *argv)
         assert code == 2 and "would overwrite a file that the run in" in err and err.count("\n") == 1, argv
     assert {p: p.read_bytes() for p in cgan_run.rglob("*") if p.is_file()} == kept
+    # A folder of the user's own that merely has a config.json is no run: its files are not guarded.
+    from gankit.atomic import writable
+
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project/config.json").write_text("{}")
+    assert writable(tmp_path / "project/checkpoints/grid.png", "--out").parent.is_dir()
 
 
 def test_resume_refuses_flags_it_would_drop_and_paths_that_are_not_run_folders(capsys, cgan_run: Path, tmp_path):

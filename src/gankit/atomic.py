@@ -21,8 +21,9 @@ RUN_FILES = ("generator.json", "generator.safetensors", "config.json", "metrics.
 
 def run_owning(path: Path) -> Path | None:
     """The run folder of which ``path`` is one of the files training keeps, or None."""
-    def is_run(folder: Path) -> bool:
-        return (folder / "config.json").is_file() or (folder / "generator.json").is_file()
+    def is_run(folder: Path) -> bool:  # what `gankit train` leaves, not any folder with a config.json
+        return (folder / "generator.json").is_file() or all((folder / name).is_file()
+                                                            for name in ("config.json", "metrics.jsonl"))
 
     if path.name in RUN_FILES and is_run(path.parent):
         return path.parent
