@@ -182,6 +182,17 @@ def test_a_run_resumed_on_another_kind_of_device_starts_a_new_noise_stream(tmp_p
     assert list_checkpoints(tmp_path / "r/checkpoints")[-1].name == "step-000004"
 
 
+def test_quick_fid_on_too_few_real_images_is_refused_before_training(tmp_path: Path, capsys):
+    for i in range(4):
+        Image.fromarray(np.full((28, 28), 60 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    capsys.readouterr()
+    assert main(["train", "gan", "--out", str(tmp_path / "r"), "--data", f"folder:{tmp_path}", "--batch-size", "2",
+                 "--set", "data.channels=1", "--set", "data.image_size=28", "--set", "train.eval_every=2",
+                 "--steps", "4", "--no-progress"]) == 2
+    assert "holds 4 real samples; scoring needs at least 10" in capsys.readouterr().err
+    assert not list_checkpoints(tmp_path / "r/checkpoints")
+
+
 def test_same_seed_same_run_other_seed_other_run(tmp_path: Path):
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
         assert train_cli("gan", tmp_path / name, "--steps", "5", "--seed", seed) == 0

@@ -23,6 +23,7 @@ from gankit.data import EpochBatches, TensorData
 from gankit.errors import GankitError
 from gankit.models import GANFamily, StepContext, get_family
 from gankit.metrics import default_extractor, load_extractor, quick_scores
+from gankit.metrics.evaluate import check_inputs
 from gankit.models.base import TrainModules, evaluating
 from gankit.train import distributed
 from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, module_weights, save_checkpoint
@@ -91,6 +92,8 @@ class Trainer:
         self.best_fid = math.inf
         self.scorer = load_extractor(default_extractor(self.model.info, self.data_spec), device=self.device) \
             if t.eval_every and self.dist.is_main and self.model.info.is_image and self.model.fid_scored else None
+        if self.scorer is not None:  # what the first quick FID would refuse, refused before training
+            check_inputs(self.model.info, self.data, self.scorer, t.eval_samples)
         if resume:
             self._restore()
         elif t.init:
