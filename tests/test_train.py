@@ -218,6 +218,9 @@ def test_a_run_folder_is_not_overwritten(tmp_path: Path, capsys):
     assert train_cli("gan", tmp_path / "r", "--steps", "2") == 0
     assert train_cli("gan", tmp_path / "r", "--steps", "2") == 2
     assert "already holds a run" in capsys.readouterr().err
+    # nor nested where the run's checkpoint pruning would delete it
+    assert train_cli("gan", tmp_path / "r/checkpoints/step-000002/inner", "--steps", "2") == 2
+    assert f"lies inside the checkpoints of the run in {(tmp_path / 'r').absolute()}" in capsys.readouterr().err
 
 
 def test_divergence_stops_with_one_sentence_and_keeps_the_checkpoint(tmp_path: Path, monkeypatch, capsys):

@@ -19,16 +19,23 @@ def sha256_bytes(data: bytes) -> str:
 RUN_FILES = ("generator.json", "generator.safetensors", "config.json", "metrics.jsonl")  # what train keeps in a run
 
 
+def is_run(folder: Path) -> bool:
+    """Whether ``folder`` is what `gankit train` leaves, not just any folder with a config.json."""
+    return (folder / "generator.json").is_file() or all((folder / name).is_file()
+                                                        for name in ("config.json", "metrics.jsonl"))
+
+
+def checkpoints_owner(folder: Path) -> Path | None:
+    """The run whose checkpoints folder is ``folder`` or holds it at any depth, or None: what is
+    there belongs to that run, whose pruning deletes old step folders."""
+    return next((f.parent for f in (folder, *folder.parents) if f.name == "checkpoints" and is_run(f.parent)), None)
+
+
 def run_owning(path: Path) -> Path | None:
     """The run folder of which ``path`` is one of the files training keeps, or None."""
-    def is_run(folder: Path) -> bool:  # what `gankit train` leaves, not any folder with a config.json
-        return (folder / "generator.json").is_file() or all((folder / name).is_file()
-                                                            for name in ("config.json", "metrics.jsonl"))
-
     if path.name in RUN_FILES and is_run(path.parent):
         return path.parent
-    return next((folder.parent for folder in path.parents if folder.name == "checkpoints" and is_run(folder.parent)),
-                None)
+    return checkpoints_owner(path.parent)
 
 
 def writable(path: str | Path, what: str) -> Path:

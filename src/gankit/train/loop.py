@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from gankit.artifacts import load_generator, save_generator
-from gankit.atomic import atomic_write_json
+from gankit.atomic import atomic_write_json, checkpoints_owner
 from gankit.config import RunConfig, validate
 from gankit.device import resolve_device
 from gankit.data import EpochBatches, TensorData
@@ -448,6 +448,10 @@ def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData 
     validate(cfg)  # the CLI has checked already; a Python caller may not have
     if not resume and list_checkpoints(run_dir / "checkpoints"):  # a crash before the first one left nothing to keep
         raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
+    owner = checkpoints_owner(run_dir.absolute())
+    if not resume and owner is not None:
+        raise GankitError(f"{run_dir} lies inside the checkpoints of the run in {owner}, which deletes old step "
+                          "folders as it goes; choose an --out outside it.")
     trainer = Trainer(cfg, run_dir, resume=resume, data=data)
     met = budget_met(trainer)
     if met is None:
