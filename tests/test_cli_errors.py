@@ -110,7 +110,11 @@ def test_sample_refuses_flags_it_would_ignore(capsys, cgan_run: Path):
     for argv, words in [(["--interpolate", "0"], "between 2 and 64, not 0"),
                         (["--interpolate", "4", "--npz", "x.npz"], "--npz does not apply with --interpolate"),
                         (["--traverse", "c2", "--code", "c1=3"], "--code does not apply with --traverse"),
-                        (["--traverse", "c2", "--interpolate", "4"], "either --traverse or --interpolate")]:
+                        (["--traverse", "c2", "--interpolate", "4"], "either --traverse or --interpolate"),
+                        (["--traverse", "c2", "--n", "7"], "--n does not apply with --traverse"),
+                        (["--interpolate", "3", "--n", "7"], "--n does not apply with --interpolate"),
+                        (["--grid", "digit", "--label", "3"], "--label does not apply with --grid"),
+                        (["--grid", "digit", "--n", "3"], "--n does not apply with --grid")]:
         code, err = run_cli(capsys, "sample", str(cgan_run), *argv)
         assert code == 2 and words in err and err.count("\n") == 1, argv
 
@@ -178,6 +182,8 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--set", "train.seed=9223372036854775807"], "train.seed must be a whole number between 0 and"),
     (["train", "gan", "--set", "train.eval_every=1", "--set", "train.eval_samples=5"],
      "train.eval_samples must be at least 10 when train.eval_every is set, not 5"),
+    (["train", "gan", "--vgg-weights", "vgg.pth"], "--vgg-weights applies to srgan's perceptual loss, not to gan"),
+    (["train", "gan", "--batch-size", "0"], "train.batch_size must be at least 2, not 0"),
     (["train", "gan", "--set", "data.image_size=100000"], "data.image_size must be between 0 (the source's own size) "
                                                           "and 1,024 pixels, not 100000"),
     (["data", "export", "faces", "/tmp/gankit-never-written", "--n", "5", "--size", "100000"],

@@ -400,3 +400,19 @@ def test_compile_trains_the_same_run_and_saves_bare_weights(tmp_path: Path, monk
     weights = load_file(tmp_path / "compiled/generator.safetensors")
     assert weights.keys() == load_file(tmp_path / "eager/generator.safetensors").keys()
     assert not any("_orig_mod" in k for k in weights)
+
+
+def test_tensorboard_drops_the_events_after_the_checkpoint_on_resume(tmp_path: Path, monkeypatch):
+    """As metrics.jsonl is trimmed to the checkpoint, TensorBoard purges what came after it
+    (a stand-in SummaryWriter: the tb extra is not installed for the tests)."""
+    import types
+
+    from gankit.train.runlog import _tensorboard_writer
+
+    made = []
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = lambda folder, purge_step=None: made.append(purge_step)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    _tensorboard_writer(tmp_path, 0)
+    _tensorboard_writer(tmp_path, 40)
+    assert made == [None, 41]

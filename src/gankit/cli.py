@@ -41,13 +41,15 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], "config.json [model]"))
         apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]}, saved_run=Path(args.resume))
     else:
-        spec = args.data or ""
+        toml = load_toml(Path(args.config)) if args.config else {}
+        spec = data_spec_given(args, toml)
         cfg = RunConfig(args.model, family.default_config(spec or family.default_data))
         cfg.data.spec = spec
         for key, value in family.default_train(spec or family.default_data).items():
             set_value(cfg, f"train.{key}", value)
-        if args.config:
-            apply_mapping(cfg, load_toml(Path(args.config)))
+        apply_mapping(cfg, toml)
+    if args.vgg_weights and not hasattr(cfg.model_cfg, "vgg_weights"):
+        raise GankitError(f"--vgg-weights applies to srgan's perceptual loss, not to {args.model}; drop it.")
     flags = {"data.spec": args.data, "train.batch_size": args.batch_size, "train.seed": args.seed,
              "train.device": args.device, "train.lr_g": args.lr, "train.lr_d": args.lr, "train.init": args.init,
              "model.vgg_weights": args.vgg_weights}
@@ -63,6 +65,19 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         cfg.train.progress = False
     validate(cfg)
     return cfg
+
+
+def data_spec_given(args: argparse.Namespace, toml: dict) -> str:
+    """The dataset a new run trains on, wherever it was given (--data, then the last --set
+    data.spec=, then the config file), since the family's defaults depend on it."""
+    if args.data:
+        return args.data
+    sets = [value for key, value in map(parse_set, args.set) if key == "data.spec"]
+    if sets:
+        return sets[-1]
+    table = toml.get("data")
+    spec = table.get("spec") if isinstance(table, dict) else None
+    return spec if isinstance(spec, str) else ""  # anything else is named by apply_mapping
 
 
 def check_resume_flags(args: argparse.Namespace) -> None:
@@ -172,13 +187,19 @@ def random_rows(attrs, fixed: dict[str, int | None], n: int, g) -> list[list[int
 
 
 def check_sample_modes(args: argparse.Namespace) -> None:
-    """--traverse and --interpolate each draw one picture of their own: flags they would ignore are refused."""
-    for mode, on in (("--traverse", args.traverse), ("--interpolate", args.interpolate is not None)):
-        unused = [flag for flag, given in (("--code", args.code), ("--npz", args.npz)) if given]
-        if on and unused:
-            raise GankitError(f"{unused[0]} does not apply with {mode}, which draws one picture of its own; drop it.")
+    """--traverse, --interpolate and --grid each decide their own pictures: flags they would ignore are refused."""
     if args.traverse and args.interpolate is not None:
         raise GankitError("Give either --traverse or --interpolate, not both.")
+    given = {"--n": args.n_given, "--code": args.code, "--npz": args.npz, "--label": args.label is not None,
+             "--labels": args.labels is not None, "--attr": args.attr, "--grid": args.grid}
+    ignored = {"--traverse": ("--n", "--code", "--npz", "--label", "--labels", "--attr", "--grid"),
+               "--interpolate": ("--n", "--code", "--npz", "--grid"),  # its one row takes the first label
+               "--grid": ("--n", "--label", "--labels")}
+    for mode, on in (("--traverse", args.traverse), ("--interpolate", args.interpolate is not None),
+                     ("--grid", args.grid)):
+        unused = [flag for flag in ignored[mode] if given[flag]] if on else []
+        if unused:
+            raise GankitError(f"{unused[0]} does not apply with {mode}, which decides its own pictures; drop it.")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -245,11 +266,9 @@ def _save_grid(images, out: Path, columns: int) -> None:
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **arrays)
-    except OSError as e:
-        raise GankitError(f"Cannot write {path} ({e.strerror}); choose a writable --npz path.") from None
+    from gankit.atomic import atomic_write_encoded
+
+    atomic_write_encoded(path, lambda f: np.savez(f, **arrays))  # whole or absent, like every file gankit writes
 
 
 # --- eval ------------------------------------------------------------------------------------
@@ -391,7 +410,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", metavar="A[,B]", help="one image per combination of these attributes' values, e.g. hair,eyes")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="grid image path (default RUN/sample.png)")
-    s.add_argument("--npz", help="also write images and labels to this .npz")
+    s.add_argument("--npz", help="write images and labels to this .npz (the grid too only when --out is given)")
     s.add_argument("--code", action="append", default=[], metavar="NAME=VALUE",
                    help="InfoGAN: fix a latent code, e.g. --code c1=3 --code c2=0.5 (repeatable)")
     s.add_argument("--traverse", metavar="CODE",

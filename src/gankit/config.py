@@ -79,7 +79,7 @@ class RunConfig:
             "model": self.model,
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
-            # "model" holds the family's settings under the same section name --set uses.
+            # "model" is the family's name; its settings (--set model.KEY) are kept under "model_cfg".
             "model_cfg": dataclasses.asdict(self.model_cfg),
         }
 
@@ -130,7 +130,7 @@ def _convert(value: Any, tp: Any) -> Any:
     if tp is int:
         if not isinstance(value, (int, float, str)) or isinstance(value, float) and not value.is_integer():
             raise ValueError
-        return int(value.strip(), 0) if isinstance(value, str) else int(value)
+        return int(value.strip()) if isinstance(value, str) else int(value)
     if tp is float:
         if not isinstance(value, (int, float, str)):  # a TOML date or table
             raise ValueError
@@ -207,7 +207,10 @@ def apply_mapping(cfg: RunConfig, mapping: dict[str, Any], saved_run: Path | Non
     of ``saved_run`` when one is given (the fix for a bad entry differs)."""
     for section, table in mapping.items():
         if section == "model" and isinstance(table, str):
-            continue  # the family name, already chosen
+            if table != cfg.model:  # the family is chosen on the command line
+                raise GankitError(f"The config file names model {table!r} but the command trains {cfg.model}; "
+                                  f"run `gankit train {table} --config ...` or drop the model line.")
+            continue
         if section not in SECTIONS:
             raise GankitError(
                 f"Unknown config section [{section}]; valid sections are {', '.join(SECTIONS)}."
@@ -238,7 +241,7 @@ def validate(cfg: RunConfig) -> None:
     t = cfg.train
     require_whole(t.seed, "train.seed", 0, SEED_MAX)
     positive = {
-        "train.batch_size": t.batch_size, "train.d_steps": t.d_steps, "train.log_every": t.log_every,
+        "train.d_steps": t.d_steps, "train.log_every": t.log_every,
         "train.sample_every": t.sample_every, "train.checkpoint_every": t.checkpoint_every,
         "train.keep_checkpoints": t.keep_checkpoints, "train.eval_samples": t.eval_samples,
         "train.ema_every": t.ema_every,

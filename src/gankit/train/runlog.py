@@ -21,7 +21,7 @@ class RunLog:
         self.path = folder / "metrics.jsonl"
         keep_records_until(self.path, start_step)  # at 0: a fresh start where a run crashed before its first checkpoint
         self._file = open(self.path, "a", buffering=1)
-        self._tb = _tensorboard_writer(folder / "tensorboard")
+        self._tb = _tensorboard_writer(folder / "tensorboard", start_step)
         self._bar = tqdm(total=total_steps if total_steps < 10**12 else None, initial=start_step, unit="step",
                          dynamic_ncols=True, disable=not show_progress, file=sys.stderr)
 
@@ -67,9 +67,10 @@ def keep_records_until(path: Path, step: int) -> None:
     atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
 
-def _tensorboard_writer(folder: Path):
+def _tensorboard_writer(folder: Path, start_step: int):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # the `tb` extra is not installed
         return None
-    return SummaryWriter(str(folder))
+    # On resume, events logged after the checkpoint are dropped, as metrics.jsonl's lines are.
+    return SummaryWriter(str(folder), purge_step=start_step + 1 if start_step > 0 else None)
