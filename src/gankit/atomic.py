@@ -69,13 +69,17 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_and_sync(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_bytes_synced(path: Path, data: bytes) -> None:
     """Write and fsync ``path`` (no rename: for files inside a folder that is renamed later)."""
     try:
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_and_sync(path, data)
     except OSError as e:
         raise GankitError(  # checkpoints are written through here: the older ones are untouched
             f"Cannot write {path} ({e.strerror or e}); free disk space or make the folder writable, then try "
@@ -87,10 +91,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_and_sync(tmp, data)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

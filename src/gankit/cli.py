@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gankit.atomic import writable
+from gankit.atomic import atomic_write_encoded, writable
 from gankit.config import (RUN_CONFIG_KEYS, SEED_MAX, RunConfig, apply_mapping, config_from_dict, load_toml,
                             parse_set, require_whole, set_value, validate)
 from gankit.errors import GankitError
@@ -223,13 +223,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if vectors and (args.interpolate is not None or args.out):
         raise GankitError(f"{args.run} generates {pipe.info.shape[0]}-d points, not images; drop --interpolate and "
                           "--out, and use --npz to save the points.")
-    grid = None if vectors or (args.npz and not args.out) else writable(args.out or Path(args.run) / "sample.png",
-                                                                        "--out")
     if args.interpolate is not None:
         out = writable(args.out or Path(args.run) / "interpolation.png", "--out")
         _save_grid(pipe.interpolate(args.interpolate, args.seed, labels[:1] if labels else None), out, args.interpolate)
         print(f"wrote an interpolation of {args.interpolate} steps to {out}")
         return 0
+    grid = None if vectors or (args.npz and not args.out) else writable(args.out or Path(args.run) / "sample.png",
+                                                                        "--out")  # before sampling
     if args.code:
         from gankit.models.infogan import parse_code_assignments, sample_with_codes
 
@@ -248,7 +248,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 arrays[f"{a.name}_names"] = np.array(a.values)
         npz = Path(args.npz)
         npz = writable(npz if npz.suffix == ".npz" else npz.with_name(npz.name + ".npz"), "--npz")  # numpy's name
-        _save_npz(npz, arrays)
+        atomic_write_encoded(npz, lambda f: np.savez(f, **arrays))
         print(f"wrote {n} samples to {npz}")
     if grid is not None:
         _save_grid(images, grid, columns)
@@ -263,12 +263,6 @@ def _save_grid(images, out: Path, columns: int) -> None:
         save_grid(images, columns, out)
     except ValueError as e:  # what the encoder refuses
         raise GankitError(f"Cannot write the image {out} ({e}); choose a writable --out ending in .png.") from None
-
-
-def _save_npz(path: Path, arrays: dict) -> None:
-    from gankit.atomic import atomic_write_encoded
-
-    atomic_write_encoded(path, lambda f: np.savez(f, **arrays))  # whole or absent, like every file gankit writes
 
 
 # --- eval ------------------------------------------------------------------------------------
