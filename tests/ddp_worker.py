@@ -1,5 +1,9 @@
 """Run by test_distributed.py under torchrun: a tiny DDP training run, then each rank saves
-the weights it ends with so the test can check they are identical."""
+the weights it ends with so the test can check they are identical.
+
+Arguments: the run folder, the variant (a model name, or a model name and a test case), and
+optionally ``resume`` to continue the run in that folder to step 8 instead of training 6 steps.
+"""
 
 import contextlib
 import io
@@ -10,12 +14,14 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from gankit.config import RunConfig, set_value
+from gankit.errors import GankitError
 from gankit.models import get_family
 from gankit.train import Trainer
 from gankit.train.loop import write_config
 
 out = Path(sys.argv[1])
-model_name = sys.argv[2] if len(sys.argv) > 2 else "gan"
+variant = sys.argv[2] if len(sys.argv) > 2 else "gan"
+resume = sys.argv[3:] == ["resume"]
 TINY = {"gan": {"model.g_hidden": "16,32", "model.d_hidden": "32,16"},
         # InfoGAN's Q head is trained in G's update through the bare D: its gradients are averaged by hand.
         "infogan": {"model.dense": "16", "model.channels": "4", "model.q_hidden": "8"},
@@ -24,22 +30,48 @@ TINY = {"gan": {"model.g_hidden": "16,32", "model.d_hidden": "32,16"},
 # Adaptive augmentation: every rank must keep the same probability (E[sign(D(real))] is averaged).
 TINY["gan-ada"] = {**TINY["gan"], "model.augment": "translation", "model.augment_target": "0.6",
                    "model.augment_ramp": "200"}
-model_name, variant = model_name.partition("-")[0], model_name
+# Rank 1 raises a GankitError in its first step (below): rank 0 must stop too, with a sentence.
+TINY["gan-fails"] = TINY["gan"]
+# A divergence seen by rank 1 only (below): every rank must roll back to the same checkpoint.
+TINY["gan-rollback"] = {**TINY["gan"], "train.rollbacks": "1"}
+model_name = variant.partition("-")[0]
 family = get_family(model_name)
 cfg = RunConfig(model_name, family.default_config(family.default_data))
-for key, value in {**TINY[variant], "train.batch_size": "16", "train.steps": "6", "train.log_every": "1",
-                   "train.checkpoint_every": "3", "train.progress": "false", "train.device": "cpu"}.items():
+for key, value in {**TINY[variant], "train.batch_size": "16", "train.steps": "8" if resume else "6",
+                   "train.log_every": "1", "train.checkpoint_every": "3", "train.progress": "false",
+                   "train.device": "cpu"}.items():
     set_value(cfg, key, value)
+rank = int(os.environ["RANK"])
 log = io.StringIO()
 with contextlib.redirect_stdout(log):
-    trainer = Trainer(cfg, out)
-    if trainer.dist.is_main:
+    trainer = Trainer(cfg, out, resume=resume)
+    if trainer.dist.is_main and not resume:
         write_config(out, cfg)
     model = trainer.model
-    trainer.run()
-rank = int(os.environ["RANK"])
+    if variant == "gan-rollback" and rank == 1:
+        step = model.train_step
+
+        def nan_at_step_4(batches, ctx):  # the loss rank 1 reports for step 4, the first time only
+            stats = step(batches, ctx)
+            if trainer.step == 3 and trainer.rollbacks_left > 0:
+                stats["loss_g"] = stats["loss_g"] * float("nan")
+            return stats
+
+        model.train_step = nan_at_step_4
+    if variant == "gan-fails" and rank == 1:
+        def fail(batches, ctx):
+            raise GankitError("rank 1 cannot go on")
+
+        model.train_step = fail
+    try:
+        trainer.run()
+    except GankitError as e:  # what the CLI prints as one sentence
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"rank{rank}.error").write_text(str(e))
+        raise SystemExit(2)
 state = {f"g.{k}": v for k, v in model.generator.state_dict().items()}
 state.update({f"d.{k}": v for k, v in model.discriminator.state_dict().items()})
 state["augment_p"] = model.augment_p.reshape(1)
+out.mkdir(parents=True, exist_ok=True)  # a rank on another machine has no run folder: only rank 0 writes one
 save_file({k: v.contiguous() for k, v in state.items()}, str(out / f"rank{rank}.safetensors"))
 (out / f"rank{rank}.log").write_text(log.getvalue())

@@ -30,7 +30,11 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         from gankit.artifacts import read_json
 
         check_resume_flags(args)
-        saved = read_json(Path(args.resume) / "config.json", "resume needs the run folder that train wrote.",
+        from gankit.train.distributed import launched_world
+
+        shared = (" on every machine, at the same path: resuming a run on several machines needs its folder on "
+                  "a filesystem they share" if launched_world() > 1 else "")
+        saved = read_json(Path(args.resume) / "config.json", f"resume needs the run folder that train wrote{shared}.",
                           RUN_CONFIG_KEYS)
         if not isinstance(saved["model"], str):
             raise GankitError(f"{Path(args.resume) / 'config.json'} is not the file gankit wrote (its model entry is "

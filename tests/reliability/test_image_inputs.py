@@ -189,6 +189,9 @@ def test_anime_errors(tmp_path: Path) -> None:
     (tmp_path / "faces").mkdir()
     with pytest.raises(GankitError, match="tags.csv does not exist"):
         load(f"anime:{tmp_path}")
+    (tmp_path / "tags.csv").write_bytes("0,bl\u00e5 hair red eyes\n".encode("latin-1"))
+    with pytest.raises(GankitError, match=r"tags.csv cannot be read as UTF-8 text \(.*\); replace it"):
+        load(f"anime:{tmp_path}")
     (tmp_path / "tags.csv").write_text("0,blue hair red eyes\n")
     with pytest.raises(GankitError, match="none of the 1 rows of tags.csv is usable"):
         load(f"anime:{tmp_path}")
@@ -230,12 +233,15 @@ def test_celeba_attributes(tmp_path: Path) -> None:
     assert unlabelled.notes == [f"celeba:{root}: kept 4 of 6 rows; dropped 1 bad, 1 without an image."]
 
 
-def test_celeba_attribute_file_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+def test_celeba_attribute_file_with_a_byte_order_mark_reads_and_utf16_is_refused(tmp_path: Path) -> None:
     root = celeba_folder(tmp_path / "celeba")
     table = root / "list_attr_celeba.txt"
     table.write_bytes(b"\xef\xbb\xbf" + table.read_bytes())  # as Windows editors save UTF-8
     data = load(f"celeba:{root},attrs=hair+Smiling+male", size=32)
     assert data.labels.tolist() == [[0, 0, 1], [1, 1, 0]]
+    table.write_bytes(b"\xff\xfe" + table.read_text().encode("utf-16-le"))  # as others save "Unicode"
+    with pytest.raises(GankitError, match="list_attr_celeba.txt cannot be read as UTF-8 text"):
+        load(f"celeba:{root}")
 
 
 def test_celeba_identity_and_errors(tmp_path: Path) -> None:

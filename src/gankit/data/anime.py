@@ -27,7 +27,7 @@ import torch
 
 from gankit.config import DataConfig
 from gankit.data.base import Attribute, DataInfo, TensorData
-from gankit.data.folder import dropped_summary, existing_folder, image_settings, kept_note
+from gankit.data.folder import dropped_summary, existing_folder, image_settings, kept_note, text_lines
 from gankit.data.images import IMAGE_EXTENSIONS, decode_files
 from gankit.data.registry import register
 from gankit.errors import GankitError
@@ -101,12 +101,7 @@ def valid_id(image_id: str) -> bool:
 def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Counter[str]]:
     """The usable rows of tags.csv and how many rows went where; ``files`` (``image_paths``) lets
     a row that names its image file ('12.jpg') count as a duplicate of a row '12'."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise GankitError(f"{path} does not exist; anime:PATH needs PATH/tags.csv next to PATH/faces/.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GankitError(f"{path} cannot be read as UTF-8 text ({e}); check the tags file.") from None
+    lines = text_lines(path, "anime:PATH needs PATH/tags.csv next to PATH/faces/")
     rows: list[TaggedImage] = []
     counts: Counter[str] = Counter()
     seen: set[str] = set()

@@ -27,7 +27,7 @@ import torch
 
 from gankit.config import DataConfig
 from gankit.data.base import Attribute, DataInfo, TensorData
-from gankit.data.folder import dropped_summary, existing_folder, image_settings, kept_note
+from gankit.data.folder import dropped_summary, existing_folder, image_settings, kept_note, text_lines
 from gankit.data.images import decode_files
 from gankit.data.registry import register
 from gankit.errors import GankitError
@@ -100,12 +100,7 @@ def read_identities(path: Path) -> dict[str, int]:
 
 
 def read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Windows editors add a byte-order mark
-    except FileNotFoundError:
-        raise GankitError(f"{path} does not exist; celeba:PATH needs PATH/{path.name} from CelebA.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GankitError(f"{path} cannot be read as text ({e}); download it again.") from None
+    return text_lines(path, f"celeba:PATH needs PATH/{path.name} from CelebA")
 
 
 def attribute_column(name: str, table: AttributeTable, root: Path) -> tuple[Attribute, np.ndarray]:

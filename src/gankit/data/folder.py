@@ -34,6 +34,17 @@ def existing_folder(path_text: str | None, source: str, hint: str) -> Path:
     return path
 
 
+def text_lines(path: Path, missing: str) -> list[str]:
+    """The lines of a UTF-8 text file that came with a dataset, or a GankitError: ``missing``
+    says where the file belongs when it does not exist."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Windows editors add a byte-order mark
+    except FileNotFoundError:
+        raise GankitError(f"{path} does not exist; {missing}.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GankitError(f"{path} cannot be read as UTF-8 text ({e}); replace it with the dataset's own copy.") from None
+
+
 def dropped_summary(dropped: dict[str, int]) -> str:
     """'2 unreadable, 1 bad', naming the non-zero counts only."""
     return ", ".join(f"{n} {what}" for what, n in dropped.items() if n)

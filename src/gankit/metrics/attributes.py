@@ -5,8 +5,7 @@ A small CNN trained on the embedded ``faces`` set, with one head per attribute o
 often a generated face shows the requested hair and eye colour (the renderer is clean, so on
 held-out real faces it is right almost always). Its logits are the heads' logits concatenated
 in attribute order and ``attributes`` names them; ``attribute_logits`` splits the logits per
-attribute. Images
-of any square size are resized to the 32x32 it was trained on. The weights
+attribute. Images of any square size are resized to the 32x32 it was trained on. The weights
 (``gankit/weights/faces.safetensors`` and ``faces.json`` with their sha256 and held-out
 accuracy) come from ``scripts/train_attribute_classifier.py``.
 """

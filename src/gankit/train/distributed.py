@@ -8,7 +8,10 @@ and only rank 0 writes grids, metrics and checkpoints.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -16,6 +19,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gankit.errors import GankitError
 from gankit.models.base import GANFamily, TrainModules
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,14 +56,52 @@ class Distributed:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return tuple(bool(v) for v in t.tolist())
 
-    def close(self) -> None:
+    def from_main(self, read: Callable[[], T]) -> T:
+        """What ``read`` returns on rank 0, on every rank (or the GankitError it raised there, raised
+        on every rank). For what only rank 0 may be able to read: on several machines without a
+        shared filesystem the run folder, checkpoints included, exists on rank 0's machine only."""
+        if not self.active:
+            return read()
+        box: list = [None]
+        if self.is_main:
+            try:
+                box[0] = (read(), None)
+            except GankitError as e:
+                box[0] = (None, str(e))
+        dist.broadcast_object_list(box, src=0)  # pickled between the ranks of this run, never to a file
+        value, error = box[0]
+        if error is not None:
+            raise GankitError(error)
+        return value
+
+    def stopped_by(self, error: RuntimeError, run_dir: Path) -> GankitError:
+        """The sentence for a rank whose collective failed: in a distributed run that is almost
+        always another rank that failed or was stopped, and which has said why itself."""
+        text = str(error).strip()
+        # gloo and NCCL begin with the source location and end with advice: keep what happened
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]).split(". ")[0] if text else type(error).__name__
+        return GankitError(f"Rank {self.rank} of the distributed run stopped ({reason}); the usual cause is another "
+                           "rank that failed or was stopped, and its own message says why. Once that is fixed, "
+                           f"continue with --resume {run_dir} from the last checkpoint (or start again if the run "
+                           "stopped before its first).")
+
+    def close(self, finished: bool = True) -> None:
+        """Leave the process group: after a finished run once every rank has finished. A rank
+        that failed leaves at once, since the others wait in collectives of their own and would
+        never reach a barrier; its leaving makes theirs fail, so the run stops instead of hanging."""
         if self.active and dist.is_initialized():
-            dist.barrier()
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 
+def launched_world() -> int:
+    """How many ranks torchrun started (1 without torchrun); readable before the ranks connect."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup(device_choice: str) -> Distributed:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world()
     if world <= 1:
         return Distributed()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

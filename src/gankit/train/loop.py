@@ -130,8 +130,8 @@ class Trainer:
                                 "lr_scale": self.lr_scale, "family": self.model.training_state()})
 
     def _restore(self) -> None:
-        ckpt, warnings = latest_checkpoint(self.run_dir / "checkpoints")
-        for line in warnings:
+        ckpt, warnings = self.dist.from_main(lambda: latest_checkpoint(self.run_dir / "checkpoints"))
+        for line in warnings if self.dist.is_main else ():
             print(f"warning: {line}")
         if ckpt.state.get("model") != self.cfg.model:
             raise GankitError(f"{self.run_dir} holds a {ckpt.state.get('model')} run, not {self.cfg.model}; "
@@ -236,6 +236,7 @@ class Trainer:
         start = time.perf_counter() - self.elapsed
         deadline = t.minutes * 60 if t.minutes > 0 else math.inf
         stop = StopRequests()
+        finished = False
         try:
             with stop:
                 while self.step < self.total_steps:
@@ -267,10 +268,15 @@ class Trainer:
                 self.save_samples(log)
             if self.saved_step != self.step:
                 self.save()
+            finished = True
+        except RuntimeError as e:
+            if not self.dist.active:
+                raise
+            raise self.dist.stopped_by(e, self.run_dir) from e
         finally:
             if log is not None:
                 log.close()
-            self.dist.close()
+            self.dist.close(finished)
         return self.run_dir
 
     def _set_learning_rates(self, deadline: float) -> None:
@@ -349,7 +355,7 @@ class Trainer:
         steps = f"step {self.step}" if first_unchecked == self.step else f"steps {first_unchecked}-{self.step}"
         where = f"Training diverged at {steps} ({bad or 'on another rank'})"
         t = self.cfg.train
-        has_checkpoint = bool(list_checkpoints(self.run_dir / "checkpoints"))
+        has_checkpoint = self.dist.from_main(lambda: bool(list_checkpoints(self.run_dir / "checkpoints")))
         if not has_checkpoint:
             raise GankitError(
                 f"{where}, before its first checkpoint; start it again with lower learning rates "
