@@ -146,3 +146,16 @@ def test_a_rank_without_the_run_folder_says_the_folder_must_be_shared(tmp_path: 
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert main(["train", "gan", "--resume", str(tmp_path / "run")]) == 2
     assert "filesystem" not in capsys.readouterr().err
+
+
+def test_the_cli_under_torchrun_trains_and_reports_once(tmp_path: Path):
+    """The README's command: `torchrun --nproc_per_node N -m gankit train ...`."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "gankit",
+           "train", "gan", "--steps", "4", "--batch-size", "16", "--out", str(out), "--no-progress",
+           "--set", "model.g_hidden=16,32", "--set", "model.d_hidden=32,16"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run folder:") == 1 and proc.stdout.count("distributed: 2 ranks") == 1
+    assert latest_checkpoint(out / "checkpoints")[0].step == 4
+    assert json.loads((out / "config.json").read_text())["train"]["steps"] == 4

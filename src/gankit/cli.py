@@ -99,6 +99,7 @@ def check_resume_flags(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gankit.train import train
+    from gankit.train.distributed import launched_rank
 
     cfg = build_config(args)
     if args.resume is not None:
@@ -106,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run_dir = Path(args.out) if args.out else Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = train(cfg, run_dir, resume=args.resume is not None)
-    print(f"run folder: {run_dir}")
+    if launched_rank() == 0:  # one line for a distributed run, not one per rank
+        print(f"run folder: {run_dir}")
     return 0
 
 

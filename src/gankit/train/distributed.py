@@ -100,11 +100,16 @@ def launched_world() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def launched_rank() -> int:
+    """This process's rank among those torchrun started (0 without torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device_choice: str) -> Distributed:
     world = launched_world()
     if world <= 1:
         return Distributed()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = launched_rank(), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device_choice != "cpu" and torch.cuda.is_available()
     if device_choice == "cuda" and not use_cuda:
         raise GankitError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
