@@ -60,6 +60,13 @@ def test_color_changes_brightness_and_contrast_per_image():
     assert (y.amax(dim=(1, 2, 3)) - y.amin(dim=(1, 2, 3))).std() > 0.05
 
 
+def test_color_shifts_brightness_by_up_to_half_as_diffaugment_does():
+    flat = torch.zeros(2000, 1, 4, 4)  # one channel, one value: contrast and saturation leave it alone
+    shift = color(flat, torch.Generator().manual_seed(0))[:, 0, 0, 0]
+    assert torch.equal(color(flat, torch.Generator().manual_seed(0)).amin(dim=(1, 2, 3)), shift)
+    assert shift.abs().max() <= 0.5 and shift.abs().max() > 0.49 and abs(shift.mean()) < 0.02
+
+
 def test_augment_passes_gradients_and_repeats_with_the_seed():
     x = dot_images(8).requires_grad_(True)
     names = parse_policy("translation, cutout,color")

@@ -177,13 +177,17 @@ def test_console_entry_point_exits_2():
 # --- found by a review of the error paths (2026-11-24): each of these used to end in a traceback ----
 @pytest.mark.parametrize("argv, words", [
     (["train", "gan", "--set", "model.g_hidden=0"], "model.g_hidden must list one or more layer widths of at least 1"),
-    (["train", "gan", "--set", "model.d_dropout=1.5"], "model.d_dropout must be in [0, 1), not 1.5"),
+    (["train", "gan", "--set", "model.d_dropout=1.5"], "model.d_dropout must be 0 (off) or between 0.004 and 0.996"),
+    (["train", "gan", "--set", "model.d_dropout=0.999"], "(it is rounded to a multiple of 1/256), not 0.999"),
+    (["train", "gan", "--set", "model.d_dropout=0.001"], "model.d_dropout must be 0 (off) or between"),
     (["train", "gan", "--seed", "-1"], "train.seed must be a whole number between 0 and 2,147,483,647, not -1"),
     (["train", "gan", "--set", "train.seed=9223372036854775807"], "train.seed must be a whole number between 0 and"),
     (["train", "gan", "--set", "train.eval_every=1", "--set", "train.eval_samples=5"],
      "train.eval_samples must be at least 10 when train.eval_every is set, not 5"),
     (["train", "gan", "--vgg-weights", "vgg.pth"], "--vgg-weights applies to srgan's perceptual loss, not to gan"),
     (["train", "gan", "--batch-size", "0"], "train.batch_size must be at least 2, not 0"),
+    (["train", "acgan", "--set", "model.loss=hinge"], "model.label_smoothing is 0.1, which the hinge loss cannot use "
+                                                      "(acgan smooths by default); add --set model.label_smoothing=0."),
     (["train", "gan", "--set", "data.image_size=100000"], "data.image_size must be between 0 (the source's own size) "
                                                           "and 1,024 pixels, not 100000"),
     (["data", "export", "faces", "/tmp/gankit-never-written", "--n", "5", "--size", "100000"],
@@ -192,6 +196,22 @@ def test_console_entry_point_exits_2():
 def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
     code, err = run_cli(capsys, *argv)
     assert code == 2 and words in err and "Traceback" not in err
+
+
+# --- settings that used to be accepted and then did nothing (review of 2026-11-24) -------------------
+@pytest.mark.parametrize("argv, words", [
+    (["srresnet", "--set", "model.loss=lsgan", "--set", "model.d_dense=5"],
+     "srresnet does not use model.loss, model.d_dense: it has no discriminator"),
+    (["srresnet", "--vgg-weights", "vgg.pth"], "srresnet does not use model.vgg_weights: only the perceptual loss"),
+    (["srresnet", "--set", "train.d_steps=2"], "srresnet has no discriminator, so train.d_steps does nothing"),
+    (["srresnet", "--set", "train.eval_every=2"], "which srresnet on photos has none of (super-resolution is scored"),
+    (["gan", "--data", "toy:ring8", "--set", "train.eval_every=2"], "which gan on toy:ring8 has none of (vector data"),
+    (["srresnet", "--set", "data.image_size=64"], "drop data.image_size and data.channels (model.crop sets the crop)"),
+])
+def test_settings_a_model_would_ignore_are_refused(capsys, tmp_path, argv, words):
+    code, err = run_cli(capsys, "train", *argv, "--steps", "1", "--out", str(tmp_path / "run"))
+    assert code == 2 and words in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("toml, words", [

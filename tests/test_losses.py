@@ -1,10 +1,13 @@
-"""Each adversarial loss against values computed by hand."""
+"""Each adversarial loss against values computed by hand, and how D's output is read for each."""
 
 import math
 
 import pytest
 import torch
 
+from gankit.data.base import DataInfo
+from gankit.models.base import StepContext
+from gankit.models.gan import GAN, MLPConfig
 from gankit.models.losses import LOSSES, real_targets
 
 REAL = torch.tensor([[2.0], [-1.0]])
@@ -60,3 +63,20 @@ def test_losses_are_stable_for_extreme_logits():
     big = torch.tensor([[1e4], [-1e4]])
     for loss in LOSSES.values():
         assert torch.isfinite(loss.d(big, -big)) and torch.isfinite(loss.g(big))
+
+
+# D's output where it cannot tell real from fake, and where its loss is at its best on both.
+D_SCALES = {"nonsaturating": (0.0, 20.0, -20.0), "minimax": (0.0, 20.0, -20.0), "lsgan": (0.5, 1.0, 0.0),
+            "hinge": (0.0, 1.0, -1.0)}
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_the_logged_d_and_adaptive_augmentation_read_each_loss_on_its_own_scale(loss: str):
+    model = GAN(MLPConfig(g_hidden=(8,), d_hidden=(8,), loss=loss, augment="translation", augment_target=0.6),
+                DataInfo((1, 8, 8)))
+    ctx = StepContext(None, None, torch.Generator(), torch.device("cpu"))
+    undecided, real, fake = D_SCALES[loss]
+    _, stats = model.adversarial_d_loss(torch.full((4, 1), undecided), torch.full((4, 1), undecided), ctx)
+    assert (stats["d_real"].item(), stats["d_fake"].item(), stats["real_sign"].item()) == (0.5, 0.5, 0.0)
+    _, stats = model.adversarial_d_loss(torch.full((4, 1), real), torch.full((4, 1), fake), ctx)
+    assert stats["d_real"].item() > 0.99 and stats["d_fake"].item() < 0.01 and stats["real_sign"].item() == 1.0

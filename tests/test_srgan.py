@@ -20,8 +20,8 @@ from gankit.models.srgan import SRGANConfig, SRResNetGenerator, random_crops, re
 from gankit.models.vgg import ENV_VARIABLE, VGGFeatures, locate_weights
 
 TINY_SR = ["--set", "model.blocks=1", "--set", "model.channels=8", "--set", "model.crop=32",
-           "--set", "model.d_channels=4", "--set", "model.d_dense=16", "--batch-size", "4", "--no-progress",
-           "--set", "train.threads=1", "--set", "train.log_every=1"]
+           "--batch-size", "4", "--no-progress", "--set", "train.threads=1", "--set", "train.log_every=1"]
+TINY_D = ["--set", "model.d_channels=4", "--set", "model.d_dense=16"]  # srgan's D; srresnet has none
 
 
 def psnr_rgb(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -231,11 +231,22 @@ def vgg22_state(path: Path) -> Path:
 
 
 def test_vgg_features_load_from_a_file(tmp_path):
+    from torchvision.models import vgg19
+
     net = VGGFeatures("vgg22", vgg22_state(tmp_path / "vgg19.pth"))
-    out = net(torch.zeros(1, 3, 32, 32))
-    assert out.shape == (1, 128, 16, 16)
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    out = net(images)
+    assert out.shape == (2, 128, 16, 16)
     assert not any(p.requires_grad for p in net.parameters())
     assert not net.train().training
+    # the file's weights, on ImageNet-normalised [0, 1] pixels, scaled by the paper's 1/12.75
+    reference = vgg19(weights=None).features[:9].eval()
+    reference.load_state_dict({k[len("features."):]: v for k, v in torch.load(tmp_path / "vgg19.pth").items()})
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = reference(((images + 1) / 2 - mean) / std) / 12.75
+    torch.testing.assert_close(out, expected)
 
 
 def test_vgg_weights_errors_say_where_to_put_the_file(tmp_path, monkeypatch):
@@ -298,13 +309,23 @@ def test_upscale_writes_four_times_larger_images(srresnet_run, tmp_path):
 
 def test_srgan_starts_from_srresnet_and_resumes(srresnet_run, tmp_path):
     out = tmp_path / "srgan"
-    args = ["train", "srgan", "--out", str(out), "--init", str(srresnet_run), *TINY_SR,
+    args = ["train", "srgan", "--out", str(out), "--init", str(srresnet_run), *TINY_SR, *TINY_D,
             "--set", "model.content=mse"]
     assert main([*args, "--steps", "1"]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {"loss_d", "d_real", "content"} <= records[-1].keys()
     assert main(["train", "srgan", "--resume", str(out), "--steps", "2", "--no-progress"]) == 0
     assert json.loads((out / "generator.json").read_text())["step"] == 2
+
+
+def test_srgan_trains_with_the_perceptual_loss(srresnet_run, tmp_path):
+    out = tmp_path / "srgan"
+    weights = vgg22_state(tmp_path / "vgg19.pth")
+    assert main(["train", "srgan", "--out", str(out), "--init", str(srresnet_run), *TINY_SR, *TINY_D, "--steps", "2",
+                 "--set", "model.content=vgg22", "--vgg-weights", str(weights)]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    content = [r["content"] for r in records if "content" in r]
+    assert len(content) == 2 and all(0 < c < 10 for c in content)
 
 
 def test_srresnet_resumes_without_a_discriminator(srresnet_run, tmp_path):
@@ -323,9 +344,14 @@ def test_user_errors_are_one_line(srresnet_run, tmp_path, capsys):
         ["eval", str(srresnet_run), "--data", "folder:" + str(tmp_path / "nowhere")],
         ["train", "srresnet", "--data", "mnist", "--steps", "1", "--out", str(tmp_path / "b")],
         ["train", "srresnet", "--set", "model.crop=100", "--steps", "1", "--out", str(tmp_path / "c")],
+        ["train", "srresnet", "--set", "data.channels=1", "--steps", "1", "--out", str(tmp_path / "e")],
+        ["train", "srgan", "--out", str(tmp_path / "f"), "--init", str(srresnet_run), "--steps", "1", *TINY_SR, *TINY_D,
+         "--set", "model.content=mse", "--set", "model.bicubic_skip=false"],
     ]
     expected = ["does not fit this srgan generator", "use `gankit upscale", "does not exist",
-                "is not a folder", "photos or folder:PATH", "model.crop must be a multiple of 16"]
+                "is not a folder", "photos or folder:PATH", "model.crop must be a multiple of 16",
+                "drop data.image_size and data.channels",
+                "trained with model.bicubic_skip=True and this srgan sets model.bicubic_skip=False"]
     for argv, phrase in zip(cases, expected):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
@@ -367,7 +393,7 @@ def test_a_rollback_in_a_run_without_d_keeps_the_checkpoint(tmp_path):
 
     family = get_family("srresnet")
     cfg = RunConfig("srresnet", family.default_config("photos"))
-    settings = [TINY_SR[i + 1] for i in range(0, 12, 2) if TINY_SR[i] == "--set"]
+    settings = [value for flag, value in zip(TINY_SR, TINY_SR[1:]) if flag == "--set"]
     for assignment in settings + ["train.batch_size=4", "train.steps=2", "train.checkpoint_every=1",
                                   "train.rollbacks=1", "train.progress=false"]:
         set_value(cfg, *parse_set(assignment))

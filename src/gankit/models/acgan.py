@@ -29,7 +29,7 @@ from gankit.data.faces import is_faces_spec
 from gankit.errors import GankitError
 from gankit.models.base import GANFamily, Generator, StepContext
 from gankit.models.dcgan import ConvDiscriminator, ConvGenerator, DCGANConfig, check_images
-from gankit.models.gan import Conditioning
+from gankit.models.layers import Conditioning
 from gankit.models.registry import register
 
 

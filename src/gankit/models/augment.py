@@ -67,8 +67,8 @@ def cutout(x: Tensor, g: torch.Generator | None) -> Tensor:
 
 
 def color(x: Tensor, g: torch.Generator | None) -> Tensor:
-    # DiffAugment's ranges, doubled where they are differences of intensity: images here span [-1, 1], not [0, 1].
-    x = x + _uniform(x, g, -1.0, 1.0)  # brightness
+    # DiffAugment's ranges, which it applies to images in [-1, 1], as gankit's are.
+    x = x + _uniform(x, g, -0.5, 0.5)  # brightness
     if x.shape[1] > 1:
         grey = x.mean(dim=1, keepdim=True)
         x = (x - grey) * _uniform(x, g, 0.0, 2.0) + grey  # saturation

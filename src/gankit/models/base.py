@@ -35,7 +35,8 @@ class AdversarialConfig:
         if not 0 <= self.label_smoothing < 1:
             raise GankitError(f"model.label_smoothing must be in [0, 1), not {self.label_smoothing}.")
         if self.label_smoothing and not LOSSES[self.loss].smoothable:
-            raise GankitError(f"model.label_smoothing does not apply to the {self.loss} loss; set it to 0.")
+            raise GankitError(f"model.label_smoothing is {self.label_smoothing}, which the {self.loss} loss cannot use "
+                              "(acgan smooths by default); add --set model.label_smoothing=0.")
 
 
 @dataclass
@@ -162,6 +163,9 @@ class GANFamily(nn.Module):
     default_data: ClassVar[str] = "mnist"
     conditional: ClassVar[bool] = False  # whether G takes labels
     fid_scored: ClassVar[bool] = True  # whether train.eval_every tracks FID (and keeps best/)
+    # Settings that change what G computes without changing its weights' names or shapes: a
+    # generator taken over with train.init must have been trained with the same values.
+    generator_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, info: DataInfo):
         super().__init__()
@@ -253,9 +257,10 @@ class GANFamily(nn.Module):
         the mean D(x) and D(G(z)) the log reports."""
         d_real, d_fake = d_real.float(), d_fake.float()
         target = real_targets(len(d_real), self.cfg.label_smoothing, ctx.noise, ctx.device)
-        stats = {"d_real": torch.sigmoid(d_real).mean(), "d_fake": torch.sigmoid(d_fake).mean()}
-        if self.adaptive:  # ADA's measure of D's over-fitting (adapt_augmentation)
-            stats["real_sign"] = torch.sign(d_real.detach()).mean()
+        belief_real = self.loss.belief(d_real.detach())
+        stats = {"d_real": belief_real.mean(), "d_fake": self.loss.belief(d_fake.detach()).mean()}
+        if self.adaptive:  # ADA's measure of D's over-fitting (adapt_augmentation): +1 where D calls a real image real
+            stats["real_sign"] = torch.sign(belief_real - 0.5).mean()
         return self.loss.d(d_real, d_fake, target), stats
 
     def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,

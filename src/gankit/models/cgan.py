@@ -18,9 +18,9 @@ from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
-from gankit.models.gan import IMAGE_TRAIN, Conditioning, MLPConfig, MLPDiscriminator, MLPGenerator
+from gankit.models.gan import IMAGE_TRAIN, MLPConfig, MLPDiscriminator, MLPGenerator
 from gankit.models.base import GANFamily, Generator
-from gankit.models.layers import one_hot_labels
+from gankit.models.layers import Conditioning, one_hot_labels
 from gankit.models.registry import register
 
 

@@ -21,8 +21,7 @@ from torch import Tensor, nn
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
 from gankit.models.base import GANConfig, GANFamily, Generator
-from gankit.models.gan import Conditioning
-from gankit.models.layers import channels_last, conv_down_block, conv_up_block
+from gankit.models.layers import Conditioning, channels_last, conv_down_block, conv_up_block
 from gankit.models.registry import register
 
 START_SIDES = (4, 7)  # the side of G's first map: 4 as in the paper, 7 for MNIST's 28 pixels
@@ -112,14 +111,10 @@ class ConvDiscriminator(nn.Module):
         for i, (c_in, c_out) in enumerate(zip([info.shape[0], *widths], widths)):
             layers += conv_down_block(c_in, c_out, batchnorm=i > 0)
         self.features = nn.Sequential(*layers)
-        self.feature_channels, self.feature_side = widths[-1], start
-        self.head = self.make_head(outputs)
+        # A convolution over the whole last map: the paper's final dense layer, as a conv.
+        self.head = nn.Conv2d(widths[-1], outputs, start)
         init_dcgan_weights(self)
         self.to(memory_format=torch.channels_last)
-
-    def make_head(self, outputs: int) -> nn.Conv2d:
-        """A convolution over the whole last map: the paper's final dense layer, as a conv."""
-        return nn.Conv2d(self.feature_channels, outputs, self.feature_side)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.head(self.features(channels_last(x))).flatten(1)

@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
 from gankit.models.base import GANConfig, GANFamily, Generator, StepContext
-from gankit.models.layers import mlp_discriminator_body, mlp_generator_body, with_activation, with_spectral_norm
+from gankit.models.layers import (DROPOUT_RANGE, Conditioning, mlp_discriminator_body, mlp_generator_body,
+                                  with_activation, with_spectral_norm)
 from gankit.models.registry import register
 
 
@@ -44,17 +45,9 @@ class MLPConfig(GANConfig):
             if not widths or min(widths) < 1:
                 raise GankitError(f"model.{key} must list one or more layer widths of at least 1, e.g. 256,512, "
                                   f"not {','.join(map(str, widths)) or 'nothing'}.")
-        if not 0 <= self.d_dropout < 1:
-            raise GankitError(f"model.d_dropout must be in [0, 1), not {self.d_dropout}.")
-
-
-class Conditioning(nn.Module):
-    """Combines a vector with labels; ``out_dim`` is the width of the result."""
-
-    out_dim: int
-
-    def forward(self, x: Tensor, labels: Tensor) -> Tensor:  # pragma: no cover
-        raise NotImplementedError
+        if self.d_dropout != 0 and not DROPOUT_RANGE[0] <= self.d_dropout <= DROPOUT_RANGE[1]:
+            raise GankitError(f"model.d_dropout must be 0 (off) or between {DROPOUT_RANGE[0]} and {DROPOUT_RANGE[1]} "
+                              f"(it is rounded to a multiple of 1/256), not {self.d_dropout}.")
 
 
 class MLPGenerator(Generator):

@@ -33,6 +33,18 @@ def mlp_generator_body(in_dim: int, hidden: tuple[int, ...], out_dim: int, batch
     return nn.Sequential(*layers)
 
 
+class Conditioning(nn.Module):
+    """Combines a vector with labels; ``out_dim`` is the width of the result."""
+
+    out_dim: int
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+DROPOUT_RANGE = (0.004, 0.996)  # the rates FastDropout can represent: 1/256 to 255/256, rounded
+
+
 class FastDropout(nn.Module):
     """Dropout whose mask costs one random byte per element instead of one float.
 
@@ -43,7 +55,6 @@ class FastDropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
-        self.p = p
         self.threshold = round(p * 256)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,4 +1,5 @@
-"""Adversarial losses, each a few lines, all taking raw discriminator outputs (logits).
+"""Adversarial losses, each a few lines, all taking raw discriminator outputs (logits for the
+cross-entropy losses, scores for least squares and hinge).
 
 ``d(real, fake, real_target)`` is the discriminator's loss; ``real_target`` is 1, or a tensor
 of targets in [1-s, 1] for one-sided label smoothing. ``g(fake)`` is the generator's loss.
@@ -54,18 +55,29 @@ def hinge_g(fake: Tensor) -> Tensor:
     return -fake.mean()
 
 
+def least_squares_belief(output: Tensor) -> Tensor:
+    return output.clamp(0, 1)  # D regresses real to 1 and fake to 0
+
+
+def hinge_belief(output: Tensor) -> Tensor:
+    return (output.clamp(-1, 1) + 1) / 2  # D's margins are +1 (real) and -1 (fake)
+
+
 @dataclass(frozen=True)
 class AdversarialLoss:
     d: Callable[..., Tensor]
     g: Callable[[Tensor], Tensor]
     smoothable: bool  # whether one-sided label smoothing means anything for it
+    # D's output read as its belief that a sample is real, in [0, 1], 0.5 undecided: what the
+    # log reports as D(x) and D(G(z)), and the side of 0.5 on which adaptive augmentation counts.
+    belief: Callable[[Tensor], Tensor] = torch.sigmoid
 
 
 LOSSES: dict[str, AdversarialLoss] = {
     "nonsaturating": AdversarialLoss(bce_d, nonsaturating_g, True),
     "minimax": AdversarialLoss(bce_d, minimax_g, True),
-    "lsgan": AdversarialLoss(lsgan_d, lsgan_g, True),
-    "hinge": AdversarialLoss(hinge_d, hinge_g, False),
+    "lsgan": AdversarialLoss(lsgan_d, lsgan_g, True, least_squares_belief),
+    "hinge": AdversarialLoss(hinge_d, hinge_g, False, hinge_belief),
 }
 
 

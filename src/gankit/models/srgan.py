@@ -81,6 +81,8 @@ class SRGANConfig(AdversarialConfig):
                 raise GankitError(f"model.{key} must be at least 1, not {getattr(self, key)}.")
 
 
+DISCRIMINATOR_SETTINGS = ("loss", "label_smoothing", "adversarial_weight", "d_channels", "d_dense")
+
 # --- the networks ----------------------------------------------------------------------------
 def conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=bias)
@@ -199,11 +201,24 @@ class SRGAN(GANFamily):
     default_data = "photos"
     adversarial: ClassVar[bool] = True
     fid_scored = False  # judged by PSNR/SSIM against bicubic (gankit eval), not FID
+    generator_settings = ("bicubic_skip",)
 
     def __init__(self, cfg: SRGANConfig, info: DataInfo):
         super().__init__(cfg, info)
+        ignored = self.ignored_settings(cfg)
+        if ignored:
+            why, keys = next(iter(ignored.items()))
+            raise GankitError(f"{self.name} does not use {', '.join(f'model.{key}' for key in keys)}: {why}; "
+                              f"drop {'it' if len(keys) == 1 else 'them'}.")
         # Built once and kept off the saved weights: a frozen measuring network, not part of G or D.
         self.content_features = VGGFeatures(cfg.content, cfg.vgg_weights or None) if cfg.content != "mse" else None
+
+    @classmethod
+    def ignored_settings(cls, cfg: SRGANConfig) -> dict[str, list[str]]:
+        """Settings given that the others make meaningless, grouped by the reason."""
+        if cfg.vgg_weights and cfg.content == "mse":
+            return {"only the perceptual loss reads VGG19, and model.content is mse": ["vgg_weights"]}
+        return {}
 
     @classmethod
     def check_data(cls, info: DataInfo) -> None:
@@ -213,6 +228,9 @@ class SRGAN(GANFamily):
 
     @classmethod
     def load_data(cls, spec: str, options: DataConfig, model_cfg: SRGANConfig) -> TensorData:
+        if options.image_size or options.channels not in (0, 3):  # crops are cut from the photographs, never resized
+            raise GankitError(f"{cls.name} trains on {model_cfg.crop}-pixel crops of full-resolution RGB photographs; "
+                              "drop data.image_size and data.channels (model.crop sets the crop).")
         return load_tiles(spec, model_cfg.crop, model_cfg.crop + TILE_MARGIN)
 
     @classmethod
@@ -294,6 +312,15 @@ class SRResNet(SRGAN):
     @classmethod
     def default_config(cls, data_spec: str) -> SRGANConfig:
         return SRGANConfig(content="mse", adversarial_weight=0.0)
+
+    @classmethod
+    def ignored_settings(cls, cfg: SRGANConfig) -> dict[str, list[str]]:
+        default = cls.default_config("")
+        d_only = [key for key in DISCRIMINATOR_SETTINGS if getattr(cfg, key) != getattr(default, key)]
+        reasons = super().ignored_settings(cfg)
+        if d_only:
+            reasons["it has no discriminator (srgan, started with --init from this run, has one)"] = d_only
+        return reasons
 
     @classmethod
     def build_discriminator(cls, cfg: SRGANConfig, info: DataInfo) -> nn.Module:

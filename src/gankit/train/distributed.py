@@ -2,7 +2,9 @@
 
 ``torchrun --nproc_per_node N -m gankit train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK; each rank
 then draws its own shard of every epoch and its own noise, gradients are averaged by DDP,
-and only rank 0 writes grids, metrics and checkpoints.
+and only rank 0 writes grids, metrics and checkpoints. Only rank 0 reads them back, too (a
+checkpoint for a resume or a rollback is sent to the others), so machines need not share a
+filesystem for training.
 """
 
 from __future__ import annotations

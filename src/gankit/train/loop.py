@@ -76,6 +76,7 @@ class Trainer:
         # SRResNet has no D, hence no D optimizer.
         d_groups = self.model.discriminator_param_groups()
         self.opt_d = make_optimizer(d_groups, t.lr_d, t, self.device) if d_groups else None
+        self._refuse_ignored_settings()
         self.ema = EMA(self.model.generator, t.ema, t.ema_every) if t.ema > 0 else None
         # Each rank draws its own noise stream; the main one is seeded by the run's seed.
         self.noise = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.dist.rank)
@@ -91,7 +92,7 @@ class Trainer:
         self.collapse = CollapseWatch()
         self.best_fid = math.inf
         self.scorer = load_extractor(default_extractor(self.model.info, self.data_spec), device=self.device) \
-            if t.eval_every and self.dist.is_main and self.model.info.is_image and self.model.fid_scored else None
+            if t.eval_every and self.dist.is_main else None
         if self.scorer is not None:  # what the first quick FID would refuse, refused before training
             check_inputs(self.model.info, self.data, self.scorer, t.eval_samples)
         if resume:
@@ -108,6 +109,17 @@ class Trainer:
                   "(gradients are averaged over ranks, so the learning rates apply to the effective batch)")
         self.preview = (self.model.preview(self.data, t.seed + 1, self.device)
                         or preview_inputs(self.sampling_generator, self.model.info, t.seed + 1, self.device))
+
+    def _refuse_ignored_settings(self) -> None:
+        """Training settings that this model or data would silently ignore, refused instead."""
+        t = self.cfg.train
+        if self.opt_d is None and t.d_steps > 1:
+            raise GankitError(f"{self.cfg.model} has no discriminator, so train.d_steps does nothing; drop it.")
+        if t.eval_every and not (self.model.fid_scored and self.model.info.is_image):
+            how = ("super-resolution is scored by PSNR/SSIM with `gankit eval`" if not self.model.fid_scored
+                   else "vector data are scored by the mode metrics logged with each sample picture")
+            raise GankitError(f"train.eval_every tracks FID during training, which {self.cfg.model} on "
+                              f"{self.data_spec} has none of ({how}); drop it.")
 
     # --- state ---------------------------------------------------------------------------------
     @property
@@ -191,6 +203,13 @@ class Trainer:
             raise GankitError(f"The generator in {source} ({meta['family']}) does not fit this {self.cfg.model} "
                               "generator; --init needs a run whose generator has the same settings "
                               "(e.g. srresnet for srgan, with the same model.blocks and model.channels).")
+        differ = [key for key in self.model.generator_settings
+                  if meta["model_cfg"].get(key) != getattr(self.cfg.model_cfg, key)]
+        if differ:
+            raise GankitError(f"The generator in {source} was trained with " + ", ".join(
+                f"model.{key}={meta['model_cfg'].get(key)}" for key in differ) + f" and this {self.cfg.model} "
+                "sets " + ", ".join(f"model.{key}={getattr(self.cfg.model_cfg, key)}" for key in differ) +
+                ", which changes what the same weights compute; use the donor's values.")
         self.model.generator.load_state_dict(theirs)
         if self.ema is not None:
             self.ema.model.load_state_dict(theirs)
