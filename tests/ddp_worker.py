@@ -17,6 +17,7 @@ from gankit.config import RunConfig, set_value
 from gankit.errors import GankitError
 from gankit.models import get_family
 from gankit.train import Trainer
+from gankit.train.distributed import lost_rank_as_sentence
 from gankit.train.loop import write_config
 
 out = Path(sys.argv[1])
@@ -34,41 +35,55 @@ TINY["gan-ada"] = {**TINY["gan"], "model.augment": "translation", "model.augment
 TINY["gan-fails"] = TINY["gan"]
 # A divergence seen by rank 1 only (below): every rank must roll back to the same checkpoint.
 TINY["gan-rollback"] = {**TINY["gan"], "train.rollbacks": "1"}
+# Eight steps at once, to compare with six and a resume to eight.
+TINY["gan-8"] = {**TINY["gan"], "train.steps": "8"}
+# A quick FID every 3 steps, on the GPU's schedule of reads (set below): every rank must read back
+# on the scoring steps, though only rank 0 scores.
+TINY["gan-scored"] = {**TINY["gan"], "train.eval_every": "3", "train.eval_samples": "20"}
+# A budget in minutes with the learning rates decaying over it: the ranks must follow one clock.
+TINY["gan-clock"] = {**TINY["gan"], "train.minutes": "0.03", "train.steps": "100000", "train.lr_decay": "1",
+                     "train.log_every": "50"}
 model_name = variant.partition("-")[0]
 family = get_family(model_name)
 cfg = RunConfig(model_name, family.default_config(family.default_data))
-for key, value in {**TINY[variant], "train.batch_size": "16", "train.steps": "8" if resume else "6",
-                   "train.log_every": "1", "train.checkpoint_every": "3", "train.progress": "false",
-                   "train.device": "cpu"}.items():
+for key, value in {"train.batch_size": "16", "train.steps": "8" if resume else "6", "train.log_every": "1",
+                   "train.checkpoint_every": "3", "train.progress": "false", "train.device": "cpu",
+                   **TINY[variant]}.items():
     set_value(cfg, key, value)
 rank = int(os.environ["RANK"])
 log = io.StringIO()
-with contextlib.redirect_stdout(log):
-    trainer = Trainer(cfg, out, resume=resume)
-    if trainer.dist.is_main and not resume:
-        write_config(out, cfg)
-    model = trainer.model
-    if variant == "gan-rollback" and rank == 1:
-        step = model.train_step
 
-        def nan_at_step_4(batches, ctx):  # the loss rank 1 reports for step 4, the first time only
-            stats = step(batches, ctx)
-            if trainer.step == 3 and trainer.rollbacks_left > 0:
-                stats["loss_g"] = stats["loss_g"] * float("nan")
-            return stats
 
-        model.train_step = nan_at_step_4
-    if variant == "gan-fails" and rank == 1:
-        def fail(batches, ctx):
-            raise GankitError("rank 1 cannot go on")
+def break_rank_1(trainer: Trainer) -> None:
+    """The variants' faults, on rank 1 only."""
+    step = trainer.model.train_step
 
-        model.train_step = fail
-    try:
+    def nan_at_step_4(batches, ctx):  # the loss rank 1 reports for step 4, the first time only
+        stats = step(batches, ctx)
+        if trainer.step == 3 and trainer.rollbacks_left > 0:
+            stats["loss_g"] = stats["loss_g"] * float("nan")
+        return stats
+
+    def fail(batches, ctx):
+        raise GankitError("rank 1 cannot go on")
+
+    trainer.model.train_step = {"gan-rollback": nan_at_step_4, "gan-fails": fail}.get(variant, step)
+
+
+try:
+    with contextlib.redirect_stdout(log), lost_rank_as_sentence(out):  # as gankit.train.train runs a Trainer
+        trainer = Trainer(cfg, out, resume=resume)
+        if trainer.dist.is_main and not resume:
+            write_config(out, cfg)
+        model = trainer.model
+        trainer.read_every_step = variant != "gan-scored"
+        if rank == 1:
+            break_rank_1(trainer)
         trainer.run()
-    except GankitError as e:  # what the CLI prints as one sentence
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"rank{rank}.error").write_text(str(e))
-        raise SystemExit(2)
+except GankitError as e:  # what the CLI prints as one sentence
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"rank{rank}.error").write_text(str(e))
+    raise SystemExit(2)
 state = {f"g.{k}": v for k, v in model.generator.state_dict().items()}
 state.update({f"d.{k}": v for k, v in model.discriminator.state_dict().items()})
 state["augment_p"] = model.augment_p.reshape(1)

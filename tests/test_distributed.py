@@ -101,14 +101,27 @@ def test_two_ranks_stay_in_sync_and_the_checkpoint_resumes_alone(tmp_path: Path)
     assert latest_checkpoint(out / "checkpoints")[0].step == 8
 
 
-def test_a_distributed_run_resumes_on_all_its_ranks(tmp_path: Path):
+def test_a_distributed_run_resumes_exactly_on_all_its_ranks(tmp_path: Path):
     out = tmp_path / "run"
     run_two_ranks(out, "gan")
-    first = load_file(out / "rank0.safetensors")
     run_two_ranks(out, "gan", resume=True)  # rank 0 reads the step-6 checkpoint and sends it to rank 1
     assert latest_checkpoint(out / "checkpoints")[0].step == 8
-    assert not all(torch.equal(first[k], v) for k, v in load_file(out / "rank0.safetensors").items())
-    assert "warning" not in (out / "rank1.log").read_text()
+    # every rank's random streams were saved and restored: the same weights as eight steps at once
+    straight, _ = run_two_ranks(tmp_path / "straight", "gan-8")
+    resumed = load_file(out / "rank0.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight), \
+        [k for k in straight if not torch.equal(straight[k], resumed[k])]
+
+
+def test_ranks_read_back_together_on_scoring_steps_though_only_rank_0_scores(tmp_path: Path):
+    out = tmp_path / "run"
+    run_two_ranks(out, "gan-scored")  # on the GPU's schedule; this hung when only rank 0 read at step 3
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "fid" in r] == [3, 6]
+
+
+def test_ranks_follow_one_clock_when_the_learning_rates_decay_over_minutes(tmp_path: Path):
+    run_two_ranks(tmp_path / "run", "gan-clock")  # every weight identical: the ranks stepped with the same rates
 
 
 def test_two_machines_without_a_shared_folder_train_and_roll_back_together(tmp_path: Path):
@@ -159,3 +172,15 @@ def test_the_cli_under_torchrun_trains_and_reports_once(tmp_path: Path):
     assert proc.stdout.count("run folder:") == 1 and proc.stdout.count("distributed: 2 ranks") == 1
     assert latest_checkpoint(out / "checkpoints")[0].step == 4
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 4
+
+
+def test_launcher_variables_without_torchrun_are_one_sentence(tmp_path: Path, monkeypatch, capsys):
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # left over in a shell, say
+    assert main(["train", "gan", "--steps", "1", "--out", str(tmp_path / "run")]) == 2
+    assert "WORLD_SIZE is 2 but RANK, MASTER_ADDR, MASTER_PORT are not set, so this process was not started by " \
+           "torchrun" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert main(["train", "gan", "--steps", "1", "--out", str(tmp_path / "run")]) == 2
+    assert "The environment variable WORLD_SIZE is 'two', not a whole number" in capsys.readouterr().err

@@ -156,11 +156,11 @@ def test_learning_rates_never_go_below_zero_past_the_clock(tmp_path: Path):
                        "train.lr_decay": "0.5", "train.progress": "false"}.items():
         set_value(cfg, key, value)
     trainer = Trainer(cfg, tmp_path / "r")
-    trainer.elapsed = 45.0  # three quarters of the budget: half way down the decay
-    trainer._set_learning_rates(60.0)
+    trainer.clock = 45.0  # three quarters of the budget: half way down the decay
+    trainer._set_learning_rates()
     assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_g / 2)
-    trainer.elapsed = 66.0  # ranks of a distributed run stop together, a few steps past the clock
-    trainer._set_learning_rates(60.0)
+    trainer.clock = 66.0  # ranks of a distributed run stop together, a few steps past the clock
+    trainer._set_learning_rates()
     assert trainer.opt_g.param_groups[0]["lr"] == 0 and trainer.opt_d.param_groups[0]["lr"] == 0
 
 

@@ -79,7 +79,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path, 
     ckpt, skipped = latest_checkpoint(run / "checkpoints")
     assert ckpt.step == 3 and "does not match its checksum" in skipped[0]
     assert main(["train", "gan", "--resume", str(run), "--steps", "8", "--no-progress"]) == 0
-    assert "skipped" in capsys.readouterr().out
+    assert "skipped" in capsys.readouterr().err
     # Reaching step 6 again replaced the damaged copy, and the copy moved aside is gone.
     assert read_checkpoint(run / "checkpoints/step-000006").step == 6
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000006", "step-000008"]
@@ -147,7 +147,7 @@ def test_checkpoints_whose_content_gankit_never_writes_are_skipped(tmp_path: Pat
         read_checkpoint(newest)
     capsys.readouterr()
     assert main(["train", "gan", "--resume", str(run), "--steps", "7", "--no-progress"]) == 0
-    assert "skipped" in capsys.readouterr().out  # it fell back to step 3
+    assert "skipped" in capsys.readouterr().err  # it fell back to step 3
 
 
 def test_run_files_of_the_wrong_kind_are_one_sentence_on_resume(tmp_path: Path, capsys):
@@ -164,3 +164,34 @@ def test_run_files_of_the_wrong_kind_are_one_sentence_on_resume(tmp_path: Path, 
     (run / "checkpoints").write_text("")
     assert main(["train", "gan", "--resume", str(run), "--steps", "3", "--no-progress"]) == 2
     assert "checkpoints is a file, not the run's checkpoints folder" in capsys.readouterr().err
+
+
+def test_a_crash_between_the_generator_files_is_mended_by_a_resume(tmp_path: Path, capsys):
+    """generator.safetensors is written before generator.json, which records its checksum: a crash
+    between the two leaves a pair that does not load, and a resume writes both again."""
+    from gankit.artifacts import load_generator
+
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "2", *TINY]) == 0
+    weights = run / "generator.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")  # the next step's file, then the crash
+    try:
+        load_generator(run)
+    except GankitError as e:
+        assert "resuming the run writes both files again" in str(e)
+    else:
+        raise AssertionError("a mismatched pair loaded")
+    capsys.readouterr()
+    assert main(["train", "gan", "--resume", str(run), "--steps", "2", "--no-progress"]) == 0
+    assert "rewrote the generator files from the checkpoint of step 2" in capsys.readouterr().err
+    assert load_generator(run)[1]["step"] == 2
+
+
+def test_train_ema_switched_on_at_a_resume_starts_from_g(tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "2", *TINY, "--set", "train.ema=0"]) == 0
+    capsys.readouterr()
+    assert main(["train", "gan", "--resume", str(run), "--steps", "3", "--no-progress",
+                 "--set", "train.ema=0.999"]) == 0
+    assert "trained without train.ema until step 2; the average generator starts there" in capsys.readouterr().err
+    assert "ema.net.0.weight" in latest_checkpoint(run / "checkpoints")[0].weights

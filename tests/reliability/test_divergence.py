@@ -121,3 +121,27 @@ def test_a_divergence_between_reads_is_rolled_back_and_never_saved(tmp_path: Pat
         ckpt = read_checkpoint(step_dir)
         assert all(torch.isfinite(w).all() for w in ckpt.weights.values() if w.is_floating_point()), step_dir
     assert latest_checkpoint(run / "checkpoints")[0].step == 12
+
+
+def test_weights_made_non_finite_by_the_last_update_before_a_save_are_caught(tmp_path: Path, monkeypatch, capsys):
+    """The losses of a step come before its update: only a look at the weights shows what it did."""
+    real_step, calls = GAN.train_step, {"n": 0}
+
+    def nan_weights_after_step_4(self, batches, ctx):
+        calls["n"] += 1
+        stats = real_step(self, batches, ctx)  # finite losses
+        if calls["n"] == 4:
+            with torch.no_grad():
+                self.discriminator.net[0].weight.fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(GAN, "train_step", nan_weights_after_step_4)
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "6", *TINY, "--set", "train.checkpoint_every=2",
+                 "--set", "train.rollbacks=1"]) == 0
+    assert "diverged at step 4 (non-finite weights in the discriminator): rolled back to step 2" in \
+        capsys.readouterr().err
+    for step_dir in list_checkpoints(run / "checkpoints"):
+        ckpt = read_checkpoint(step_dir)
+        assert all(torch.isfinite(w).all() for w in ckpt.weights.values() if w.is_floating_point()), step_dir
+    assert latest_checkpoint(run / "checkpoints")[0].step == 6

@@ -9,11 +9,12 @@ filesystem for training.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -50,13 +51,23 @@ class Distributed:
                             DistributedDataParallel(model.discriminator, device_ids=ids) if has_d
                             else model.discriminator)
 
-    def any_rank(self, *flags: bool) -> tuple[bool, ...]:
-        """Each flag, true on every rank when true on any: ranks must stop or roll back together."""
+    def agree(self, elapsed: float, *flags: bool) -> tuple[float, ...]:
+        """The longest training time of any rank, then each flag, true on every rank when true on
+        any: ranks must stop or roll back together, and follow one clock (for the learning rates)."""
         if not self.active:
-            return flags
-        t = torch.tensor([float(f) for f in flags], device=self.device)
+            return (elapsed, *flags)
+        t = torch.tensor([elapsed, *(float(f) for f in flags)], dtype=torch.float64, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return tuple(bool(v) for v in t.tolist())
+        values = t.tolist()
+        return (values[0], *(bool(v) for v in values[1:]))
+
+    def gather_to_main(self, value: T) -> list[T] | None:
+        """Every rank's ``value`` in rank order on rank 0 (None on the others)."""
+        if not self.active:
+            return [value]
+        gathered: list | None = [None] * self.world if self.is_main else None
+        dist.gather_object(value, gathered, dst=0)  # pickled between the ranks of this run, never to a file
+        return gathered
 
     def from_main(self, read: Callable[[], T]) -> T:
         """What ``read`` returns on rank 0, on every rank (or the GankitError it raised there, raised
@@ -76,17 +87,6 @@ class Distributed:
             raise GankitError(error)
         return value
 
-    def stopped_by(self, error: RuntimeError, run_dir: Path) -> GankitError:
-        """The sentence for a rank whose collective failed: in a distributed run that is almost
-        always another rank that failed or was stopped, and which has said why itself."""
-        text = str(error).strip()
-        # gloo and NCCL begin with the source location and end with advice: keep what happened
-        reason = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]).split(". ")[0] if text else type(error).__name__
-        return GankitError(f"Rank {self.rank} of the distributed run stopped ({reason}); the usual cause is another "
-                           "rank that failed or was stopped, and its own message says why. Once that is fixed, "
-                           f"continue with --resume {run_dir} from the last checkpoint (or start again if the run "
-                           "stopped before its first).")
-
     def close(self, finished: bool = True) -> None:
         """Leave the process group: after a finished run once every rank has finished. A rank
         that failed leaves at once, since the others wait in collectives of their own and would
@@ -97,24 +97,66 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def lost_a_rank(error: RuntimeError) -> bool:
+    """Whether a collective failed because another rank went away (gloo and NCCL say so in words)."""
+    return isinstance(error, dist.DistError) or any(word in str(error) for word in ("gloo", "NCCL", "Connection"))
+
+
+@contextlib.contextmanager
+def lost_rank_as_sentence(run_dir: Path) -> Iterator[None]:
+    """In a distributed run, a collective that failed because another rank went away ends in one
+    sentence (that rank has said why itself); any other error passes through as it is."""
+    try:
+        yield
+    except RuntimeError as e:
+        if launched_world() == 1 or not lost_a_rank(e):
+            raise
+        text = str(e).strip()
+        # gloo and NCCL begin with the source location and end with advice: keep what happened
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]).split(". ")[0] if text else type(e).__name__
+        raise GankitError(f"Rank {launched_rank()} of the distributed run stopped ({reason}); the usual cause is "
+                          "another rank that failed or was stopped, and its own message says why. Once that is "
+                          f"fixed, continue with --resume {run_dir} from the last checkpoint (or start again if the "
+                          "run stopped before its first).") from e
+
+
+def launcher_number(name: str, default: int) -> int:
+    """A whole number torchrun puts in the environment, or a GankitError naming the variable."""
+    text = os.environ.get(name, str(default))
+    try:
+        return int(text)
+    except ValueError:
+        raise GankitError(f"The environment variable {name} is {text!r}, not a whole number; start distributed runs "
+                          "with torchrun, which sets it, or unset it.") from None
+
+
 def launched_world() -> int:
     """How many ranks torchrun started (1 without torchrun); readable before the ranks connect."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return launcher_number("WORLD_SIZE", 1)
 
 
 def launched_rank() -> int:
     """This process's rank among those torchrun started (0 without torchrun)."""
-    return int(os.environ.get("RANK", "0"))
+    return launcher_number("RANK", 0)
 
 
 def setup(device_choice: str) -> Distributed:
     world = launched_world()
     if world <= 1:
         return Distributed()
-    rank, local_rank = launched_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise GankitError(f"WORLD_SIZE is {world} but {', '.join(missing)} {verb} not set, so this process was not "
+                          f"started by torchrun: run `torchrun --nproc_per_node {world} -m gankit train ...`, or unset "
+                          "WORLD_SIZE.")
+    rank, local_rank = launched_rank(), launcher_number("LOCAL_RANK", 0)
     use_cuda = device_choice != "cpu" and torch.cuda.is_available()
     if device_choice == "cuda" and not use_cuda:
         raise GankitError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
+    if use_cuda and local_rank >= torch.cuda.device_count():
+        raise GankitError(f"Local rank {local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()}; "
+                          "start torchrun with --nproc_per_node no larger than that.")
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)

@@ -57,9 +57,11 @@ def budget_steps(cfg: RunConfig, n_samples: int, world: int) -> int:
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, resume: bool = False,
                  data: TensorData | None = None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cfg = cfg
         t = cfg.train
         self.dist = distributed.setup(t.device)
+        # Rank 0's folder: without --out each rank names one from its own clock.
+        self.run_dir = self.dist.from_main(lambda: Path(run_dir))
         self.device = self.dist.device if self.dist.active else resolve_device(t.device)
         self.dtype = resolve_precision(t.precision, self.device)
         if t.threads:
@@ -77,13 +79,18 @@ class Trainer:
         d_groups = self.model.discriminator_param_groups()
         self.opt_d = make_optimizer(d_groups, t.lr_d, t, self.device) if d_groups else None
         self._refuse_ignored_settings()
-        self.ema = EMA(self.model.generator, t.ema, t.ema_every) if t.ema > 0 else None
+        # Only rank 0 samples, scores and saves, so only it keeps the average generator.
+        self.ema = EMA(self.model.generator, t.ema, t.ema_every) if t.ema > 0 and self.dist.is_main else None
         # Each rank draws its own noise stream; the main one is seeded by the run's seed.
         self.noise = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.dist.rank)
         self.batches = EpochBatches(len(self.data), t.batch_size, t.seed, self.dist.rank, self.dist.world,
                                     device=self.device)
         self.total_steps = budget_steps(cfg, len(self.data), self.dist.world)
         self.step, self.elapsed = 0, 0.0
+        self.deadline = t.minutes * 60 if t.minutes > 0 else math.inf  # seconds of training; inf without --minutes
+        # The training time the learning rates follow: the ranks of a distributed run agree on it
+        # at each read, so that they never step with different rates.
+        self.clock = 0.0
         self.saved_step = self.sampled_step = -1  # the steps of the last checkpoint and sample grid written
         # Reading a step's statistics back to the host is free on a CPU, not on a GPU (``_reads_back``).
         self.read_every_step = self.device.type == "cpu"
@@ -126,14 +133,27 @@ class Trainer:
     def sampling_generator(self):
         return self.ema.model if self.ema is not None else self.model.generator
 
-    def _checkpoint(self) -> Checkpoint:
-        weights = {f"generator.{k}": v for k, v in self.model.generator.state_dict().items()}
-        weights.update({f"discriminator.{k}": v for k, v in self.model.discriminator.state_dict().items()})
+    def _networks(self) -> dict[str, torch.nn.Module]:
+        """The networks a checkpoint holds, by the prefix of their weights' names."""
+        networks = {"generator": self.model.generator, "discriminator": self.model.discriminator}
         if self.ema is not None:
-            weights.update({f"ema.{k}": v for k, v in self.ema.model.state_dict().items()})
+            networks["ema"] = self.ema.model
+        return networks
+
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        """This rank's random streams: the global one (dropout) and the noise stream."""
         rng = {"torch": torch.get_rng_state(), "noise": self.noise.get_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state()
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _checkpoint(self, rng_states: list[dict[str, torch.Tensor]]) -> Checkpoint:
+        weights = {f"{prefix}.{k}": v for prefix, module in self._networks().items()
+                   for k, v in module.state_dict().items()}
+        # Rank 0's streams under their own names, each other rank's with its number: an exact resume
+        # needs every rank's (one run resumed with another number of ranks starts the others anew).
+        rng = dict(rng_states[0])
+        rng.update({f"{name}.rank{rank}": v for rank, state in enumerate(rng_states[1:], 1) for name, v in state.items()})
         optimizers = {"g": self.opt_g.state_dict()}
         if self.opt_d is not None:
             optimizers["d"] = self.opt_d.state_dict()
@@ -144,16 +164,18 @@ class Trainer:
     def _restore(self) -> None:
         ckpt, warnings = self.dist.from_main(lambda: latest_checkpoint(self.run_dir / "checkpoints"))
         for line in warnings if self.dist.is_main else ():
-            print(f"warning: {line}")
+            print(f"warning: {line}", file=sys.stderr)
         if ckpt.state.get("model") != self.cfg.model:
             raise GankitError(f"{self.run_dir} holds a {ckpt.state.get('model')} run, not {self.cfg.model}; "
                               "resume it with the same model name.")
-        parts = {"generator": self.model.generator, "discriminator": self.model.discriminator}
-        if self.ema is not None:
-            parts["ema"] = self.ema.model
-        for prefix, module in parts.items():
+        for prefix, module in self._networks().items():
+            weights = module_weights(ckpt, prefix)
+            if prefix == "ema" and not weights:  # the run trained without EMA until now: start it from G
+                weights = module_weights(ckpt, "generator")
+                print(f"note: {self.run_dir} trained without train.ema until step {ckpt.step}; the average "
+                      "generator starts there from G's weights.", file=sys.stderr)
             try:
-                module.load_state_dict(module_weights(ckpt, prefix))
+                module.load_state_dict(weights)
             except RuntimeError:  # missing keys or size mismatches: the networks are built differently
                 raise GankitError(
                     f"The {prefix} in the checkpoint of {self.run_dir} does not fit the one these settings build: "
@@ -163,22 +185,29 @@ class Trainer:
             if opt is not None:
                 self._load_optimizer(opt, ckpt.optimizers[name], name.upper())
         self.step, self.elapsed = ckpt.step, ckpt.state["elapsed"]
-        torch.set_rng_state(ckpt.rng["torch"])
-        if "cuda" in ckpt.rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state(ckpt.rng["cuda"])
+        self.clock = self.elapsed
+        self._restore_rng(ckpt.rng)
+        self.best_fid = ckpt.state.get("best_fid", math.inf)
+        self.lr_scale = ckpt.state.get("lr_scale", 1.0)
+        self.model.load_training_state(ckpt.state.get("family", {}))
+
+    def _restore_rng(self, saved: dict[str, torch.Tensor]) -> None:
+        """This rank's random streams from a checkpoint; a new noise stream where they cannot continue."""
+        suffix = f".rank{self.dist.rank}" if self.dist.rank else ""
+        if "noise" + suffix not in saved:  # a rank the saved run did not have
+            self._reseed_noise()
+            return
+        torch.set_rng_state(saved["torch" + suffix])
+        if "cuda" + suffix in saved and self.device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda" + suffix], self.device)
         try:
-            self.noise.set_state(ckpt.rng["noise"])
+            self.noise.set_state(saved["noise" + suffix])
         except RuntimeError:  # a stream of another kind of device: a CPU run resumed on a GPU, or back
             self._reseed_noise()
             if self.dist.is_main:
                 print(f"note: {self.run_dir} was trained on another kind of device, whose noise stream cannot "
                       "continue here; a new one starts, so the run will not repeat an uninterrupted one exactly.",
                       file=sys.stderr)
-        self.best_fid = ckpt.state.get("best_fid", math.inf)
-        self.lr_scale = ckpt.state.get("lr_scale", 1.0)
-        self.model.load_training_state(ckpt.state.get("family", {}))
-        if not self.dist.is_main:  # the checkpoint holds rank 0's stream; the others start anew
-            self._reseed_noise()
 
     def _reseed_noise(self) -> None:
         """A noise stream derived from the seed, the rank and the step, for a resume that cannot continue the saved one."""
@@ -215,13 +244,18 @@ class Trainer:
             self.ema.model.load_state_dict(theirs)
 
     def save(self) -> None:
-        """Checkpoint plus the shareable generator files (rank 0 only)."""
+        """Checkpoint plus the shareable generator files (written by rank 0; every rank gives its random streams)."""
         self.saved_step = self.step
+        rng_states = self.dist.gather_to_main(self._rng_state())
         if not self.dist.is_main:
             return
-        save_checkpoint(self.run_dir / "checkpoints", self._checkpoint(), self.cfg.train.keep_checkpoints)
-        save_generator(self.run_dir, self.cfg.model, self.cfg.model_cfg, self.model.info,
-                       self.sampling_generator, self.step, self.data_spec)
+        save_checkpoint(self.run_dir / "checkpoints", self._checkpoint(rng_states), self.cfg.train.keep_checkpoints)
+        self.save_generator_files(self.run_dir)
+
+    def save_generator_files(self, folder: Path) -> None:
+        """generator.json and generator.safetensors: what sample, eval, serve and export read."""
+        save_generator(folder, self.cfg.model, self.cfg.model_cfg, self.model.info, self.sampling_generator,
+                       self.step, self.data_spec)
 
     def save_samples(self, log: RunLog | None = None) -> None:
         """The sample grid (or, for vector data, the picture with D's output and mode metrics)."""
@@ -253,26 +287,30 @@ class Trainer:
         log = RunLog(self.run_dir, self.total_steps, self.step, t.progress) if self.dist.is_main else None
         meter = Meter(t.batch_size * t.d_steps * self.dist.world, self.step)
         start = time.perf_counter() - self.elapsed
-        deadline = t.minutes * 60 if t.minutes > 0 else math.inf
         stop = StopRequests()
         finished = False
         try:
             with stop:
                 while self.step < self.total_steps:
-                    self._set_learning_rates(deadline)
+                    self._set_learning_rates()
                     stats = self.model.train_step(self._batches(), ctx)
                     meter.add(torch.stack(list(stats.values())).float())
                     if self.ema is not None:
                         self.ema.update(self.model.generator, self.step)
                     self.step += 1
                     self.elapsed = time.perf_counter() - start
-                    wants_stop = self.elapsed >= deadline or stop.requested is not None
+                    if not self.dist.active:  # one clock; distributed ranks agree on theirs at each read
+                        self.clock = self.elapsed
+                    wants_stop = self.elapsed >= self.deadline or stop.requested is not None
                     due = self._due()
                     if not self._reads_back(due, wants_stop):
                         continue
-                    diverged, stopping = self.dist.any_rank(not meter.finite(), wants_stop)
+                    saving = due["checkpoint"] or due["samples"] or due["score"] or wants_stop \
+                        or self.step >= self.total_steps
+                    problem = self._problem(meter, list(stats), saving)
+                    self.clock, diverged, stopping = self.dist.agree(self.elapsed, bool(problem), wants_stop)
                     if diverged:
-                        self._recover(meter.non_finite(list(stats)), meter.checked + 1, log)
+                        self._recover(problem, meter.checked + 1, log)
                         meter.restart(self.step)
                         continue
                     meter.checked = self.step
@@ -288,24 +326,32 @@ class Trainer:
             if self.saved_step != self.step:
                 self.save()
             finished = True
-        except RuntimeError as e:
-            if not self.dist.active:
-                raise
-            raise self.dist.stopped_by(e, self.run_dir) from e
         finally:
             if log is not None:
                 log.close()
             self.dist.close(finished)
         return self.run_dir
 
-    def _set_learning_rates(self, deadline: float) -> None:
+    def _problem(self, meter: "Meter", names: list[str], saving: bool) -> str:
+        """What is non-finite since the last read ("" when nothing is). Before anything is saved the
+        weights are checked too: a step's losses come before its update, so they cannot show a
+        weight that the update made non-finite, and nothing non-finite may be saved."""
+        if not meter.finite():
+            return meter.non_finite(names)
+        if saving:
+            broken = [name for name, module in self._networks().items() if not finite_weights(module)]
+            if broken:
+                return "non-finite weights in the " + " and the ".join(broken)
+        return ""
+
+    def _set_learning_rates(self) -> None:
         """Constant, then (with train.lr_decay) falling linearly to 0 over the end of the budget,
         in steps or in minutes, whichever runs out first: a common remedy for the late oscillation
         of the adversarial game, off by default because on MNIST it did not help (models/gan.py)."""
         t = self.cfg.train
         factor = self.lr_scale
         if t.lr_decay > 0:
-            progress = max(self.step / self.total_steps, self.elapsed / deadline)
+            progress = max(self.step / self.total_steps, self.clock / self.deadline)
             # Never below 0: the ranks of a distributed run stop together at a read, a few steps past the clock.
             factor *= min(1.0, max(0.0, 1.0 - progress) / t.lr_decay)
         for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
@@ -321,7 +367,8 @@ class Trainer:
         """Which of the scheduled actions fall on this step, each on its own interval."""
         t = self.cfg.train
         return {"log": self.step % t.log_every == 0 or self.step == self.total_steps,
-                "score": self.scorer is not None and self.step % t.eval_every == 0,
+                # on every rank, though only rank 0 scores: the ranks must read back on the same steps
+                "score": bool(t.eval_every) and self.step % t.eval_every == 0,
                 "samples": self.step % t.sample_every == 0,
                 "checkpoint": self.step % t.checkpoint_every == 0}
 
@@ -357,6 +404,8 @@ class Trainer:
         """A quick FID (and class accuracy); the best generator so far is kept in ``best/``,
         since the last one is often not the best (FID can rise again late in training)."""
         t = self.cfg.train
+        if self.scorer is None:  # a rank other than 0
+            return
         scores = quick_scores(self.sampling_generator, self.data, self.scorer, t.eval_samples, self.device, t.seed)
         if log is not None:
             log.write({"step": self.step, **scores})
@@ -364,8 +413,7 @@ class Trainer:
             self.best_fid = scores["fid"]
             best = self.run_dir / "best"
             make_run_dir(best)
-            save_generator(best, self.cfg.model, self.cfg.model_cfg, self.model.info,
-                           self.sampling_generator, self.step, self.data_spec)
+            self.save_generator_files(best)
             atomic_write_json(best / "scores.json", {"step": self.step, **scores})
 
     def _recover(self, bad: str, first_unchecked: int, log: RunLog | None) -> None:
@@ -380,21 +428,27 @@ class Trainer:
                 f"{where}, before its first checkpoint; start it again with lower learning rates "
                 "(--set train.lr_d=... --set train.lr_g=...), another model.loss, or data of a smaller scale.")
         if self.rollbacks_left <= 0:
-            raise GankitError(
-                f"{where}; the last checkpoint in {self.run_dir / 'checkpoints'} is intact: resume from it "
-                "with lower learning rates (--set train.lr_d=... --set train.lr_g=...) or allow automatic "
-                "rollbacks with --set train.rollbacks=2.")
+            lower = "resume from it with lower learning rates (--set train.lr_d=... --set train.lr_g=...)"
+            remedy = (f", and all its automatic rollbacks (train.rollbacks={t.rollbacks}) are used: {lower}" if t.rollbacks
+                      else f": {lower} or allow automatic rollbacks with --set train.rollbacks=2")
+            raise GankitError(f"{where}; the last checkpoint in {self.run_dir / 'checkpoints'} is intact{remedy}.")
         self.rollbacks_left -= 1
         scale = self.lr_scale * t.rollback_lr_factor  # survives the restore, which reads the old one
         self._restore()
         self.lr_scale = scale
-        self._set_learning_rates(t.minutes * 60 if t.minutes > 0 else math.inf)
+        self._set_learning_rates()
         if log is not None:
             log.message(f"{where}: rolled back to step {self.step} with learning rates x{t.rollback_lr_factor} "
                         f"({self.rollbacks_left} rollbacks left).")
             rates = {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in (("g", self.opt_g), ("d", self.opt_d))
                      if opt is not None}  # srresnet has no D
             log.write({"step": self.step, "event": "rollback", **rates})
+
+
+def finite_weights(module: torch.nn.Module) -> bool:
+    """Whether every weight of ``module`` is finite (one read back, however many weights)."""
+    checks = [p.detach().isfinite().all() for p in module.parameters()]
+    return not checks or bool(torch.stack(checks).all())
 
 
 class Meter:
@@ -477,17 +531,33 @@ def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData 
     if not resume and owner is not None:
         raise GankitError(f"{run_dir} lies inside the checkpoints of the run in {owner}, which deletes old step "
                           "folders as it goes; choose an --out outside it.")
+    with distributed.lost_rank_as_sentence(run_dir):
+        return train_or_resume(cfg, run_dir, resume, data)
+
+
+def train_or_resume(cfg: RunConfig, run_dir: Path, resume: bool, data: TensorData | None) -> Path:
     trainer = Trainer(cfg, run_dir, resume=resume, data=data)
     met = budget_met(trainer)
     if met is None:
         if trainer.dist.is_main:
-            write_config(run_dir, cfg)
+            write_config(trainer.run_dir, cfg)
         return trainer.run()
-    if trainer.dist.is_main:  # resumed at or past this budget: the run's files stay as they are
+    if trainer.dist.is_main:  # resumed at or past this budget: nothing to train
         what, flags = met
         print(f"note: {run_dir} {what}, so nothing was trained; give a larger {flags} to train on.", file=sys.stderr)
+        repair_generator_files(trainer)
     trainer.dist.close()
-    return run_dir
+    return trainer.run_dir
+
+
+def repair_generator_files(trainer: Trainer) -> None:
+    """A crash between the writes of generator.json and generator.safetensors leaves a pair that
+    does not load; a resume writes them again from the checkpoint it restored."""
+    try:
+        load_generator(trainer.run_dir)
+    except GankitError as e:
+        trainer.save_generator_files(trainer.run_dir)
+        print(f"note: rewrote the generator files from the checkpoint of step {trainer.step} ({e})", file=sys.stderr)
 
 
 def budget_met(trainer: Trainer) -> tuple[str, str] | None:
@@ -496,7 +566,7 @@ def budget_met(trainer: Trainer) -> tuple[str, str] | None:
     if trainer.step >= trainer.total_steps:
         return (f"is at step {trainer.step:,}, which meets this budget of {trainer.total_steps:,} steps",
                 "--steps (or --epochs)")
-    if minutes > 0 and trainer.elapsed >= minutes * 60:
+    if trainer.elapsed >= trainer.deadline:
         return (f"has trained {trainer.elapsed / 60:.2f} minutes, which meets this budget of {minutes:g} minutes",
                 "--minutes (or --steps)")
     return None
