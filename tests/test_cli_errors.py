@@ -114,7 +114,10 @@ def test_sample_refuses_flags_it_would_ignore(capsys, cgan_run: Path):
                         (["--traverse", "c2", "--n", "7"], "--n does not apply with --traverse"),
                         (["--interpolate", "3", "--n", "7"], "--n does not apply with --interpolate"),
                         (["--grid", "digit", "--label", "3"], "--label does not apply with --grid"),
-                        (["--grid", "digit", "--n", "3"], "--n does not apply with --grid")]:
+                        (["--grid", "digit", "--n", "3"], "--n does not apply with --grid"),
+                        (["--steps", "5", "--n", "4"], "--steps sets the columns of a --traverse grid"),
+                        (["--interpolate", "5", "--steps", "30"], "--steps sets the columns of a --traverse grid"),
+                        (["--interpolate", "5", "--labels", "3,5"], "--interpolate draws one row, for one label")]:
         code, err = run_cli(capsys, "sample", str(cgan_run), *argv)
         assert code == 2 and words in err and err.count("\n") == 1, argv
 
@@ -133,11 +136,18 @@ def test_samples_that_would_not_fit_in_memory_are_refused():
     assert MAX_VALUES // (3 * 128 * 128) == 21_845 and 1_000_000 * 784 <= MAX_VALUES  # a million digits still fit
 
 
-def test_sample_outputs_are_checked_before_sampling(capsys, cgan_run: Path, tmp_path: Path):
-    code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(tmp_path))
-    assert code == 2 and "is a folder; give a file path" in err
-    code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(tmp_path / "grid.xyz"))
-    assert code == 2 and "ends in .xyz, which is not an image format" in err and err.count("\n") == 1
+def test_sample_outputs_are_checked_before_sampling(capsys, cgan_run: Path, tmp_path: Path, monkeypatch):
+    from gankit.pipeline import GeneratorPipeline
+
+    monkeypatch.setattr(GeneratorPipeline, "generate", lambda *a, **k: pytest.fail("sampled before checking"))
+    monkeypatch.setattr(GeneratorPipeline, "interpolate", lambda *a, **k: pytest.fail("sampled before checking"))
+    (tmp_path / "afile").write_text("")
+    for flags, words in ((["--out", str(tmp_path)], "is a folder; give a file path"),
+                         (["--out", str(tmp_path / "grid.xyz")], "ends in .xyz, which is not an image format"),
+                         (["--interpolate", "4", "--out", str(tmp_path / "i.xyz")], "ends in .xyz, which is not"),
+                         (["--npz", str(tmp_path / "afile" / "s.npz")], "Cannot create the folder of --npz")):
+        code, err = run_cli(capsys, "sample", str(cgan_run), *flags)
+        assert code == 2 and words in err and err.count("\n") == 1, (flags, err)
 
 
 def test_unconditional_model_refuses_labels(capsys, tmp_path: Path):
@@ -294,8 +304,9 @@ def test_probe_and_serve_arguments(capsys, cgan_run: Path):
     assert code == 2 and "--labels must list label budgets of at least 1" in err
     code, err = run_cli(capsys, "probe", str(cgan_run), "--data", "faces:300", "--labels", "20")
     assert code == 2 and "holds images of shape (3, 32, 32) but" in err and "(1, 28, 28)" in err
-    code, err = run_cli(capsys, "serve", str(cgan_run), "--port", "70000")
-    assert code == 2 and "--port must be between 0 and 65535, not 70000" in err
+    for port in ("70000", "0"):
+        code, err = run_cli(capsys, "serve", str(cgan_run), "--port", port)
+        assert code == 2 and f"--port must be between 1 and 65535, not {port}" in err
 
 
 def test_resume_with_networks_of_another_shape_is_refused(capsys, tmp_path: Path):

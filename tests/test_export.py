@@ -161,6 +161,17 @@ def test_bad_requests_are_user_errors_before_the_export_runs(infogan_dir, tmp_pa
         export_generator(infogan_dir, fmt, tmp_path / out)
 
 
+@pytest.mark.parametrize("name", ["generator", "config"])
+def test_an_export_never_replaces_a_file_of_its_run(cgan_dir, monkeypatch, name):
+    import gankit.export
+
+    monkeypatch.setattr(gankit.export, "torchscript_bytes", lambda *a: pytest.fail("exported before checking --out"))
+    before = (cgan_dir / f"{name}.json").read_bytes()
+    with pytest.raises(GankitError, match=f"The input layout of --out .*{name}.json would overwrite a file that the run"):
+        export_generator(cgan_dir, "torchscript", cgan_dir / name)  # its layout would be RUN/{name}.json
+    assert (cgan_dir / f"{name}.json").read_bytes() == before
+
+
 def test_onnx_without_onnxscript_says_what_to_install(infogan_dir, tmp_path, monkeypatch):
     import gankit.export
 

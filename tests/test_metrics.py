@@ -162,9 +162,10 @@ def test_classifier_scores_of_a_network_whose_classes_are_no_attribute():
     assert set(result) == {"is_mean", "is_std"} and result["is_mean"] > 1
 
 
-def test_inception_score_matches_torch_fidelity():
+@pytest.mark.parametrize("n", [1000, 1001, 91])  # also where n is no multiple of the splits
+def test_inception_score_matches_torch_fidelity(n):
     metric_isc = pytest.importorskip("torch_fidelity.metric_isc")
-    logits = torch.randn(1000, 20) * 3
+    logits = torch.randn(n, 20) * 3
     theirs = metric_isc.isc_features_to_metric(logits, splits=10, shuffle=False)
     assert scores.inception_score(logits, splits=10) == pytest.approx(
         (theirs["inception_score_mean"], theirs["inception_score_std"]), rel=1e-9)
@@ -251,6 +252,14 @@ def test_evaluating_real_digits_gives_the_classifier_accuracy(mnist, mnist_outpu
     assert min(result["accuracy_per_class"].values()) > 0.9
 
 
+def test_a_generator_of_nan_is_one_sentence_not_an_eigensolver_failure(mnist, digits):
+    broken = mnist.samples[:100].clone()
+    broken[7] = float("nan")
+    with pytest.raises(GankitError, match="produced NaN or infinite values, so its samples cannot be scored"):
+        evaluate(RealPipeline(TensorData(broken, mnist.labels[:100], mnist.info, "mnist"), mnist.labels), mnist,
+                 digits, n=100)
+
+
 def test_shuffled_labels_give_chance_accuracy(mnist, mnist_outputs):
     shuffled = mnist.labels[torch.randperm(len(mnist), generator=torch.Generator().manual_seed(0)), 0]
     acc = scores.conditional_accuracy(shuffled, mnist_outputs[1].argmax(1), num_classes=10)
@@ -273,6 +282,10 @@ def test_reference_statistics_are_computed_once_per_dataset(mnist, digits, monke
     fewer = TensorData(mnist.samples[:1000], mnist.labels[:1000], mnist.info, "mnist")
     reference.reference_stats(fewer, digits)  # other samples under the same spec: a new entry
     assert len(calls) == 2
+    changed = mnist.samples.clone()
+    changed[1, 0, 14, 14] = -changed[1, 0, 14, 14]  # one pixel of one sample (a replaced image, say)
+    reference.reference_stats(TensorData(changed, mnist.labels, mnist.info, "mnist"), digits)
+    assert len(calls) == 3
 
 
 def test_an_unwritable_cache_is_one_sentence(mnist, digits, monkeypatch, tmp_path):
@@ -314,6 +327,8 @@ def test_run_eval_scores_a_saved_conditional_generator(mnist, tmp_path):
     assert "FID" in table and "accuracy per class" in table
     with pytest.raises(GankitError, match="inception-weights"):
         run_eval(tmp_path / "run", n=10, inception_weights="x.pth")
+    with pytest.raises(GankitError, match="--inception-weights applies to --features inception"):
+        run_eval(tmp_path / "run", n=10, features="digits", inception_weights="x.pth")
     with pytest.raises(GankitError, match="--n"):
         run_eval(tmp_path / "run", n=2)
 

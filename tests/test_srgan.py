@@ -307,6 +307,25 @@ def test_upscale_writes_four_times_larger_images(srresnet_run, tmp_path):
     assert Image.open(tmp_path / "cmp.png").size == (3 * 28 + 2 * 4, 20)
 
 
+def test_upscale_names_its_output_by_the_scale_and_checks_it_first(srresnet_run, tmp_path, monkeypatch, capsys):
+    import gankit.upscale
+
+    write_photo(tmp_path / "in.png", (30, 22), 0)
+    assert main(["upscale", str(srresnet_run), str(tmp_path / "in.png")]) == 0
+    assert Image.open(tmp_path / "in-x4.png").size == (120, 88)
+    monkeypatch.setattr(gankit.upscale, "comparison", lambda *a: pytest.fail("upscaled before checking --out"))
+    assert main(["upscale", str(srresnet_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.txt")]) == 2
+    assert "out.txt ends in .txt, which is not an image format gankit can write" in capsys.readouterr().err
+
+
+def test_upscale_stands_a_phone_photo_upright(srresnet_run, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: stored turned a quarter, shown upright
+    Image.new("RGB", (20, 12), (90, 140, 60)).save(tmp_path / "phone.jpg", exif=exif)
+    assert main(["upscale", str(srresnet_run), str(tmp_path / "phone.jpg"), "-o", str(tmp_path / "up.png")]) == 0
+    assert Image.open(tmp_path / "up.png").size == (48, 80)  # 12x20 as shown, times 4
+
+
 def test_srgan_starts_from_srresnet_and_resumes(srresnet_run, tmp_path):
     out = tmp_path / "srgan"
     args = ["train", "srgan", "--out", str(out), "--init", str(srresnet_run), *TINY_SR, *TINY_D,

@@ -117,6 +117,14 @@ def atomic_write_encoded(path: Path, encode: Callable[[BinaryIO], None]) -> None
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def writable_image(path: str | Path, what: str) -> Path:
+    """``writable`` for an image: also a format gankit can encode, so that neither is found out
+    only after the work that makes the image."""
+    path = writable(path, what)
+    image_format(path)
+    return path
+
+
 def image_format(path: Path) -> str:
     """Pillow's name for the image format of ``path``'s suffix, PNG when it has none (encoders
     given a file object cannot guess it themselves)."""

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gankit.atomic import atomic_write_encoded, writable
-from gankit.config import (RUN_CONFIG_KEYS, SEED_MAX, RunConfig, apply_mapping, config_from_dict, load_toml,
+from gankit.atomic import atomic_write_encoded, writable, writable_image
+from gankit.config import (RUN_CONFIG_KEYS, SEED_MAX, TILE, RunConfig, apply_mapping, config_from_dict, load_toml,
                             parse_set, require_whole, set_value, validate)
 from gankit.errors import GankitError
 
@@ -113,6 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --- sample ------------------------------------------------------------------------------------
+TRAVERSE_STEPS = 10  # columns of a --traverse grid
 def requested_labels(pipe, args: argparse.Namespace):
     """--label/--labels (one attribute), --attr and --grid (any number) -> (one label row per
     sample or None, n, grid columns)."""
@@ -206,6 +207,10 @@ def check_sample_modes(args: argparse.Namespace) -> None:
         unused = [flag for flag in ignored[mode] if given[flag]] if on else []
         if unused:
             raise GankitError(f"{unused[0]} does not apply with {mode}, which decides its own pictures; drop it.")
+    if args.steps is not None and not args.traverse:
+        raise GankitError("--steps sets the columns of a --traverse grid; drop it (--interpolate N takes its own count).")
+    if args.interpolate is not None and args.labels is not None and "," in args.labels:
+        raise GankitError("--interpolate draws one row, for one label; give it with --label N.")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -220,8 +225,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.traverse:
         from gankit.models.infogan import save_traversal
 
-        out = writable(args.out or Path(args.run) / f"traverse-{args.traverse}.png", "--out")
-        save_traversal(pipe.generator, args.traverse, out, args.steps, args.seed)
+        out = writable_image(args.out or Path(args.run) / f"traverse-{args.traverse}.png", "--out")
+        save_traversal(pipe.generator, args.traverse, out, TRAVERSE_STEPS if args.steps is None else args.steps,
+                       args.seed)
         print(f"wrote the traversal of {args.traverse} to {out}")
         return 0
     labels, n, columns = requested_labels(pipe, args)
@@ -230,12 +236,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise GankitError(f"{args.run} generates {pipe.info.shape[0]}-d points, not images; drop --interpolate and "
                           "--out, and use --npz to save the points.")
     if args.interpolate is not None:
-        out = writable(args.out or Path(args.run) / "interpolation.png", "--out")
+        out = writable_image(args.out or Path(args.run) / "interpolation.png", "--out")
         _save_grid(pipe.interpolate(args.interpolate, args.seed, labels[:1] if labels else None), out, args.interpolate)
         print(f"wrote an interpolation of {args.interpolate} steps to {out}")
         return 0
-    grid = None if vectors or (args.npz and not args.out) else writable(args.out or Path(args.run) / "sample.png",
-                                                                        "--out")  # before sampling
+    # Both outputs checked before sampling, which can take minutes.
+    grid = None if vectors or (args.npz and not args.out) else writable_image(args.out or Path(args.run) / "sample.png",
+                                                                              "--out")
+    if vectors and not args.npz:  # points have no grid picture: save them
+        args.npz = str(Path(args.run) / "samples.npz")
+    npz = Path(args.npz) if args.npz else None
+    if npz is not None:
+        npz = writable(npz if npz.suffix == ".npz" else npz.with_name(npz.name + ".npz"), "--npz")  # numpy's name
     if args.code:
         from gankit.models.infogan import parse_code_assignments, sample_with_codes
 
@@ -243,17 +255,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
         images, y = sample_with_codes(pipe.generator, n, codes, args.seed), None
     else:
         images, y = pipe.generate(n, labels, seed=args.seed)
-    if vectors and not args.npz:  # points have no grid picture: save them
-        args.npz = str(Path(args.run) / "samples.npz")
-    if args.npz:
+    if npz is not None:
         arrays = {"images": images.numpy().astype(np.float32)}
         if y is not None:
             arrays["labels"] = y.numpy()[:, 0] if y.shape[1] == 1 else y.numpy()
             for i, a in enumerate(pipe.info.attributes):
                 arrays[a.name] = y.numpy()[:, i]
                 arrays[f"{a.name}_names"] = np.array(a.values)
-        npz = Path(args.npz)
-        npz = writable(npz if npz.suffix == ".npz" else npz.with_name(npz.name + ".npz"), "--npz")  # numpy's name
         atomic_write_encoded(npz, lambda f: np.savez(f, **arrays))
         print(f"wrote {n} samples to {npz}")
     if grid is not None:
@@ -294,9 +302,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_upscale(args: argparse.Namespace) -> int:
     from gankit.upscale import upscale_file
 
-    source = Path(args.image)
-    out = writable(args.out or source.with_name(f"{source.stem}-x4.png"), "--out")
-    upscale_file(args.run, source, out, args.compare, args.from_hr, args.tile, args.device)
+    out = upscale_file(args.run, args.image, args.out, args.compare, args.from_hr, args.tile, args.device)
     print(f"wrote {out}")
     return 0
 
@@ -356,8 +362,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from gankit.app import serve
 
-    if not 0 <= args.port <= 65535:
-        raise GankitError(f"--port must be between 0 and 65535, not {args.port}.")
+    if not 1 <= args.port <= 65535:  # 0 (any free port) would leave the page's own address unknown to it
+        raise GankitError(f"--port must be between 1 and 65535, not {args.port}.")
     serve(args.runs, args.host, args.port)
     return 0
 
@@ -392,11 +398,13 @@ def make_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("upscale", help="super-resolve an image with a srresnet/srgan run")
     u.add_argument("run", help="run folder")
     u.add_argument("image", help="input image (any size)")
-    u.add_argument("--out", "-o", help="output image (default IMAGE-x4.png beside the input)")
+    u.add_argument("--out", "-o", help="output image (default IMAGE-x4.png beside the input, named after the "
+                                       "run's scale)")
     u.add_argument("--compare", action="store_true", help="write bicubic | SR side by side (| HR with --from-hr)")
     u.add_argument("--from-hr", action="store_true",
-                   help="treat IMAGE as the true high-resolution image: shrink it 4x first, then upscale")
-    u.add_argument("--tile", type=int, default=96, help="LR pixels per tile side; bounds memory (default 96)")
+                   help="treat IMAGE as the true high-resolution image: shrink it by the run's scale first, "
+                        "then upscale")
+    u.add_argument("--tile", type=int, default=TILE, help=f"LR pixels per tile side; bounds memory (default {TILE})")
     u.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     u.set_defaults(func=cmd_upscale)
 
@@ -415,7 +423,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="InfoGAN: fix a latent code, e.g. --code c1=3 --code c2=0.5 (repeatable)")
     s.add_argument("--traverse", metavar="CODE",
                    help="InfoGAN: a grid sweeping CODE (continuous: -2..2 across, one row per c1 value)")
-    s.add_argument("--steps", type=int, default=10, help="columns of a --traverse grid (default 10)")
+    s.add_argument("--steps", type=int, help=f"columns of a --traverse grid (default {TRAVERSE_STEPS})")
     s.add_argument("--interpolate", type=int, metavar="STEPS",
                    help="a strip of STEPS images along a spherical path between two latents")
     s.set_defaults(func=cmd_sample)

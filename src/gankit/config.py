@@ -225,6 +225,10 @@ def apply_mapping(cfg: RunConfig, mapping: dict[str, Any], saved_run: Path | Non
 
 
 MAX_IMAGE_SIZE = 1024  # a side in pixels: larger is a typo here (one such dataset of 5,000 images is 60 GB)
+# Super-resolution works on LR tiles of this side. Each tile carries G's receptive radius (about 40
+# pixels) of context on every side, so small tiles repeat much of the work: at 96 a 192x192 image
+# took 3.7x as long as one pass. At 192 a tile's largest map (256 channels at twice its side) is ~300 MB.
+TILE = 192
 MIN_SCORED_SAMPLES = 10  # IS uses 10 splits and precision/recall 3 neighbours (metrics/evaluate.py)
 SEED_MAX = 2**31 - 1  # the noise streams derive seeds from it (seed * 7919 + ...), which must fit in 64 bits
 

@@ -162,6 +162,7 @@ def export_generator(run_dir: str | Path, fmt: ExportFormat = "onnx", out_path: 
     check_format(fmt)
     pipe = load(run_dir)  # on the CPU: exported graphs are device-independent
     out = writable(out_path if out_path is not None else default_path(run_dir, fmt), "--out")  # before the slow part
+    writable(sidecar_path(out), "The input layout of --out")  # RUN/generator as --out would replace generator.json
     metadata = export_metadata(pipe, fmt)
     data = onnx_bytes(pipe, metadata) if fmt == "onnx" else torchscript_bytes(pipe, metadata)
     # Each file is whole or absent; the layout goes second, so a layout beside a model is that model's.

@@ -16,13 +16,14 @@ import torch
 from PIL import Image
 
 from gankit.artifacts import load_generator, read_generator_meta
-from gankit.atomic import atomic_write_encoded, atomic_write_json, image_format, writable
+from gankit.atomic import atomic_write_encoded, atomic_write_json, image_format, writable, writable_image
 from gankit.data.images import DECODE_ERRORS
 from gankit.data.base import signed
 from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.metrics.sr import evaluate_sr, to_uint8
+from gankit.config import TILE
 from gankit.models.srgan import SRResNetGenerator, upscale
 
 GAP = 4  # pixels between the images of a comparison strip
@@ -59,18 +60,21 @@ def side_by_side(images: list[torch.Tensor]) -> np.ndarray:
 
 
 def comparison(generator: SRResNetGenerator, lr: torch.Tensor, hr: torch.Tensor | None = None,
-               tile: int = 96) -> tuple[torch.Tensor, np.ndarray]:
+               tile: int = TILE) -> tuple[torch.Tensor, np.ndarray]:
     """G's output for ``lr`` (1, 3, h, w) and the strip bicubic | SR (| HR when given)."""
     sr = upscale(generator, lr.to(next(generator.parameters()).device), tile).cpu()
     return sr, side_by_side([bicubic_upscale(lr, generator.scale), sr] + ([hr] if hr is not None else []))
 
 
-def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path, compare: bool = False,
-                 from_hr: bool = False, tile: int = 96, device: str = "auto") -> Path:
-    out = writable(out, "The output image")
+def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path | None = None, compare: bool = False,
+                 from_hr: bool = False, tile: int = TILE, device: str = "auto") -> Path:
+    """Write ``source`` upscaled by the run's generator to ``out`` (default: beside it, named
+    after the scale, e.g. photo-x4.png); returns the path written."""
     generator, _ = load_upscaler(run_dir, device)
-    image = read_image(Path(source))
     s = generator.scale
+    source = Path(source)
+    out = writable_image(out or source.with_name(f"{source.stem}-x{s}.png"), "--out")
+    image = read_image(source)
     if from_hr:
         hr = modcrop(image, s)
         if min(hr.shape[-2:]) < s:
@@ -86,7 +90,7 @@ def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path, compa
 
 
 def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path | None = None,
-            device: str = "auto", tile: int = 96) -> dict:
+            device: str = "auto", tile: int = TILE) -> dict:
     """PSNR/SSIM (Y channel) of the run and of bicubic on the run's held-out photographs, or
     on every image of ``data`` (``folder:PATH``) when given."""
     if json_path:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from gankit.config import DataConfig
 from gankit.data.base import DataInfo, TensorData, signed
@@ -98,11 +98,12 @@ def rescaled(photo: Photo, factor: float) -> Photo:
 
 
 def decode_native(path: Path) -> np.ndarray:
-    """``path`` as uint8 RGB (3, H, W) at its own size; DECODE_ERRORS propagate."""
+    """``path`` as uint8 RGB (3, H, W) at its own size, upright as its EXIF orientation says
+    (phone photos are stored sideways); DECODE_ERRORS propagate."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as im:
-            return np.asarray(to_mode(im, 3)).transpose(2, 0, 1).copy()
+            return np.asarray(to_mode(ImageOps.exif_transpose(im), 3)).transpose(2, 0, 1).copy()
 
 
 def folder_photos(root: Path, all_validation: bool = False) -> PhotoSet:

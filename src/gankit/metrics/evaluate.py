@@ -97,6 +97,7 @@ def evaluate(pipeline: GeneratorPipeline, real: TensorData, extractor: FeatureEx
     check_inputs(pipeline.info, real, extractor, n)
     ref = reference_stats(real, extractor, cache)
     images, labels = pipeline.generate(n, seed=seed)
+    check_finite(images)
     features, logits = extractor.features_and_logits(images)
     result = {"dataset": real.name, "extractor": extractor.name, "extractor_fingerprint": extractor.fingerprint,
               "real_samples": ref.count, "generated_samples": n, "seed": seed}
@@ -105,6 +106,13 @@ def evaluate(pipeline: GeneratorPipeline, real: TensorData, extractor: FeatureEx
         result.update(classifier_scores(logits, labels, pipeline.info, extractor))
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
+
+
+def check_finite(images: torch.Tensor) -> None:
+    """Samples with NaN or inf have no features to score (the covariances' eigensolver fails on them)."""
+    if not bool(torch.isfinite(images).all()):
+        raise GankitError("The generator produced NaN or infinite values, so its samples cannot be scored: its "
+                          "weights are damaged or its training diverged; score another run or retrain this one.")
 
 
 def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtractor, n: int = 2000,
@@ -116,6 +124,7 @@ def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtra
     ref = reference_stats(real, extractor.to(device), cache)
     with evaluating(generator):
         images, labels = GeneratorPipeline(generator, {"family": "training"}).generate(n, seed=seed)
+    check_finite(images)
     features, logits = extractor.features_and_logits(images)
     result = {"fid": frechet_distance(ref.mean, ref.cov, *mean_and_covariance(features))}
     if logits is not None:

@@ -99,7 +99,9 @@ def inception_score(logits: ArrayLike, splits: int = 10) -> tuple[float, float]:
     """IS = exp(E_x KL(p(y|x) || p(y))): mean and standard deviation over ``splits`` parts."""
     log_p = torch.log_softmax(as_tensor(logits).double(), dim=1)
     scores = []
-    for part in log_p.chunk(splits):
+    n = len(log_p)
+    # always `splits` parts, cut at i * n // splits as torch-fidelity cuts them (chunk may give fewer)
+    for part in (log_p[i * n // splits:(i + 1) * n // splits] for i in range(splits)):
         log_marginal = torch.logsumexp(part, dim=0) - np.log(len(part))
         kl = (part.exp() * (part - log_marginal)).sum(dim=1).mean()
         scores.append(float(kl.exp()))

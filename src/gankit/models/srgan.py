@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gankit.config import DataConfig
+from gankit.config import TILE, DataConfig
 from gankit.data.base import DataInfo, TensorData
 from gankit.data.photos import bicubic_upscale, downscale, load_tiles
 from gankit.errors import GankitError
@@ -338,7 +338,7 @@ def receptive_radius(generator: SRResNetGenerator) -> int:
 
 
 @torch.inference_mode()
-def upscale(generator: SRResNetGenerator, lr: Tensor, tile: int = 96, overlap: int | None = None) -> Tensor:
+def upscale(generator: SRResNetGenerator, lr: Tensor, tile: int = TILE, overlap: int | None = None) -> Tensor:
     """G applied to LR images (N, 3, h, w) of any size, ``tile`` x ``tile`` LR pixels at a time.
 
     Each tile is run with ``overlap`` pixels of context on every side (by default G's receptive
