@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 import gankit
-from gankit.pipeline import slerp
+from gankit.pipeline import interpolate_latents, slerp
 from gankit.app import (DISPLAY_TILE, INTERPOLATION_STEPS, MAX_IMAGES, PADDING, build_app, generate_grid,
-                        interpolate_latents, interpolation_strip, launch, load_runs, to_image)
+                        interpolation_strip, launch, load_runs, to_image)
 from gankit.artifacts import save_generator
 from gankit.cli import main, make_parser
 from gankit.data.base import Attribute, DataInfo
@@ -26,7 +26,7 @@ from gankit.errors import GankitError
 from gankit.models import get_family
 from gankit.models.cgan import CGANConfig
 from gankit.models.gan import MLPConfig
-from gankit.models.infogan import InfoGANConfig, sample_with_codes
+from gankit.models.infogan import InfoGANConfig
 
 # Gradio's server thread warns about its own use of pandas; those notices are not about gankit.
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio")
@@ -100,7 +100,7 @@ def test_bad_attribute_choices_are_user_errors(cgan_dir, choices, message):
 def test_infogan_codes_match_gankit_sample(infogan_dir):
     pipe = gankit.load(infogan_dir)
     codes = {"c1": "3", "c2": 0.5, "c3": -2.0}
-    expected = to_image(sample_with_codes(pipe.generator, 4, {"c1": 3, "c2": 0.5, "c3": -2.0}, seed=0), 2)
+    expected = to_image(pipe.generate(4, seed=0, codes={"c1": 3, "c2": 0.5, "c3": -2.0})[0], 2)
     assert same_image(generate_grid(pipe, 0, 4, codes=codes), expected)
 
 

@@ -20,8 +20,7 @@ from gankit.errors import GankitError
 from gankit.models import StepContext, get_family
 from gankit.models.augment import random_affine
 from gankit.models.gan import GAN, MLPConfig
-from gankit.models.infogan import (InfoGANConfig, LatentCodes, parse_code_assignments, sample_with_codes,
-                                   save_traversal)
+from gankit.models.infogan import InfoGANConfig, LatentCodes, parse_code_assignments, save_traversal
 from gankit.probe import confusion, infogan_scores, matched_accuracy, probe, probe_run
 
 TINY = {"model.dense": "32", "model.channels": "8", "model.q_hidden": "16"}
@@ -192,8 +191,8 @@ def test_tiny_run_writes_its_files_and_samples_with_codes(run, tmp_path):
     assert (train["lr_g"], train["lr_d"], train["batch_size"]) == (1e-3, 2e-4, 16)  # InfoGAN's defaults, then flags
     pipe = gankit.load(run)
     assert pipe.sample(5, seed=1).shape == (5, 1, 28, 28)
-    images = sample_with_codes(pipe.generator, 4, parse_code_assignments(["c1=7"], pipe.generator), seed=1)
-    assert images.shape == (4, 1, 28, 28) and torch.equal(images, sample_with_codes(pipe.generator, 4, {"c1": 7}, 1))
+    images = pipe.generate(4, seed=1, codes=parse_code_assignments(["c1=7"], pipe.generator))[0]
+    assert images.shape == (4, 1, 28, 28) and torch.equal(images, pipe.generate(4, seed=1, codes={"c1": 7})[0])
     save_traversal(pipe.generator, "c2", tmp_path / "c2.png")
 
 
@@ -325,3 +324,81 @@ def test_probe_and_code_recovery_on_a_tiny_run(run, mnist):
     assert probe_run(run, n_labels=(20,))["features"] == result["features"]
     assert set(scores) == {"code_recovery", "q_accuracy"} and all(0.1 <= v <= 1 for v in scores.values())
     assert set(r2) == {"c2", "c3"} and all(v <= 1 for v in r2.values())
+
+
+def test_probe_prints_json_alone_on_stdout_and_a_skipped_checkpoint_once_on_stderr(run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert main(["train", "infogan", "--resume", str(copy), "--steps", "7", "--no-progress",
+                 "--set", "train.keep_checkpoints=2"]) == 0  # a second checkpoint to fall back from
+    newest = sorted((copy / "checkpoints").iterdir())[-1]
+    (newest / "weights.safetensors").write_bytes(b"damaged")
+    capsys.readouterr()
+    assert main(["probe", str(copy), "--labels", "20"]) == 0
+    out, err = capsys.readouterr()
+    assert {"code_recovery", "q_accuracy", "accuracy_20"} <= json.loads(out).keys()
+    assert err.count("warning: skipped") == 1
+
+
+def test_probe_of_an_infogan_without_a_classifier_of_its_classes_leaves_code_recovery_out(tmp_path, capsys):
+    out = tmp_path / "faces"
+    sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["train", "infogan", "--data", "faces:3000", "--out", str(out), "--steps", "2", "--batch-size", "16",
+                 "--no-progress", "--set", "data.channels=1", *sets]) == 0  # gray faces: no faces classifier
+    capsys.readouterr()
+    assert main(["probe", str(out), "--labels", "20"]) == 0
+    result, err = capsys.readouterr()
+    assert "code_recovery" not in json.loads(result) and "q_accuracy" in json.loads(result)
+    assert "code recovery needs a classifier of" in err
+
+
+def test_code_recovery_is_one_for_a_generator_that_draws_a_digit_per_code_value():
+    from gankit.data.base import Attribute, DataInfo
+    from gankit.probe import code_recovery
+
+    info = DataInfo((1, 28, 28), (Attribute("digit", tuple("0123456789")),))
+    generator = get_family("infogan").build_generator(InfoGANConfig(dense=8, channels=4, q_hidden=8), info)
+    start = generator.noise_dim
+    # value v of c1 becomes an image whose first pixel says v; the stub classifier calls it digit perm[v]
+    generator.forward = lambda z: z[:, start:start + 10].argmax(1).float().view(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(0))
+
+    class Classifier:
+        attributes = info.attributes
+
+        def logits(self, images):
+            return F.one_hot(perm[images[:, 0, 0, 0].long()], 10).float()
+
+    assert code_recovery(generator, Classifier(), per_value=5) == 1.0
+    perm[:2] = perm[:2].flip(0)  # still one digit per value: any one-to-one naming scores 1
+    assert code_recovery(generator, Classifier(), per_value=5) == 1.0
+    perm[1] = perm[0]  # two values draw the same digit: only 9 of 10 can be matched
+    assert code_recovery(generator, Classifier(), per_value=5) == pytest.approx(0.9)
+
+
+def test_a_class_too_rare_to_split_is_one_sentence():
+    from gankit.probe import labelled_splits
+
+    labels = np.array([0] * 60 + [1] * 60 + [2])  # one image of class 2
+    with pytest.raises(GankitError, match=r"Class 2 has only 1 image\(s\) in the data"):
+        labelled_splits(labels, (10,), 30, seed=0)
+
+
+def test_an_interpolation_keeps_the_categorical_code_one_hot(run):
+    pipe = gankit.load(run)
+    G = pipe.generator
+    z = pipe.latents(2, seed=3)
+    walk = pipe.walk(z[:1], z[1:], 7)
+    one_hot = walk[:, G.noise_dim:G.noise_dim + 10]
+    assert torch.equal(one_hot.sum(1), torch.ones(7)) and set(one_hot.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(one_hot[0], z[0, G.noise_dim:G.noise_dim + 10])
+    assert torch.equal(one_hot[-1], z[1, G.noise_dim:G.noise_dim + 10])
+
+
+def test_sampling_with_fixed_codes_goes_through_the_batches(run):
+    pipe = gankit.load(run)
+    in_one = pipe.generate(6, seed=2, codes={"c1": 3})[0]
+    torch.testing.assert_close(pipe.generate(6, seed=2, codes={"c1": 3}, batch_size=4)[0], in_one)
+    assert not torch.equal(pipe.generate(6, seed=2, codes={"c1": 4})[0], in_one)

@@ -288,6 +288,9 @@ def test_eval_scores_the_held_out_photos(srresnet_run, tmp_path, capsys):
     assert [r["image"] for r in result["images"]] == ["chelsea", "rocket"]
     assert result["mean"]["bicubic_psnr"] > 25  # the baseline on these photos
     assert "gain over bicubic" in capsys.readouterr().out
+    assert main(["eval", str(srresnet_run), "--data", "photos", "--json", str(tmp_path / "again.json")]) == 0
+    result = json.loads((tmp_path / "again.json").read_text())
+    assert [r["image"] for r in result["images"]] == ["chelsea", "rocket"] and result["split"] == "held out"
 
 
 def test_eval_scores_what_the_runs_data_spec_held_out(tmp_path):
@@ -367,10 +370,13 @@ def test_user_errors_are_one_line(srresnet_run, tmp_path, capsys):
         ["train", "srgan", "--out", str(tmp_path / "f"), "--init", str(srresnet_run), "--steps", "1", *TINY_SR, *TINY_D,
          "--set", "model.content=mse", "--set", "model.bicubic_skip=false"],
     ]
+    cases += [["eval", str(srresnet_run), "--n", "3"], ["eval", str(srresnet_run), "--features", "inception"]]
     expected = ["does not fit this srgan generator", "use `gankit upscale", "does not exist",
                 "is not a folder", "photos or folder:PATH", "model.crop must be a multiple of 16",
                 "drop data.image_size and data.channels",
-                "trained with model.bicubic_skip=True and this srgan sets model.bicubic_skip=False"]
+                "trained with model.bicubic_skip=True and this srgan sets model.bicubic_skip=False",
+                "--n applies to GAN runs; a super-resolution run is scored by PSNR/SSIM",
+                "--features applies to GAN runs"]
     for argv, phrase in zip(cases, expected):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()

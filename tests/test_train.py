@@ -272,6 +272,9 @@ def test_latent_tools(cgan_run: Path, tmp_path: Path):
     assert torch.allclose(unit.norm(dim=1), torch.ones(7), atol=1e-5)  # stays on the sphere
     pipe = gankit.load(cgan_run)
     assert pipe.interpolate(6, seed=2, labels=[4]).shape == (6, 1, 28, 28)
+    # without labels, one drawn label row for the whole walk: frames 0-5 of one digit, as with it given
+    drawn = pipe.labels_tensor(1, None, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(pipe.interpolate(6, seed=2), pipe.interpolate(6, seed=2, labels=drawn))
     z = pipe.latents(9, seed=0)
     assert torch.allclose(pipe.arithmetic(z[:3], z[3:6], z[6:])[0], z[:3].mean(0) - z[3:6].mean(0) + z[6:].mean(0))
     with pytest.raises(GankitError, match="number of steps must be a whole number between 2 and 64, not 1"):

@@ -31,7 +31,7 @@ from gankit.data.base import signed
 from gankit.errors import GankitError
 from gankit.models.base import random_labels
 from gankit.models.infogan import TRAVERSE_RANGE, InfoGenerator
-from gankit.pipeline import MAX_SEED, GeneratorPipeline, load, slerp
+from gankit.pipeline import MAX_SEED, GeneratorPipeline, load
 from gankit.upscale import comparison
 
 if TYPE_CHECKING:
@@ -141,19 +141,6 @@ def generate_grid(pipe: GeneratorPipeline, seed: object, n: object, choices: dic
     return to_image(pipe.generator(z, y).float().cpu(), math.ceil(math.sqrt(n)))
 
 
-def interpolate_latents(za: Tensor, zb: Tensor, gaussian_dims: int, steps: int, categorical_dims: int = 0) -> Tensor:
-    """``steps`` latents from ``za`` to ``zb`` (each (1, D)): spherical over the Gaussian
-    columns; the next ``categorical_dims`` (InfoGAN's one-hot codes) switch from A's to B's half
-    way, since a blend of two categories is no category G has seen; linear over the rest
-    (InfoGAN's continuous codes, whose priors are uniform)."""
-    t = torch.linspace(0, 1, steps, device=za.device)
-    noise = slerp(za[0, :gaussian_dims], zb[0, :gaussian_dims], t)
-    split = gaussian_dims + categorical_dims
-    categorical = torch.where(t[:, None] < 0.5, za[:, gaussian_dims:split], zb[:, gaussian_dims:split])
-    continuous = torch.lerp(za[:, split:], zb[:, split:], t[:, None])
-    return torch.cat([noise, categorical, continuous], dim=1)
-
-
 @torch.inference_mode()
 def interpolation_strip(pipe: GeneratorPipeline, seed_a: object, seed_b: object,
                         choices: dict[str, str] | None = None, codes: dict[str, int | float | str] | None = None,
@@ -163,11 +150,8 @@ def interpolation_strip(pipe: GeneratorPipeline, seed_a: object, seed_b: object,
     codes = check_codes(pipe.generator, codes or {})
     za, y = draw_inputs(pipe, 1, seed_a, choices or {}, codes)
     zb, _ = draw_inputs(pipe, 1, seed_b, choices or {}, codes)
-    G = pipe.generator
-    codes = getattr(G, "codes", None)  # InfoGAN's layout: [noise, one-hot codes, continuous codes]
-    categorical_dims = sum(code.width for code in codes.categorical) if codes is not None else 0
-    z = interpolate_latents(za, zb, getattr(G, "noise_dim", G.latent_dim), steps, categorical_dims)
-    return to_image(G(z, None if y is None else y.expand(steps, -1)).float().cpu(), steps)
+    z = pipe.walk(za, zb, steps)
+    return to_image(pipe.generator(z, None if y is None else y.expand(steps, -1)).float().cpu(), steps)
 
 
 def load_runs(run_dirs: Sequence[str | Path]) -> dict[str, GeneratorPipeline]:

@@ -249,10 +249,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if npz is not None:
         npz = writable(npz if npz.suffix == ".npz" else npz.with_name(npz.name + ".npz"), "--npz")  # numpy's name
     if args.code:
-        from gankit.models.infogan import parse_code_assignments, sample_with_codes
+        from gankit.models.infogan import parse_code_assignments
 
-        codes = parse_code_assignments(args.code, pipe.generator)
-        images, y = sample_with_codes(pipe.generator, n, codes, args.seed), None
+        images, y = pipe.generate(n, seed=args.seed, codes=parse_code_assignments(args.code, pipe.generator))
     else:
         images, y = pipe.generate(n, labels, seed=args.seed)
     if npz is not None:
@@ -280,6 +279,9 @@ def _save_grid(images, out: Path, columns: int) -> None:
 
 
 # --- eval ------------------------------------------------------------------------------------
+EVAL_SAMPLES = 5000  # generated samples gankit eval scores by default
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from gankit.metrics import format_table, run_eval
     from gankit.upscale import format_sr_table, is_sr_run, sr_eval
@@ -287,12 +289,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         writable(args.json, "--json")
     if is_sr_run(args.run):
+        gan_only = {"--n": args.n, "--features": args.features, "--inception-weights": args.inception_weights}
+        given = [flag for flag, value in gan_only.items() if value is not None]
+        if given:
+            raise GankitError(f"{given[0]} applies to GAN runs; a super-resolution run is scored by PSNR/SSIM on its "
+                              "held-out photographs (or --data); drop it.")
         result = sr_eval(args.run, args.data, args.json, args.device)
         print(format_sr_table(result))
         return 0
     if args.data:
         raise GankitError("--data applies to super-resolution runs (srresnet, srgan); drop it for this run.")
-    result = run_eval(args.run, n=args.n, features=args.features, inception_weights=args.inception_weights,
+    result = run_eval(args.run, n=EVAL_SAMPLES if args.n is None else args.n, features=args.features, inception_weights=args.inception_weights,
                       json_path=args.json, device=args.device)
     print(format_table(result))
     return 0
@@ -310,14 +317,14 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 # --- probe -----------------------------------------------------------------------------------
 def cmd_probe(args: argparse.Namespace) -> int:
     from gankit.config import coerce
-    from gankit.data import load_dataset
-    from gankit.probe import probe_run
+    from gankit.metrics.evaluate import data_shaped_like
+    from gankit.probe import probe_run, run_info
 
     budgets = coerce(args.labels, tuple[int, ...], "--labels")
     if not budgets or min(budgets) < 1:
         raise GankitError(f"--labels must list label budgets of at least 1, e.g. 100,1000, not {args.labels!r}.")
     require_whole(args.seed, "--seed", 0, SEED_MAX)  # scikit-learn's random_state takes at most 2^32 - 1
-    data = load_dataset(args.data) if args.data else None
+    data = data_shaped_like(args.data, run_info(args.run)) if args.data else None  # at the run's size
     result = probe_run(args.run, data, budgets, args.seed)
     print(json.dumps(result, indent=2))
     return 0
@@ -437,7 +444,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("eval", help="score a run: FID, KID, IS, precision/recall, class accuracy")
     v.add_argument("run", help="run folder")
-    v.add_argument("--n", type=int, default=5000, help="generated samples (default 5000)")
+    v.add_argument("--n", type=int, help=f"generated samples (default {EVAL_SAMPLES})")
     v.add_argument("--features", help="feature space: digits, faces or inception (default: digits for 1x28x28 "
                    "data, faces for the built-in faces, else inception)")
     v.add_argument("--inception-weights", metavar="PATH",

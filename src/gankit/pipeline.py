@@ -15,6 +15,7 @@ from gankit.data.base import DataInfo
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.models.base import Generator, random_labels
+from gankit.models.infogan import codes_of
 
 MAX_SAMPLES = 1_000_000
 MAX_VALUES = 2**30  # float32 values one call may return (4 GiB): MAX_SAMPLES MNIST digits fit, large images do not
@@ -70,8 +71,9 @@ class GeneratorPipeline:
 
     @torch.inference_mode()
     def generate(self, n: int, labels: Sequence | Tensor | None = None, seed: int | None = None,
-                 batch_size: int = 1000) -> tuple[Tensor, Tensor | None]:
-        """``n`` samples in [-1, 1] (images: (n, C, H, W)) on the CPU, and their (n, A) labels."""
+                 batch_size: int = 1000, codes: dict[str, int | float] | None = None) -> tuple[Tensor, Tensor | None]:
+        """``n`` samples (images: (n, C, H, W) in [-1, 1]) on the CPU, and their (n, A) labels;
+        ``codes`` fixes InfoGAN codes (``{"c1": 3, "c2": 0.5}``), the rest of z staying random."""
         n = require_whole(n, "The number of samples", 1, MAX_SAMPLES)
         per_sample = math.prod(self.info.shape)
         if n * per_sample > MAX_VALUES:
@@ -82,7 +84,8 @@ class GeneratorPipeline:
         g = torch.Generator(device=self.device)
         g.manual_seed(require_whole(seed, "The seed", 0, MAX_SEED) if seed is not None else torch.seed())
         y = self.labels_tensor(n, labels, g)
-        z = self.generator.sample_latent(n, g, self.device)
+        z = codes_of(self.generator).latent_with_codes(n, codes, g, self.device) if codes \
+            else self.generator.sample_latent(n, g, self.device)
         chunks = [self.generator(z[i:i + batch_size], None if y is None else y[i:i + batch_size]).float().cpu()
                   for i in range(0, n, batch_size)]
         return torch.cat(chunks), None if y is None else y.cpu()
@@ -104,16 +107,41 @@ class GeneratorPipeline:
         y = self.labels_tensor(len(z), labels, g)
         return self.generator(z.to(self.device), y).float().cpu()
 
+    def walk(self, za: Tensor, zb: Tensor, steps: int) -> Tensor:
+        """``steps`` latents from ``za`` to ``zb`` (each (1, D)), by ``interpolate_latents`` over
+        this generator's layout of z (InfoGAN's: noise, one-hot codes, continuous codes)."""
+        G = self.generator
+        codes = getattr(G, "codes", None)
+        categorical_dims = sum(code.width for code in codes.categorical) if codes is not None else 0
+        return interpolate_latents(za, zb, getattr(G, "noise_dim", G.latent_dim), steps, categorical_dims)
+
+    @torch.inference_mode()
     def interpolate(self, steps: int, seed: int = 0, labels: Sequence | Tensor | None = None) -> Tensor:
-        """``steps`` samples along the great circle between two random latents."""
+        """``steps`` samples walking between two random latents (``walk``), all with one label row:
+        the one given, or one drawn with ``seed``."""
         steps = require_whole(steps, "An interpolation's number of steps", 2, 64)
-        a, b = self.latents(2, seed)
-        return self.decode(slerp(a, b, torch.linspace(0, 1, steps, device=a.device)), labels)
+        z = self.latents(2, seed)
+        y = self.labels_tensor(1, labels, torch.Generator(device=self.device).manual_seed(seed))
+        z = self.walk(z[:1], z[1:], steps)
+        return self.generator(z, None if y is None else y.expand(steps, -1)).float().cpu()
 
     @staticmethod
     def arithmetic(plus: Tensor, minus: Tensor, plus_too: Tensor) -> Tensor:
         """mean(plus) - mean(minus) + mean(plus_too): e.g. smiling woman - neutral woman + neutral man."""
         return (plus.mean(0) - minus.mean(0) + plus_too.mean(0)).unsqueeze(0)
+
+
+def interpolate_latents(za: Tensor, zb: Tensor, gaussian_dims: int, steps: int, categorical_dims: int = 0) -> Tensor:
+    """``steps`` latents from ``za`` to ``zb`` (each (1, D)): spherical over the Gaussian
+    columns; the next ``categorical_dims`` (InfoGAN's one-hot codes) switch from A's to B's half
+    way, since a blend of two categories is no category G has seen; linear over the rest
+    (InfoGAN's continuous codes, whose priors are uniform)."""
+    t = torch.linspace(0, 1, steps, device=za.device)
+    noise = slerp(za[0, :gaussian_dims], zb[0, :gaussian_dims], t)
+    split = gaussian_dims + categorical_dims
+    categorical = torch.where(t[:, None] < 0.5, za[:, gaussian_dims:split], zb[:, gaussian_dims:split])
+    continuous = torch.lerp(za[:, split:], zb[:, split:], t[:, None])
+    return torch.cat([noise, categorical, continuous], dim=1)
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ the Hungarian algorithm before counting (``matched_accuracy``), as the paper's 5
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,7 +63,7 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
                           "written, then probe it.")
     ckpt, skipped = latest_checkpoint(run / "checkpoints")
     for line in skipped:  # a damaged newest checkpoint: the D read here is older than the run's generator
-        print(f"warning: {line}")
+        print(f"warning: {line}", file=sys.stderr)
     try:
         D.load_state_dict(module_weights(ckpt, "discriminator"))
     except RuntimeError:  # missing keys or size mismatches: config.json no longer builds this D
@@ -145,9 +146,15 @@ def labelled_splits(labels: np.ndarray, n_labels: Sequence[int], n_test: int,
     for n in n_labels:
         if n < classes:
             raise GankitError(f"A probe with {n} labels cannot see each of the {classes} classes; give at least {classes}.")
-    pool, test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=seed)
-    train = {n: pool if n == len(pool) else
-             train_test_split(pool, train_size=n, stratify=labels[pool], random_state=seed)[0] for n in n_labels}
+    try:
+        pool, test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=seed)
+        train = {n: pool if n == len(pool) else
+                 train_test_split(pool, train_size=n, stratify=labels[pool], random_state=seed)[0] for n in n_labels}
+    except ValueError:  # scikit-learn's stratified split needs every class in every part
+        values, counts = np.unique(labels, return_counts=True)
+        raise GankitError(f"Class {values[counts.argmin()]} has only {counts.min()} image(s) in the data, too few to "
+                          "appear in both the probe's training and test images; probe data with more of each class, "
+                          "or lower --labels.") from None
     return train, test
 
 
@@ -235,18 +242,27 @@ def continuous_r2(generator: InfoGenerator, discriminator: nn.Module, n: int = 2
             for c in generator.codes.continuous}
 
 
-def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500) -> dict[str, float]:
-    """Code recovery (of the sampling generator), Q's accuracy on ``data`` and how much of each
-    continuous code Q reads back from the images, for an infogan run."""
+def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500, seed: int = 0,
+                   loaded: tuple[type, Any, nn.Module] | None = None) -> dict[str, float]:
+    """Q's accuracy on ``data``, how much of each continuous code Q reads back from the images,
+    and code recovery (of the sampling generator) where gankit has a classifier of the data's
+    classes (digits, faces); elsewhere it is left out, with a note. ``loaded`` is
+    ``load_discriminator(run_dir)`` when the caller has it already."""
     import gankit
-    from gankit.metrics import load_extractor
+    from gankit.metrics import default_extractor, load_extractor
 
-    family, cfg, D = load_discriminator(run_dir)
+    family, cfg, D = loaded or load_discriminator(run_dir)
     if family.name != "infogan":
         raise GankitError(f"{run_dir} holds a {family.name} run; code recovery applies to infogan runs.")
-    generator = gankit.load(run_dir).generator
-    return {"code_recovery": code_recovery(generator, load_extractor("digits"), per_value),
-            "q_accuracy": q_accuracy(D, latent_codes(cfg), data), "continuous_r2": continuous_r2(generator, D)}
+    pipe = gankit.load(run_dir)
+    scores = {"q_accuracy": q_accuracy(D, latent_codes(cfg), data),
+              "continuous_r2": continuous_r2(pipe.generator, D, seed=seed)}
+    classifier = default_extractor(pipe.info, pipe.meta.get("data_spec", ""))
+    if classifier == "inception":  # ImageNet's classes are not the data's
+        print(f"note: code recovery needs a classifier of {data.name}'s classes, which gankit has for digits and "
+              "faces only; it is left out.", file=sys.stderr)
+        return scores
+    return {"code_recovery": code_recovery(pipe.generator, load_extractor(classifier), per_value, seed=seed), **scores}
 
 
 def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Sequence[int] = (100, 1000),
@@ -256,7 +272,9 @@ def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Seq
         raise GankitError(f"{run_dir} is a super-resolution run; probe reads the discriminator of a GAN trained on "
                           f"labelled images, and `gankit eval {run_dir}` scores super-resolution.")
     data = data if data is not None else run_data(Path(run_dir), run_info(run_dir))
-    result = probe(run_dir, data, n_labels, seed=seed)
-    if run_config(run_dir)["model"] == "infogan":
-        result.update(infogan_scores(run_dir, data))
+    check_same_shape(run_dir, data)
+    loaded = load_discriminator(run_dir)  # once: it prints any checkpoint it had to skip
+    result = probe(loaded[2], data, n_labels, seed=seed)
+    if loaded[0].name == "infogan":
+        result.update(infogan_scores(run_dir, data, seed=seed, loaded=loaded))
     return result

@@ -104,7 +104,8 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
     device_of = next(generator.parameters()).device
     scores = evaluate_sr(lambda lr: upscale(generator, lr.to(device_of), tile).cpu(), photos, generator.scale)
     result = {"run": str(run_dir), "family": meta["family"], "step": meta.get("step"), "data": spec,
-              "split": "all images" if data else "held out", "protocol": "Y channel (BT.601), border "
+              # --data folder:PATH scores every image; photos always keep their held-out split
+              "split": "all images" if data and spec.startswith("folder") else "held out", "protocol": "Y channel (BT.601), border "
               f"{generator.scale} px shaved, 8-bit", **scores}
     if json_path:
         atomic_write_json(Path(json_path), result)

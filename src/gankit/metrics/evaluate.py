@@ -136,7 +136,11 @@ def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtra
 def run_data(run_dir: Path, info: DataInfo) -> TensorData:
     """The real data a run was trained on, at the generator's size and channels."""
     meta = read_generator_meta(Path(run_dir), "evaluate a folder that `gankit train` wrote.")
-    spec = meta.get("data_spec") or get_family(meta["family"]).default_data
+    return data_shaped_like(meta.get("data_spec") or get_family(meta["family"]).default_data, info)
+
+
+def data_shaped_like(spec: str, info: DataInfo) -> TensorData:
+    """The data of ``spec`` at the size and channels of data ``info`` describes (images only)."""
     options = DataConfig(spec, image_size=info.shape[-1], channels=info.shape[0]) if info.is_image \
         else DataConfig(spec)
     return load_dataset(spec, options)

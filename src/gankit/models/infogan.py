@@ -454,14 +454,6 @@ def parse_code_assignments(assignments: list[str], generator: nn.Module) -> dict
 
 
 @torch.inference_mode()
-def sample_with_codes(generator: nn.Module, n: int, codes: dict[str, int | float], seed: int = 0) -> Tensor:
-    """n images (CPU, [-1, 1]) with the given codes fixed and everything else random."""
-    G = codes_of(generator)
-    device = next(G.parameters()).device
-    z = G.latent_with_codes(n, codes, torch.Generator(device=device).manual_seed(seed), device)
-    return G(z).float().cpu()
-
-
 @torch.inference_mode()
 def save_traversal(generator: nn.Module, name: str, path: Path, steps: int = 10, seed: int = 0) -> Path:
     """Write the traversal grid of code ``name`` (see ``InfoGenerator.traverse``) to ``path``."""
