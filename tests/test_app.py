@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -81,13 +82,21 @@ def test_out_of_range_inputs_are_user_errors(cgan_dir, seed, n, message):
         generate_grid(gankit.load(cgan_dir), seed, n)
 
 
-def test_chosen_and_random_classes_match_gankit_sample(cgan_dir):
+def cli_samples(run: Path, out: Path, *flags: str) -> torch.Tensor:
+    assert main(["sample", str(run), "--seed", "3", "--n", "4", "--npz", str(out), *flags]) == 0
+    return torch.from_numpy(np.load(out)["images"])
+
+
+def test_chosen_and_random_classes_match_gankit_sample_and_the_api(cgan_dir, tmp_path):
     pipe = gankit.load(cgan_dir)
-    expected_fixed = to_image(pipe.generate(4, [7], seed=3)[0], 2)
-    assert same_image(generate_grid(pipe, 3, 4, {"digit": "7"}), expected_fixed)
-    expected_random = to_image(pipe.generate(4, None, seed=3)[0], 2)
-    assert same_image(generate_grid(pipe, 3, 4, {"digit": "random"}), expected_random)
-    assert not same_image(expected_fixed, expected_random)
+    fixed = pipe.generate(4, [7], seed=3)[0]
+    assert same_image(generate_grid(pipe, 3, 4, {"digit": "7"}), to_image(fixed, 2))
+    assert torch.equal(cli_samples(cgan_dir, tmp_path / "a.npz", "--label", "7"), fixed)
+    assert torch.equal(cli_samples(cgan_dir, tmp_path / "b.npz", "--attr", "digit=7"), fixed)
+    random = pipe.generate(4, None, seed=3)[0]
+    assert same_image(generate_grid(pipe, 3, 4, {"digit": "random"}), to_image(random, 2))
+    assert torch.equal(cli_samples(cgan_dir, tmp_path / "c.npz"), random)  # its labels drawn as generate draws them
+    assert not same_image(to_image(fixed, 2), to_image(random, 2))
 
 
 @pytest.mark.parametrize("choices, message", [({"digit": "eleven"}, "not a value of attribute 'digit'"),

@@ -383,17 +383,25 @@ def test_user_errors_are_one_line(srresnet_run, tmp_path, capsys):
         assert phrase in err and len(err.splitlines()) == 1, err
 
 
-def test_demo_page_upscales_an_upload(srresnet_run):
+def test_demo_page_upscales_an_upload(srresnet_run, tmp_path):
     from gankit.app import upscale_image
     from gankit.pipeline import load
 
     pipe = load(srresnet_run)
-    out = upscale_image(pipe, Image.new("RGB", (10, 7), (200, 30, 30)))
-    assert out.size == (2 * 40 + 4, 28)
+    Image.new("RGB", (10, 7), (200, 30, 30)).save(tmp_path / "small.png")
+    assert upscale_image(pipe, tmp_path / "small.png").size == (2 * 40 + 4, 28)
     with pytest.raises(GankitError, match="Upload an image first"):
         upscale_image(pipe, None)
+    Image.new("RGB", (1024, 1024)).save(tmp_path / "large.png")
     with pytest.raises(GankitError, match="gankit upscale"):
-        upscale_image(pipe, Image.new("RGB", (1024, 1024)))
+        upscale_image(pipe, tmp_path / "large.png")
+    (tmp_path / "text.png").write_text("not an image")  # the browser's image/* filter goes by the name
+    with pytest.raises(GankitError, match="The upload is not an image gankit can read"):
+        upscale_image(pipe, tmp_path / "text.png")
+    ramp = np.linspace(0, 65535, 10 * 7).astype(np.uint16).reshape(7, 10)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")  # 16-bit: gankit scales it, Gradio clipped it to white
+    upscaled = np.asarray(upscale_image(pipe, tmp_path / "deep.png"))[:, :40]  # the bicubic half
+    assert 100 < upscaled.mean() < 155
 
 
 def test_srresnet_trains_on_any_folder_and_scores_it(tmp_path):

@@ -279,6 +279,8 @@ def test_latent_tools(cgan_run: Path, tmp_path: Path):
     assert torch.allclose(pipe.arithmetic(z[:3], z[3:6], z[6:])[0], z[:3].mean(0) - z[3:6].mean(0) + z[6:].mean(0))
     with pytest.raises(GankitError, match="number of steps must be a whole number between 2 and 64, not 1"):
         pipe.interpolate(1)
+    with pytest.raises(GankitError, match=r"The latents have shape \(3, 7\); this generator takes \(n, 100\)"):
+        pipe.decode(torch.zeros(3, 7))
     assert main(["sample", str(cgan_run), "--interpolate", "5", "--label", "2", "--out", str(tmp_path / "i.png")]) == 0
     assert Image.open(tmp_path / "i.png").size == (5 * 30 + 2, 32)
 

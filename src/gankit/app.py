@@ -20,19 +20,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
 from gankit.data.base import DataInfo
-from gankit.data.base import signed
+from gankit.data.images import DECODE_ERRORS
 from gankit.errors import GankitError
-from gankit.models.base import random_labels
 from gankit.models.infogan import TRAVERSE_RANGE, InfoGenerator
 from gankit.pipeline import MAX_SEED, GeneratorPipeline, load
-from gankit.upscale import comparison
+from gankit.upscale import comparison, read_image
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -87,32 +85,21 @@ def check_codes(generator: torch.nn.Module, codes: dict[str, int | float | str])
     return checked
 
 
-def labels_for(info: DataInfo, n: int, choices: dict[str, str], generator: torch.Generator) -> Tensor | None:
-    """(n, A) labels: each attribute fixed to its chosen value, or random where the choice is
-    "random" (or missing). Nothing random is drawn when all are fixed, so the samples match
-    ``gankit sample --label VALUE --seed SEED``."""
+def fixed_labels(info: DataInfo, choices: dict[str, str]) -> dict[str, int]:
+    """The page's choices (attribute name -> value name, or "random") as the classes fixed."""
     names = [a.name for a in info.attributes]
     for name in choices:
         if name not in names:
             raise GankitError(f"Unknown attribute {name!r}; this model's attributes are {', '.join(names) or 'none'}.")
-    if not info.attributes:
-        return None
-    fixed = {i: a.index(choices[a.name]) for i, a in enumerate(info.attributes)
-             if choices.get(a.name, RANDOM) != RANDOM}
-    if len(fixed) == len(info.attributes):
-        y = torch.zeros(n, len(fixed), dtype=torch.int64, device=generator.device)
-    else:
-        y = random_labels(info, n, generator, generator.device)
-    for i, label in fixed.items():
-        y[:, i] = label
-    return y
+    return {a.name: a.index(choices[a.name]) for a in info.attributes if choices.get(a.name, RANDOM) != RANDOM}
 
 
 def draw_inputs(pipe: GeneratorPipeline, n: int, seed: int, choices: dict[str, str],
                 codes: dict[str, int | float]) -> tuple[Tensor, Tensor | None]:
     """Latents and labels from one seeded stream, labels first, as ``GeneratorPipeline.generate``."""
     g = torch.Generator(device=pipe.device).manual_seed(seed)
-    y = labels_for(pipe.info, n, choices, g)
+    fixed = fixed_labels(pipe.info, choices)
+    y = pipe.labels_tensor(n, fixed, g) if pipe.info.attributes else None
     if codes:
         return pipe.generator.latent_with_codes(n, codes, g, pipe.device), y
     return pipe.generator.sample_latent(n, g, pipe.device), y
@@ -219,8 +206,9 @@ def generator_tab(gr: ModuleType, pipe: GeneratorPipeline, prefix: str) -> None:
         return interpolation_strip(pipe, seed_value, seed_b_value, *requested(values))
 
     controls = [*attributes, *code_inputs]
-    generate.click(user_errors(gr, on_generate), [seed, count, *controls], grid)
-    walk.click(user_errors(gr, on_interpolate), [seed, seed_b, *controls], strip)
+    # api_name: the page's endpoints (gradio_client, the API page) named by tab and action
+    generate.click(user_errors(gr, on_generate), [seed, count, *controls], grid, api_name=f"{prefix}_generate")
+    walk.click(user_errors(gr, on_interpolate), [seed, seed_b, *controls], strip, api_name=f"{prefix}_interpolate")
 
 
 def output_image(gr: ModuleType, label: str, elem_id: str) -> "gr.Image":
@@ -244,26 +232,35 @@ def code_controls(gr: ModuleType, generator: torch.nn.Module, prefix: str) -> tu
     return [c.name for c in generator.codes.codes], inputs
 
 
-def upscale_image(pipe: GeneratorPipeline, image: Image.Image | None) -> Image.Image:
-    """A super-resolution run's answer to an uploaded image: bicubic | SR side by side."""
-    if image is None:
+def upscale_image(pipe: GeneratorPipeline, path: str | Path | None) -> Image.Image:
+    """A super-resolution run's answer to an uploaded image file: bicubic | SR side by side.
+    The page hands over the file as uploaded, so gankit's own decoder reads it, as `gankit
+    upscale` does (EXIF orientation, 16-bit samples, alpha), after a look at its size alone."""
+    if path is None:
         raise GankitError("Upload an image first, then press Upscale.")
-    if image.width * image.height > MAX_UPSCALE_PIXELS:
-        raise GankitError(f"The image has {image.width}x{image.height} pixels; the page upscales at most "
+    try:
+        with Image.open(path) as im:  # reads the header only: no pixels are decoded yet
+            width, height = im.size
+    except DECODE_ERRORS:
+        raise GankitError("The upload is not an image gankit can read; upload a PNG, JPEG or another common format.") \
+            from None
+    if width * height > MAX_UPSCALE_PIXELS:
+        raise GankitError(f"The image has {width}x{height} pixels; the page upscales at most "
                           f"{MAX_UPSCALE_PIXELS:,} pixels (use `gankit upscale` for larger ones).")
-    lr = signed(np.array(image.convert("RGB")).transpose(2, 0, 1))[None]
-    return Image.fromarray(comparison(pipe.generator, lr)[1])
+    return Image.fromarray(comparison(pipe.generator, read_image(Path(path)))[1])
 
 
 def upscale_tab(gr: ModuleType, pipe: GeneratorPipeline, prefix: str) -> None:
     """An upload box and the upscaled picture, for srresnet and srgan runs."""
     with gr.Row():
         with gr.Column(scale=1):
-            source = gr.Image(label="Low-resolution image", type="pil", sources=["upload"], elem_id=f"{prefix}-input")
+            # A file, not gr.Image: Gradio would decode an image itself, outside gankit's checks.
+            source = gr.File(label="Low-resolution image", file_types=["image"], type="filepath",
+                             elem_id=f"{prefix}-input")
             go = gr.Button(f"Upscale {pipe.generator.scale}x", variant="primary", elem_id=f"{prefix}-upscale")
         with gr.Column(scale=2):
             result = output_image(gr, "Bicubic | super-resolved", f"{prefix}-result")
-    go.click(user_errors(gr, lambda image: upscale_image(pipe, image)), [source], result)
+    go.click(user_errors(gr, lambda path: upscale_image(pipe, path)), [source], result, api_name=f"{prefix}_upscale")
 
 
 # A family whose page needs other controls registers its tab builder here; every other family
@@ -275,7 +272,8 @@ def build_app(run_dirs: Sequence[str | Path]) -> "gr.Blocks":
     """The page for ``run_dirs``: one tab per run. Raises GankitError for a bad run folder."""
     pipes = load_runs(run_dirs)
     gr = import_gradio()
-    with gr.Blocks(title="gankit", analytics_enabled=False) as app:
+    # delete_cache: every picture and upload lands in Gradio's cache; files older than an hour go, hourly.
+    with gr.Blocks(title="gankit", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown("# gankit\nSamples from trained generators. Pick a run, set the controls, press Generate.")
         with gr.Tabs():
             for index, (title, pipe) in enumerate(pipes.items()):

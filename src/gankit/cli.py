@@ -114,9 +114,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # --- sample ------------------------------------------------------------------------------------
 TRAVERSE_STEPS = 10  # columns of a --traverse grid
+
+
 def requested_labels(pipe, args: argparse.Namespace):
-    """--label/--labels (one attribute), --attr and --grid (any number) -> (one label row per
-    sample or None, n, grid columns)."""
+    """--label/--labels (one attribute), --attr and --grid (any number) -> (labels for
+    ``GeneratorPipeline.generate``: rows, or the attributes fixed by --attr, n, grid columns)."""
     attrs = pipe.info.attributes
     square = int(math.ceil(math.sqrt(args.n)))
     if not attrs:
@@ -160,7 +162,9 @@ def requested_labels(pipe, args: argparse.Namespace):
             if c is not None:
                 row[attrs.index(axes[1])] = c
         return labels, len(cells), len(cols)
-    return random_rows(attrs, fixed, args.n, g), args.n, square
+    # attributes not fixed are drawn by generate, from the stream its latents come from: the
+    # samples are then those of the page and of gankit.load(RUN).generate for the same seed
+    return {name: value for name, value in fixed.items() if value is not None}, args.n, square
 
 
 def attribute_named(attrs, name: str):
@@ -237,7 +241,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
                           "--out, and use --npz to save the points.")
     if args.interpolate is not None:
         out = writable_image(args.out or Path(args.run) / "interpolation.png", "--out")
-        _save_grid(pipe.interpolate(args.interpolate, args.seed, labels[:1] if labels else None), out, args.interpolate)
+        one_row = labels[:1] if isinstance(labels, list) else labels  # rows, or the attributes --attr fixed
+        _save_grid(pipe.interpolate(args.interpolate, args.seed, one_row), out, args.interpolate)
         print(f"wrote an interpolation of {args.interpolate} steps to {out}")
         return 0
     # Both outputs checked before sampling, which can take minutes.

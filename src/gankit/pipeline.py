@@ -39,14 +39,16 @@ class GeneratorPipeline:
         self.generator.to(resolve_device(device))
         return self
 
-    def labels_tensor(self, n: int, labels: Sequence | Tensor | None, generator: torch.Generator) -> Tensor | None:
-        """Labels for ``n`` samples as (n, A): given per sample, one for all, or random."""
+    def labels_tensor(self, n: int, labels: Sequence | Tensor | dict[str, int] | None,
+                      generator: torch.Generator) -> Tensor | None:
+        """Labels for ``n`` samples as (n, A): given per sample, one for all, random (None), or
+        some attributes fixed and the rest random (a dict of attribute name -> class)."""
         if not self.info.attributes:
             if labels is not None:
                 raise GankitError(f"This {self.family} model is unconditional; drop --label/--labels.")
             return None
-        if labels is None:
-            return random_labels(self.info, n, generator, generator.device)
+        if labels is None or isinstance(labels, dict):
+            return self.draw_labels(n, labels or {}, generator)
         attrs = self.info.attributes
         try:
             raw = torch.as_tensor(labels)
@@ -69,10 +71,29 @@ class GeneratorPipeline:
                 raise GankitError(f"Label {int(bad[0])} is outside {a.name!r}, whose classes are 0-{a.num_classes - 1}.")
         return y.to(self.device)
 
+    def draw_labels(self, n: int, fixed: dict[str, int], generator: torch.Generator) -> Tensor:
+        """(n, A) labels: the attributes in ``fixed`` set to their class, the others drawn
+        uniformly from ``generator``. Nothing is drawn when all are fixed, so that the latents that
+        follow are those of labels given outright: `gankit sample`, the page and this API agree."""
+        attrs = self.info.attributes
+        names = [a.name for a in attrs]
+        for name in fixed:
+            if name not in names:
+                raise GankitError(f"Unknown attribute {name!r}; this model's attributes are {', '.join(names)}.")
+        if len(fixed) == len(attrs):
+            y = torch.zeros(n, len(attrs), dtype=torch.int64, device=generator.device)
+        else:
+            y = random_labels(self.info, n, generator, generator.device)
+        for i, a in enumerate(attrs):
+            if a.name in fixed:
+                y[:, i] = fixed[a.name]
+        return self.labels_tensor(n, y, generator)  # checks each class is in range
+
     @torch.inference_mode()
     def generate(self, n: int, labels: Sequence | Tensor | None = None, seed: int | None = None,
                  batch_size: int = 1000, codes: dict[str, int | float] | None = None) -> tuple[Tensor, Tensor | None]:
-        """``n`` samples (images: (n, C, H, W) in [-1, 1]) on the CPU, and their (n, A) labels;
+        """``n`` samples on the CPU (images: (n, C, H, W) in [-1, 1]; a toy run's points: (n, d),
+        unbounded), and their (n, A) labels (see ``labels_tensor`` for ``labels``);
         ``codes`` fixes InfoGAN codes (``{"c1": 3, "c2": 0.5}``), the rest of z staying random."""
         n = require_whole(n, "The number of samples", 1, MAX_SAMPLES)
         per_sample = math.prod(self.info.shape)
@@ -91,7 +112,7 @@ class GeneratorPipeline:
         return torch.cat(chunks), None if y is None else y.cpu()
 
     def sample(self, n: int, labels: Sequence | Tensor | None = None, seed: int | None = None) -> Tensor:
-        """``n`` samples in [-1, 1], float32 on the CPU."""
+        """``n`` samples, float32 on the CPU (see ``generate``)."""
         return self.generate(n, labels, seed)[0]
 
     # --- latent tools (the DCGAN paper's walks and vector arithmetic) -------------------------
@@ -103,6 +124,10 @@ class GeneratorPipeline:
     @torch.inference_mode()
     def decode(self, z: Tensor, labels: Sequence | Tensor | None = None) -> Tensor:
         """Samples for given latents (and labels: one for all, or one per latent)."""
+        width = self.generator.latent_dim
+        if z.dim() != 2 or z.shape[1] != width:
+            raise GankitError(f"The latents have shape {tuple(z.shape)}; this generator takes (n, {width}), as "
+                              "latents() draws them.")
         g = torch.Generator(device=self.device).manual_seed(0)
         y = self.labels_tensor(len(z), labels, g)
         return self.generator(z.to(self.device), y).float().cpu()
