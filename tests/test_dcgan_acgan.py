@@ -213,3 +213,23 @@ def test_eval_reports_each_attributes_accuracy(tmp_path: Path):
     assert "is_mean" not in result  # IS needs one distribution over classes
     assert sum(result["class_histogram_eyes"].values()) == 50
     assert "accuracy hair" in format_table(result)
+
+
+def test_samples_may_fix_some_attributes_by_name_and_draw_the_others(tmp_path):
+    from gankit.artifacts import save_generator
+    from gankit.pipeline import load
+
+    info = DataInfo((3, 32, 32), (HAIR, EYES))
+    family = get_family("acgan")
+    cfg = family.default_config("faces")
+    torch.manual_seed(0)
+    save_generator(tmp_path, "acgan", cfg, info, family.build_generator(cfg, info), step=0, data_spec="faces")
+    pipe = load(tmp_path)
+    images, labels = pipe.generate(40, labels={"hair": 3}, seed=0)
+    assert images.shape == (40, 3, 32, 32) and set(labels[:, 0].tolist()) == {3} and len(set(labels[:, 1].tolist())) > 3
+    all_fixed, y = pipe.generate(4, labels={"hair": 3, "eyes": 1}, seed=0)
+    assert torch.equal(all_fixed, pipe.generate(4, labels=[3, 1], seed=0)[0]) and y.tolist() == [[3, 1]] * 4
+    with pytest.raises(GankitError, match="Unknown attribute 'smile'"):
+        pipe.generate(4, labels={"smile": 1})
+    with pytest.raises(GankitError, match="Label 12 is outside 'hair'"):
+        pipe.generate(4, labels={"hair": 12})

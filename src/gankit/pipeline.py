@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 from torch import Tensor
@@ -20,6 +20,11 @@ from gankit.models.infogan import codes_of
 MAX_SAMPLES = 1_000_000
 MAX_VALUES = 2**30  # float32 values one call may return (4 GiB): MAX_SAMPLES MNIST digits fit, large images do not
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
+
+
+# Labels as the pipeline takes them: one row per sample, one row for all, a dict fixing some
+# attributes by name (the others random), or None (all random).
+Labels = Union[Sequence, Tensor, dict[str, int], None]
 
 
 class GeneratorPipeline:
@@ -39,8 +44,7 @@ class GeneratorPipeline:
         self.generator.to(resolve_device(device))
         return self
 
-    def labels_tensor(self, n: int, labels: Sequence | Tensor | dict[str, int] | None,
-                      generator: torch.Generator) -> Tensor | None:
+    def labels_tensor(self, n: int, labels: Labels, generator: torch.Generator) -> Tensor | None:
         """Labels for ``n`` samples as (n, A): given per sample, one for all, random (None), or
         some attributes fixed and the rest random (a dict of attribute name -> class)."""
         if not self.info.attributes:
@@ -90,7 +94,7 @@ class GeneratorPipeline:
         return self.labels_tensor(n, y, generator)  # checks each class is in range
 
     @torch.inference_mode()
-    def generate(self, n: int, labels: Sequence | Tensor | None = None, seed: int | None = None,
+    def generate(self, n: int, labels: Labels = None, seed: int | None = None,
                  batch_size: int = 1000, codes: dict[str, int | float] | None = None) -> tuple[Tensor, Tensor | None]:
         """``n`` samples on the CPU (images: (n, C, H, W) in [-1, 1]; a toy run's points: (n, d),
         unbounded), and their (n, A) labels (see ``labels_tensor`` for ``labels``);
@@ -111,7 +115,7 @@ class GeneratorPipeline:
                   for i in range(0, n, batch_size)]
         return torch.cat(chunks), None if y is None else y.cpu()
 
-    def sample(self, n: int, labels: Sequence | Tensor | None = None, seed: int | None = None) -> Tensor:
+    def sample(self, n: int, labels: Labels = None, seed: int | None = None) -> Tensor:
         """``n`` samples, float32 on the CPU (see ``generate``)."""
         return self.generate(n, labels, seed)[0]
 
@@ -122,7 +126,7 @@ class GeneratorPipeline:
         return self.generator.sample_latent(n, g, self.device)
 
     @torch.inference_mode()
-    def decode(self, z: Tensor, labels: Sequence | Tensor | None = None) -> Tensor:
+    def decode(self, z: Tensor, labels: Labels = None) -> Tensor:
         """Samples for given latents (and labels: one for all, or one per latent)."""
         width = self.generator.latent_dim
         if z.dim() != 2 or z.shape[1] != width:
@@ -141,7 +145,7 @@ class GeneratorPipeline:
         return interpolate_latents(za, zb, getattr(G, "noise_dim", G.latent_dim), steps, categorical_dims)
 
     @torch.inference_mode()
-    def interpolate(self, steps: int, seed: int = 0, labels: Sequence | Tensor | None = None) -> Tensor:
+    def interpolate(self, steps: int, seed: int = 0, labels: Labels = None) -> Tensor:
         """``steps`` samples walking between two random latents (``walk``), all with one label row:
         the one given, or one drawn with ``seed``."""
         steps = require_whole(steps, "An interpolation's number of steps", 2, 64)
