@@ -329,6 +329,12 @@ def test_run_eval_scores_a_saved_conditional_generator(mnist, tmp_path):
         run_eval(tmp_path / "run", n=10, inception_weights="x.pth")
     with pytest.raises(GankitError, match="--inception-weights applies to --features inception"):
         run_eval(tmp_path / "run", n=10, features="digits", inception_weights="x.pth")
+    meta = json.loads((tmp_path / "run" / "generator.json").read_text())
+    meta["data_spec"] = f"mnist:{tmp_path / 'moved.npz'}"  # its data moved away since training
+    (tmp_path / "run" / "generator.json").write_text(json.dumps(meta))
+    with pytest.raises(GankitError, match=r"is scored against the data it trained on, mnist:.*moved.npz \(generator"
+                                          r".json's data_spec\), which cannot be loaded \(.*\); put it back there."):
+        run_eval(tmp_path / "run", n=10)
     with pytest.raises(GankitError, match="--n"):
         run_eval(tmp_path / "run", n=2)
 

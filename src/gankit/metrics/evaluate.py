@@ -136,7 +136,12 @@ def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtra
 def run_data(run_dir: Path, info: DataInfo) -> TensorData:
     """The real data a run was trained on, at the generator's size and channels."""
     meta = read_generator_meta(Path(run_dir), "evaluate a folder that `gankit train` wrote.")
-    return data_shaped_like(meta.get("data_spec") or get_family(meta["family"]).default_data, info)
+    spec = meta.get("data_spec") or get_family(meta["family"]).default_data
+    try:
+        return data_shaped_like(spec, info)
+    except GankitError as e:  # moved or deleted since training: say whose data it is
+        raise GankitError(f"{run_dir} is scored against the data it trained on, {spec} (generator.json's "
+                          f"data_spec), which cannot be loaded ({str(e).rstrip('.')}); put it back there.") from None
 
 
 def data_shaped_like(spec: str, info: DataInfo) -> TensorData:
