@@ -98,8 +98,7 @@ def draw_inputs(pipe: GeneratorPipeline, n: int, seed: int, choices: dict[str, s
                 codes: dict[str, int | float]) -> tuple[Tensor, Tensor | None]:
     """Latents and labels from one seeded stream, labels first, as ``GeneratorPipeline.generate``."""
     g = torch.Generator(device=pipe.device).manual_seed(seed)
-    fixed = fixed_labels(pipe.info, choices)
-    y = pipe.labels_tensor(n, fixed, g) if pipe.info.attributes else None
+    y = pipe.labels_tensor(n, fixed_labels(pipe.info, choices) or None, g)  # None: random, or none at all
     if codes:
         return pipe.generator.latent_with_codes(n, codes, g, pipe.device), y
     return pipe.generator.sample_latent(n, g, pipe.device), y
