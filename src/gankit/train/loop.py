@@ -8,6 +8,7 @@ differently lives in the family's ``train_step``.
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import sys
 import time
@@ -329,8 +330,16 @@ class Trainer:
         finally:
             if log is not None:
                 log.close()
-            self.dist.close(finished)
+            self.close(finished)
         return self.run_dir
+
+    def close(self, finished: bool = True) -> None:
+        """Leave the process group of a distributed run, DDP's wrappers first: they keep the group
+        (and gloo's worker threads) alive, and a group torn down only at interpreter exit can abort
+        the process after a finished run (SIGABRT, about one run in 15 here)."""
+        self.model.train_modules = TrainModules(self.model.generator, self.model.discriminator)
+        gc.collect()  # the wrappers' hooks hold references to them
+        self.dist.close(finished)
 
     def _problem(self, meter: "Meter", names: list[str], saving: bool) -> str:
         """What is non-finite since the last read ("" when nothing is). Before anything is saved the
@@ -546,7 +555,7 @@ def train_or_resume(cfg: RunConfig, run_dir: Path, resume: bool, data: TensorDat
         what, flags = met
         print(f"note: {run_dir} {what}, so nothing was trained; give a larger {flags} to train on.", file=sys.stderr)
         repair_generator_files(trainer)
-    trainer.dist.close()
+    trainer.close()
     return trainer.run_dir
 
 
