@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ TINY = ["--set", "model.g_hidden=32,64", "--set", "model.d_hidden=64,32", "--bat
 
 def train_cli(model: str, out: Path, *extra: str) -> int:
     return main(["train", model, "--out", str(out), *TINY, *extra])
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a test server or a torchrun rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def read_metrics(run: Path) -> list[dict]:

@@ -5,7 +5,6 @@ the image; a bad seed shows an error and the page keeps working)."""
 from __future__ import annotations
 
 import io
-import socket
 import sys
 import time
 import urllib.request
@@ -28,6 +27,8 @@ from gankit.models import get_family
 from gankit.models.cgan import CGANConfig
 from gankit.models.gan import MLPConfig
 from gankit.models.infogan import InfoGANConfig
+
+from conftest import free_port
 
 # Gradio's server thread warns about its own use of pandas; those notices are not about gankit.
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio")
@@ -202,12 +203,6 @@ def test_serve_with_a_missing_run_is_one_line_and_status_2(tmp_path, capsys):
 
 
 # --- the page in a real browser ----------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page_url(cgan_dir, infogan_dir):
     app = build_app([cgan_dir, infogan_dir])

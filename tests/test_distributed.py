@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,8 @@ from safetensors.torch import load_file
 
 from gankit.cli import main
 from gankit.train.checkpoint import latest_checkpoint
+
+from conftest import free_port
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -66,9 +67,7 @@ def run_two_ranks(out: Path, variant: str, resume: bool = False) -> tuple[dict, 
 
 def run_on_two_machines(folders: list[Path], variant: str, resume: bool = False) -> None:
     """Two torchrun launchers, one rank each, as on two machines: each with its own run folder."""
-    with socket.socket() as s:  # a free port for the rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # for the rendezvous
     launch(*(torchrun("--nnodes", "2", "--node_rank", str(n), "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
                       "--master_port", str(port), out=folder, variant=variant, resume=resume)
              for n, folder in enumerate(folders)))
