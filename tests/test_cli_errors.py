@@ -217,6 +217,12 @@ def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
     (["srresnet", "--set", "train.eval_every=2"], "which srresnet on photos has none of (super-resolution is scored"),
     (["gan", "--data", "toy:ring8", "--set", "train.eval_every=2"], "which gan on toy:ring8 has none of (vector data"),
     (["srresnet", "--set", "data.image_size=64"], "drop data.image_size and data.channels (model.crop sets the crop)"),
+    (["cgan", "--set", "model.conditioning=concat", "--set", "model.g_embedding_lr_mult=1"],
+     "cgan does not use model.g_embedding_lr_mult: model.conditioning=concat has no label embeddings; drop it."),
+    (["infogan", "--set", "model.categorical=", "--set", "model.lambda_cat=2", "--set", "model.q_augment=0"],
+     "infogan does not use model.lambda_cat, model.q_augment: there is no categorical code"),
+    (["infogan", "--set", "model.continuous=0", "--set", "model.learn_variance=false"],
+     "infogan does not use model.learn_variance: there is no continuous code (model.continuous is 0)"),
 ])
 def test_settings_a_model_would_ignore_are_refused(capsys, tmp_path, argv, words):
     code, err = run_cli(capsys, "train", *argv, "--steps", "1", "--out", str(tmp_path / "run"))

@@ -231,6 +231,17 @@ def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
     assert all(p.grad is None or p.grad.isfinite().all() for p in model.discriminator.parameters())
 
 
+@pytest.mark.parametrize("codes", [{"categorical": ()}, {"continuous": 0}])
+def test_one_kind_of_code_alone_trains_with_the_other_kinds_settings_left_alone(mnist, codes):
+    """The defaults of the missing kind's settings (q_augment 20, learn_variance) are not refused;
+    the info loss then holds only the codes there are."""
+    model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16, **codes), mnist.info)
+    opts = [torch.optim.Adam(m.parameters(), 1e-3) for m in (model.generator, model.discriminator)]
+    stats = model.train_step([(mnist.samples[:8], None)], StepContext(*opts, torch.Generator(), torch.device("cpu")))
+    assert stats["info"].isfinite() and stats["info"] != 0
+    assert model.generator.codes.width == (2 if "categorical" in codes else 10)
+
+
 def test_g_loss_adds_the_categorical_loss_of_moved_fakes(mnist):
     torch.manual_seed(0)
     model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16, q_augment=0.0), mnist.info)

@@ -122,6 +122,11 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
         module.train(was_training)
 
 
+def changed_settings(cfg: Any, default: Any, keys: tuple[str, ...]) -> list[str]:
+    """Those of ``keys`` whose value in ``cfg`` differs from ``default``'s: the ones a user set."""
+    return [key for key in keys if getattr(cfg, key) != getattr(default, key)]
+
+
 def world_size() -> int:
     """The number of ranks of a distributed run; 1 outside one."""
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -170,6 +175,7 @@ class GANFamily(nn.Module):
     def __init__(self, cfg: Any, info: DataInfo):
         super().__init__()
         self.check_data(info)
+        self.refuse_ignored_settings(cfg)
         if not self.conditional:  # the data's labels mean nothing to this generator
             info = dataclasses.replace(info, attributes=())
         self.cfg, self.info = cfg, info
@@ -203,6 +209,20 @@ class GANFamily(nn.Module):
     @classmethod
     def check_data(cls, info: DataInfo) -> None:
         """Raise GankitError when the family cannot train on data of this kind."""
+
+    @classmethod
+    def ignored_settings(cls, cfg: Any) -> dict[str, list[str]]:
+        """Settings given that the others make meaningless, grouped by the reason; none by default."""
+        return {}
+
+    @classmethod
+    def refuse_ignored_settings(cls, cfg: Any) -> None:
+        """A setting that would silently do nothing is refused: the user meant it to do something."""
+        ignored = cls.ignored_settings(cfg)
+        if ignored:
+            why, keys = next(iter(ignored.items()))
+            raise GankitError(f"{cls.name} does not use {', '.join(f'model.{key}' for key in keys)}: {why}; "
+                              f"drop {'it' if len(keys) == 1 else 'them'}.")
 
     @classmethod
     def load_data(cls, spec: str, options: DataConfig, model_cfg: Any) -> TensorData:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
 from gankit.models.gan import IMAGE_TRAIN, MLPConfig, MLPDiscriminator, MLPGenerator
-from gankit.models.base import GANFamily, Generator
+from gankit.models.base import GANFamily, Generator, changed_settings
 from gankit.models.layers import Conditioning, one_hot_labels
 from gankit.models.registry import register
 
@@ -31,7 +31,7 @@ class CGANConfig(MLPConfig):
     conditioning: Literal["multiply", "concat"] = "multiply"
     # Learning-rate multipliers of D's and of G's label embeddings, falling linearly to 1 over the
     # first embedding_lr_mult_steps steps (0: held for the whole run); the comment above class CGAN
-    # says why. conditioning=concat has no embeddings, so it trains as if they were 1.
+    # says why. conditioning=concat has no embeddings, so it refuses them (EMBEDDING_SETTINGS).
     d_embedding_lr_mult: float = 10.0
     g_embedding_lr_mult: float = 3.0
     embedding_lr_mult_steps: int = 2000
@@ -45,6 +45,9 @@ class CGANConfig(MLPConfig):
         if self.embedding_lr_mult_steps < 0:
             raise GankitError(f"model.embedding_lr_mult_steps must be 0 (multipliers held) or a number of steps, "
                               f"not {self.embedding_lr_mult_steps}.")
+
+
+EMBEDDING_SETTINGS = ("d_embedding_lr_mult", "g_embedding_lr_mult", "embedding_lr_mult_steps")
 
 
 class MultiplyByEmbedding(Conditioning):
@@ -113,6 +116,14 @@ class CGAN(GANFamily):
     def check_data(cls, info: DataInfo) -> None:
         if not info.attributes:
             raise GankitError("cgan needs labelled data; choose a dataset with labels (e.g. mnist) or model gan.")
+
+    @classmethod
+    def ignored_settings(cls, cfg: CGANConfig) -> dict[str, list[str]]:
+        reasons = super().ignored_settings(cfg)
+        unused = changed_settings(cfg, CGANConfig(), EMBEDDING_SETTINGS) if cfg.conditioning == "concat" else []
+        if unused:
+            reasons["model.conditioning=concat has no label embeddings"] = unused
+        return reasons
 
     @classmethod
     def default_train(cls, data_spec: str) -> dict[str, Any]:

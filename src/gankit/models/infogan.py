@@ -86,7 +86,7 @@ from torch import Tensor, nn
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
 from gankit.models.augment import random_affine
-from gankit.models.base import GANConfig, GANFamily, Generator, StepContext
+from gankit.models.base import GANConfig, GANFamily, Generator, StepContext, changed_settings
 from gankit.models.layers import conv_down_block, conv_up_block
 from gankit.models.registry import register
 
@@ -359,6 +359,16 @@ class InfoGAN(GANFamily):
     summary = "InfoGAN (seed 002): unsupervised codes, e.g. digit class, width and slant (--traverse c2)."
     Config = InfoGANConfig
     default_data = "mnist"
+
+    @classmethod
+    def ignored_settings(cls, cfg: InfoGANConfig) -> dict[str, list[str]]:
+        reasons = super().ignored_settings(cfg)
+        default = InfoGANConfig()
+        if not cfg.categorical and (unused := changed_settings(cfg, default, ("lambda_cat", "q_augment"))):
+            reasons["there is no categorical code (model.categorical is empty)"] = unused
+        if not cfg.continuous and (unused := changed_settings(cfg, default, ("lambda_cont", "learn_variance"))):
+            reasons["there is no continuous code (model.continuous is 0)"] = unused
+        return reasons
 
     @classmethod
     def check_data(cls, info: DataInfo) -> None:

@@ -41,7 +41,7 @@ from gankit.config import TILE, DataConfig
 from gankit.data.base import DataInfo, TensorData
 from gankit.data.photos import bicubic_upscale, downscale, load_tiles
 from gankit.errors import GankitError
-from gankit.models.base import AdversarialConfig, GANFamily, Generator, Preview, StepContext
+from gankit.models.base import AdversarialConfig, GANFamily, Generator, Preview, StepContext, changed_settings
 from gankit.models.layers import channels_last
 from gankit.models.registry import register
 from gankit.models.vgg import LAYER_ENDS, VGGFeatures
@@ -205,11 +205,6 @@ class SRGAN(GANFamily):
 
     def __init__(self, cfg: SRGANConfig, info: DataInfo):
         super().__init__(cfg, info)
-        ignored = self.ignored_settings(cfg)
-        if ignored:
-            why, keys = next(iter(ignored.items()))
-            raise GankitError(f"{self.name} does not use {', '.join(f'model.{key}' for key in keys)}: {why}; "
-                              f"drop {'it' if len(keys) == 1 else 'them'}.")
         # Built once and kept off the saved weights: a frozen measuring network, not part of G or D.
         self.content_features = VGGFeatures(cfg.content, cfg.vgg_weights or None) if cfg.content != "mse" else None
 
@@ -315,8 +310,7 @@ class SRResNet(SRGAN):
 
     @classmethod
     def ignored_settings(cls, cfg: SRGANConfig) -> dict[str, list[str]]:
-        default = cls.default_config("")
-        d_only = [key for key in DISCRIMINATOR_SETTINGS if getattr(cfg, key) != getattr(default, key)]
+        d_only = changed_settings(cfg, cls.default_config(""), DISCRIMINATOR_SETTINGS)
         reasons = super().ignored_settings(cfg)
         if d_only:
             reasons["it has no discriminator (srgan, started with --init from this run, has one)"] = d_only
