@@ -3,6 +3,7 @@ extractor on real digits, the reference cache and the Inception loading path."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -14,9 +15,11 @@ from torchvision.transforms.functional import gaussian_blur
 
 from gankit.artifacts import save_generator
 from gankit.data import TensorData, load_dataset
+from gankit.data.base import Attribute
 from gankit.errors import GankitError
 from gankit.metrics import evaluate, format_table, load_extractor, quick_scores, reference, run_eval, scores
 from gankit.metrics.digits import WEIGHTS, load_digits
+from gankit.metrics.evaluate import labels_as_in
 from gankit.metrics.inception import FILE_NAMES
 from gankit.models import get_family
 from gankit.pipeline import GeneratorPipeline
@@ -337,6 +340,26 @@ def test_run_eval_scores_a_saved_conditional_generator(mnist, tmp_path):
         run_eval(tmp_path / "run", n=10)
     with pytest.raises(GankitError, match="--n"):
         run_eval(tmp_path / "run", n=2)
+
+
+def test_conditional_samples_are_asked_for_the_real_datas_mix_of_classes(mnist, digits):
+    """FID compares like with like: a dataset of 0s and 1s is scored on generated 0s and 1s,
+    drawn as often as the real data holds them; other attributes than the data's, uniformly."""
+    zeros_and_ones = mnist.labels[:, 0] <= 1
+    skewed = TensorData(mnist.samples[zeros_and_ones], mnist.labels[zeros_and_ones], mnist.info, "mnist01")
+    labels, source = labels_as_in(skewed, mnist.info, 2000, seed=0)
+    assert source == "as in mnist01" and labels.shape == (2000, 1)
+    assert torch.bincount(labels[:, 0], minlength=10)[2:].sum() == 0
+    assert abs(float(labels.float().mean()) - float(skewed.labels.float().mean())) < 0.05
+    assert torch.equal(labels, labels_as_in(skewed, mnist.info, 2000, seed=0)[0])  # the seed decides
+    other = dataclasses.replace(mnist.info, attributes=(Attribute("digit", tuple("abcdefghij")),))
+    assert labels_as_in(skewed, other, 10, seed=0) == (None, "uniform")
+    assert labels_as_in(skewed, dataclasses.replace(mnist.info, attributes=()), 10, seed=0) == (None, "none")
+    pipeline = GeneratorPipeline(untrained("cgan", mnist.info), {"family": "cgan"})
+    result = evaluate(pipeline, skewed, digits, n=200)
+    assert result["labels"] == "as in mnist01" and "(labels drawn as in mnist01)" in format_table(result)
+    per_class = result["accuracy_per_class"]
+    assert all(per_class[d] is None for d in "23456789") and per_class["0"] is not None
 
 
 def test_quick_scores_samples_in_eval_mode_and_restores_the_mode(mnist, digits):

@@ -54,6 +54,19 @@ def check_inputs(info: DataInfo, real: TensorData, extractor: FeatureExtractor, 
     extractor.check_shape(tuple(info.shape))
 
 
+def labels_as_in(real: TensorData, info: DataInfo, n: int, seed: int) -> tuple[Tensor | None, str]:
+    """Labels for ``n`` samples of a conditional generator, and how they were drawn: label rows of
+    the real data, drawn with replacement (as stylegan2-ada's metrics do), so that the generated set
+    has the real one's mix of classes and FID compares like with like; uniformly (None: the
+    generator draws them) when the real data hold other attributes or none."""
+    if not info.attributes:
+        return None, "none"
+    if real.labels is None or tuple(real.info.attributes) != tuple(info.attributes):
+        return None, "uniform"
+    rows = torch.randint(len(real.labels), (n,), generator=torch.Generator().manual_seed(seed))
+    return real.labels[rows], f"as in {real.name}"
+
+
 def distribution_scores(ref: ReferenceStats, fake: Tensor, seed: int) -> dict:
     """FID, KID and precision/recall of generated features against the real ones."""
     kid_mean, kid_std = kid(ref.features, fake, seed=seed)
@@ -92,15 +105,16 @@ def classifier_scores(logits: Tensor, labels: Tensor | None, info: DataInfo, ext
 
 def evaluate(pipeline: GeneratorPipeline, real: TensorData, extractor: FeatureExtractor, n: int = 5000,
              seed: int = 0, cache: Path | None = None) -> dict:
-    """All scores of ``n`` samples of ``pipeline`` (random labels, ``seed``) against ``real``."""
+    """All scores of ``n`` samples of ``pipeline`` (labels drawn as in ``real``, ``seed``) against ``real``."""
     start = time.perf_counter()
     check_inputs(pipeline.info, real, extractor, n)
     ref = reference_stats(real, extractor, cache)
-    images, labels = pipeline.generate(n, seed=seed)
+    labels, label_source = labels_as_in(real, pipeline.info, n, seed)
+    images, labels = pipeline.generate(n, labels, seed=seed)
     check_finite(images)
     features, logits = extractor.features_and_logits(images)
     result = {"dataset": real.name, "extractor": extractor.name, "extractor_fingerprint": extractor.fingerprint,
-              "real_samples": ref.count, "generated_samples": n, "seed": seed}
+              "real_samples": ref.count, "generated_samples": n, "seed": seed, "labels": label_source}
     result.update(distribution_scores(ref, features, seed))
     if logits is not None:
         result.update(classifier_scores(logits, labels, pipeline.info, extractor))
@@ -122,8 +136,9 @@ def quick_scores(generator: Generator, real: TensorData, extractor: FeatureExtra
     upwards for small ``n``. The real statistics come from the cache."""
     check_inputs(generator.info, real, extractor, n)
     ref = reference_stats(real, extractor.to(device), cache)
+    labels = labels_as_in(real, generator.info, n, seed)[0]
     with evaluating(generator):
-        images, labels = GeneratorPipeline(generator, {"family": "training"}).generate(n, seed=seed)
+        images, labels = GeneratorPipeline(generator, {"family": "training"}).generate(n, labels, seed=seed)
     check_finite(images)
     features, logits = extractor.features_and_logits(images)
     result = {"fid": frechet_distance(ref.mean, ref.cov, *mean_and_covariance(features))}
@@ -190,6 +205,8 @@ def format_table(result: dict) -> str:
                          "  ".join(f"{k}: {v}" for k, v in value.items())))
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
-    lines.append(f"{result['generated_samples']} generated vs {result['real_samples']} real of {result['dataset']}; "
-                 f"features {result['extractor']} ({result['extractor_fingerprint']}); {result['seconds']} s")
+    labels = {"none": "", "uniform": " (labels drawn uniformly)"}.get(result["labels"], f" (labels drawn {result['labels']})")
+    lines.append(f"{result['generated_samples']} generated{labels} vs {result['real_samples']} real of "
+                 f"{result['dataset']}; features {result['extractor']} ({result['extractor_fingerprint']}); "
+                 f"{result['seconds']} s")
     return "\n".join(lines)
