@@ -73,6 +73,20 @@ def test_acgan_has_a_real_fake_head_and_one_classifier_per_attribute(attributes)
     assert [tuple(c.shape) for c in classes] == [(5, a.num_classes) for a in attributes]
 
 
+def test_a_discriminator_of_several_heads_scores_real_and_fake_in_one_pass_as_in_two():
+    """ACGAN's D (BatchNorm: two passes when training) through the one-pass path, in eval mode,
+    where BatchNorm's statistics do not depend on the batch: the same outputs, head by head."""
+    model = build("acgan", DataInfo((3, 32, 32), (HAIR, EYES))).eval()
+    real, fake = torch.randn(3, 3, 32, 32), torch.randn(3, 3, 32, 32)
+    two = model.discriminate(real, None, fake, None)
+    model.joint_d_batch = True
+    one = model.discriminate(real, None, fake, None)
+    for (adv_a, classes_a), (adv_b, classes_b) in zip(one, two):
+        torch.testing.assert_close(adv_a, adv_b)
+        assert len(classes_a) == 2 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(classes_a, classes_b))
+    assert not torch.allclose(one[0][0], one[1][0])  # the halves are the reals' and the fakes'
+
+
 def test_acgan_generator_depends_on_every_attribute():
     model = build("acgan", DataInfo((3, 32, 32), (HAIR, EYES))).eval()
     z = torch.randn(1, 100).expand(3, -1)

@@ -172,10 +172,7 @@ class ACGAN(GANFamily):
 
     def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
                fake_labels: Tensor | None, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
-        D = self.train_modules.discriminator
-        # Two passes: D's BatchNorm must not mix real and fake statistics.
-        adv_real, cls_real = D(real)
-        adv_fake, cls_fake = D(fake)
+        (adv_real, cls_real), (adv_fake, cls_fake) = self.discriminate(real, None, fake, None)
         adversarial, stats = self.adversarial_d_loss(adv_real, adv_fake, ctx)
         aux_real = auxiliary_loss(cls_real, real_labels, self.aux_weights)
         aux_fake = auxiliary_loss(cls_fake, fake_labels, self.aux_weights)

@@ -127,6 +127,15 @@ def changed_settings(cfg: Any, default: Any, keys: tuple[str, ...]) -> list[str]
     return [key for key in keys if getattr(cfg, key) != getattr(default, key)]
 
 
+def halves(out: Any) -> tuple[Any, Any]:
+    """A network's output on a batch of two halves (a tensor, or nested tuples and lists of them,
+    as ACGAN's D returns) as its outputs on each half."""
+    if isinstance(out, Tensor):
+        return tuple(out.chunk(2))
+    first, second = zip(*(halves(part) for part in out))
+    return first, second
+
+
 def world_size() -> int:
     """The number of ranks of a distributed run; 1 outside one."""
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -283,16 +292,23 @@ class GANFamily(nn.Module):
             stats["real_sign"] = torch.sign(belief_real - 0.5).mean()
         return self.loss.d(d_real, d_fake, target), stats
 
+    def discriminate(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
+                     fake_labels: Tensor | None) -> tuple[Any, Any]:
+        """D's outputs (a tensor, or a tuple of heads) on the reals and on the fakes, for D's update.
+
+        One pass over both batches when D has no BatchNorm (see ``joint_d_batch``), else two. D reads
+        the labels given, in conditional families; ACGAN's D predicts them instead, so it gives none."""
+        D = self.train_modules.discriminator
+        if not self.conditional:
+            real_labels = fake_labels = None
+        if not self.joint_d_batch:
+            return D(real, real_labels), D(fake, fake_labels)
+        labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
+        return halves(D(torch.cat([real, fake]), labels))
+
     def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
                fake_labels: Tensor | None, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
-        D = self.train_modules.discriminator
-        real_labels = real_labels if self.conditional else None
-        if self.joint_d_batch:
-            labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
-            d_real, d_fake = D(torch.cat([real, fake]), labels).chunk(2)
-        else:
-            d_real, d_fake = D(real, real_labels), D(fake, fake_labels)
-        return self.adversarial_d_loss(d_real, d_fake, ctx)
+        return self.adversarial_d_loss(*self.discriminate(real, real_labels, fake, fake_labels), ctx)
 
     def g_loss(self, fake: Tensor, fake_labels: Tensor | None, ctx: StepContext) -> Tensor:
         # The bare D: its weights take no gradient here, so DDP has nothing to synchronise.

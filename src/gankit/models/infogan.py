@@ -402,10 +402,7 @@ class InfoGAN(GANFamily):
 
     def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,
                fake_labels: Tensor | None, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
-        D = self.train_modules.discriminator
-        # Two passes: D's BatchNorm must not mix real and fake statistics.
-        d_real, _ = D(real)
-        d_fake, q_fake = D(fake)
+        (d_real, _), (d_fake, q_fake) = self.discriminate(real, None, fake, None)
         adversarial, stats = self.adversarial_d_loss(d_real, d_fake, ctx)
         info = self.info_loss(q_fake, fake_labels)
         if self.cfg.q_update == "g":

@@ -259,7 +259,7 @@ class SRGAN(GANFamily):
 
     def train_step(self, batches: list[tuple[Tensor, Tensor | None]], ctx: StepContext) -> dict[str, Tensor]:
         """D updates (one per batch, when adversarial), then one G update on the last batch's SR images."""
-        G, D = self.train_modules.generator, self.train_modules.discriminator
+        G = self.train_modules.generator
         stats: dict[str, Tensor] = {}
         if not self.adversarial:  # no D to update: only the batch G learns from
             batches = batches[-1:]
@@ -269,7 +269,7 @@ class SRGAN(GANFamily):
                 with torch.set_grad_enabled(i == len(batches) - 1):
                     sr = G(lr)
                 if self.adversarial:
-                    loss_d, stats = self.adversarial_d_loss(D(hr), D(sr.detach()), ctx)
+                    loss_d, stats = self.d_loss(hr, None, sr.detach(), None, ctx)
             if self.adversarial:
                 ctx.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
