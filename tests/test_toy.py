@@ -150,6 +150,27 @@ def test_one_d_metrics_of_an_exact_generator_and_its_optimal_d():
     assert metrics["minimax_at_d_star"] == pytest.approx(MINIMAX_OPTIMUM, abs=0.02)
 
 
+@pytest.mark.parametrize("loss, undecided", [("lsgan", 0.5), ("hinge", 0.0)])
+def test_one_d_metrics_read_d_on_its_losss_scale(loss, undecided):
+    """An undecided least-squares D (0.5) matches D* where p_g = p_data; hinge's D* is a step
+    between 0 and 1, so it is not scored. The cross-entropy game's value is left out, its value
+    at D* kept."""
+    mixture = toy_distribution("toy:gauss1d")
+    rng = np.random.default_rng(0)
+    fake, real = mixture.sample(4000, rng), mixture.sample(2500, rng)
+    metrics = toy_metrics(fake, real, mixture, ConstantLogit(undecided), loss=loss)
+    if loss == "lsgan":
+        assert metrics["d_star_gap"] < 0.05
+        # Read as a logit, the output 0.5 would be a belief of 0.62, far from D* = 0.5.
+        assert toy_metrics(fake, real, mixture, ConstantLogit(undecided))["d_star_gap"] > 0.1
+    else:
+        assert "d_star_gap" not in metrics
+    assert "minimax_value" not in metrics and metrics["minimax_at_d_star"] == pytest.approx(MINIMAX_OPTIMUM, abs=0.02)
+    p_data, p_g = np.array([0.3, 0.1, 0.2]), np.array([0.1, 0.3, 0.2])
+    assert optimal_discriminator(p_data, p_g, "hinge").tolist() == [1.0, 0.0, 0.5]
+    assert optimal_discriminator(p_data, p_g, "lsgan").tolist() == optimal_discriminator(p_data, p_g).tolist()
+
+
 class ConstantLogit(nn.Module):
     def __init__(self, value: float):
         super().__init__()

@@ -10,7 +10,11 @@ generator to put real mass on the mode, not a stray point.
 1-D (the GAN paper, Goodfellow et al. 2014): for fixed G the optimal discriminator is
 D*(x) = p_data(x) / (p_data(x) + p_g(x)), and at D* the minimax objective
 V(D, G) = E_data[log D(x)] + E_g[log(1 - D(G(z)))] equals -log 4 + 2 JSD(p_data || p_g):
-its optimum -log 4 is reached only when p_g = p_data.
+its optimum -log 4 is reached only when p_g = p_data. D is read through its loss's ``belief``
+(models/losses.py): least squares has the same D*; hinge's optimal D is +1 where p_data > p_g
+and -1 where p_data < p_g, a belief of 1 or 0, drawn but not scored: it jumps wherever the two
+density estimates cross, so its gap to D would measure their noise. V(D, G) is the cross-entropy
+losses' objective, so it is reported for them only; its value at D* measures G for any loss.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from scipy.stats import gaussian_kde
 from torch import nn
 
 from gankit.data.toy import GaussianMixture
+from gankit.models.losses import LOSSES
 
 MINIMAX_OPTIMUM = -math.log(4.0)
 
@@ -60,8 +65,14 @@ def mode_report(samples: np.ndarray, mixture: GaussianMixture, min_count: int = 
     return ModeReport(counts, float(good.mean()), min_count)
 
 
-def optimal_discriminator(p_data: np.ndarray, p_g: np.ndarray) -> np.ndarray:
-    """D*(x) = p_data / (p_data + p_g); 1/2 where neither distribution has mass."""
+CROSS_ENTROPY_LOSSES = ("nonsaturating", "minimax")  # the losses whose D plays V(D, G)
+
+
+def optimal_discriminator(p_data: np.ndarray, p_g: np.ndarray, loss: str = "nonsaturating") -> np.ndarray:
+    """D*(x) as a belief in [0, 1]: p_data / (p_data + p_g) (cross-entropy and least squares), or
+    for hinge 1 where p_data > p_g and 0 where p_data < p_g; 1/2 where they are equal."""
+    if loss == "hinge":
+        return 0.5 + 0.5 * np.sign(p_data - p_g)
     total = p_data + p_g
     return np.divide(p_data, total, out=np.full_like(total, 0.5), where=total > 0)
 
@@ -116,32 +127,32 @@ class OneDimensional:
     x: np.ndarray  # (P, 1)
     p_data: np.ndarray
     p_g: np.ndarray
-    d: np.ndarray  # the trained D, as a probability
+    d: np.ndarray  # the trained D, as its belief that a point is real (see the module's docstring)
     d_star: np.ndarray
 
 
 def one_dimensional(discriminator: nn.Module, fake: np.ndarray, real: np.ndarray,
-                    mixture: GaussianMixture | None = None) -> OneDimensional:
+                    mixture: GaussianMixture | None = None, loss: str = "nonsaturating") -> OneDimensional:
     """Densities, D and D* on a grid; p_data is exact given the mixture, else estimated from ``real``."""
     x = density_grid(real, fake)
     p_data = mixture.density(x) if mixture is not None else sample_density(real, x)
     p_g = sample_density(fake, x)
-    d = 1 / (1 + np.exp(-logits_at(discriminator, x)))
-    return OneDimensional(x, p_data, p_g, d, optimal_discriminator(p_data, p_g))
+    d = LOSSES[loss].belief(torch.from_numpy(logits_at(discriminator, x))).numpy()
+    return OneDimensional(x, p_data, p_g, d, optimal_discriminator(p_data, p_g, loss))
 
 
-def toy_metrics(fake: np.ndarray, real: np.ndarray, mixture: GaussianMixture,
-                discriminator: nn.Module | None = None, min_count: int = 20) -> dict[str, float]:
-    """Flat metrics for ``metrics.jsonl``: modes and quality; on 1-D data also D vs D* and V vs -log 4."""
+def toy_metrics(fake: np.ndarray, real: np.ndarray, mixture: GaussianMixture, discriminator: nn.Module | None = None,
+                min_count: int = 20, loss: str = "nonsaturating") -> dict[str, float]:
+    """Flat metrics for ``metrics.jsonl``: modes and quality; on 1-D data also D vs D* (D trained with
+    ``loss``) and, for the cross-entropy losses, V vs -log 4."""
     report = mode_report(fake, mixture, min_count)
     out = {"modes": report.modes, "modes_total": report.total_modes, "high_quality": round(report.high_quality, 4)}
     if mixture.dim == 1 and discriminator is not None:
-        curves = one_dimensional(discriminator, fake, real, mixture)
-        value = minimax_value(logits_at(discriminator, real), logits_at(discriminator, fake))
-        out.update({
-            "d_star_gap": round(discriminator_gap(curves.d, curves.d_star, curves.p_data, curves.p_g), 4),
-            "minimax_value": round(value, 4),
-            "minimax_at_d_star": round(optimal_value(curves.x[:, 0], curves.p_data, curves.p_g), 4),
-            "minimax_optimum": round(MINIMAX_OPTIMUM, 4),
-        })
+        curves = one_dimensional(discriminator, fake, real, mixture, loss)
+        if loss != "hinge":
+            out["d_star_gap"] = round(discriminator_gap(curves.d, curves.d_star, curves.p_data, curves.p_g), 4)
+        if loss in CROSS_ENTROPY_LOSSES:
+            out["minimax_value"] = round(minimax_value(logits_at(discriminator, real), logits_at(discriminator, fake)), 4)
+        out["minimax_at_d_star"] = round(optimal_value(curves.x[:, 0], curves.p_data, curves.p_g), 4)
+        out["minimax_optimum"] = round(MINIMAX_OPTIMUM, 4)
     return out

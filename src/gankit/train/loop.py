@@ -265,7 +265,7 @@ class Trainer:
             return
         with evaluating(self.sampling_generator) as generator, evaluating(self.model.discriminator) as d:
             metrics = save_preview(generator, self.preview, self.run_dir / "samples" / f"step-{self.step:06d}.png",
-                                   d, self.data)
+                                   d, self.data, self.model.cfg.loss)
         if metrics and log is not None:
             log.write({"step": self.step, **metrics})
 

@@ -48,11 +48,12 @@ def preview_inputs(generator: Generator, info: DataInfo, seed: int, device: torc
 
 
 @torch.inference_mode()
-def save_preview(generator: Generator, inputs: Preview, path: Path,
-                 discriminator: nn.Module | None = None, data: TensorData | None = None) -> dict[str, float]:
+def save_preview(generator: Generator, inputs: Preview, path: Path, discriminator: nn.Module | None = None,
+                 data: TensorData | None = None, loss: str = "nonsaturating") -> dict[str, float]:
     """Save the picture of this step at ``path``; return toy data's mode metrics ({} otherwise).
 
-    Vector data need ``discriminator`` and ``data`` for their pictures, and get none without them.
+    Vector data need ``discriminator`` (trained with ``loss``) and ``data`` for their pictures, and
+    get none without them.
     """
     samples = generator(inputs.z, inputs.labels).float()
     if inputs.beside is not None:  # one row per output: left | output | right
@@ -63,7 +64,7 @@ def save_preview(generator: Generator, inputs: Preview, path: Path,
         return {}
     if discriminator is None or data is None or samples.shape[1] > 2:
         return {}
-    return save_vector_preview(samples.cpu().numpy(), discriminator, data, path)
+    return save_vector_preview(samples.cpu().numpy(), discriminator, data, path, loss)
 
 
 def save_grid(images: Tensor, columns: int, path: Path) -> None:
@@ -71,15 +72,16 @@ def save_grid(images: Tensor, columns: int, path: Path) -> None:
                                                     normalize=True, value_range=(-1, 1), padding=2))
 
 
-def save_vector_preview(fake: np.ndarray, discriminator: nn.Module, data: TensorData, path: Path) -> dict[str, float]:
+def save_vector_preview(fake: np.ndarray, discriminator: nn.Module, data: TensorData, path: Path,
+                        loss: str) -> dict[str, float]:
     """The 1-D or 2-D picture at ``path``, ``training.gif`` beside it, and the mode metrics."""
     real = data.samples[:VECTOR_SAMPLES].cpu().numpy()
     distribution = toy_distribution(data.name)
     mixture = distribution if isinstance(distribution, GaussianMixture) else None
-    metrics = toy_metrics(fake, real, mixture, discriminator) if mixture is not None else {}
+    metrics = toy_metrics(fake, real, mixture, discriminator, loss=loss) if mixture is not None else {}
     title = " - ".join([path.stem, *describe(metrics)])
     if fake.shape[1] == 1:
-        curves = one_dimensional(discriminator, fake, real, mixture)
+        curves = one_dimensional(discriminator, fake, real, mixture, loss)
         figure = figure_1d(curves.x, curves.p_data, curves.p_g, curves.d, curves.d_star, title)
     else:
         grid_x, grid_y = plot_window(real)

@@ -55,7 +55,7 @@ def figure_2d(fake: np.ndarray, real: np.ndarray, grid_x: np.ndarray, grid_y: np
     """Samples (orange) over data (grey) with D's output on the grid as a contour map."""
     figure, ax = new_figure()
     contour = ax.contourf(grid_x, grid_y, d_output, levels=20, cmap="coolwarm", alpha=0.8)
-    figure.colorbar(contour, ax=ax, label="D output (logit)")
+    figure.colorbar(contour, ax=ax, label="D's raw output (a logit for cross-entropy)")
     ax.scatter(real[:, 0], real[:, 1], s=2, c="0.3", alpha=0.3, linewidths=0, label="data")
     ax.scatter(fake[:, 0], fake[:, 1], s=3, c="orange", alpha=0.7, linewidths=0, label="generated")
     # Fixed to the grid: generated points far outside would otherwise rescale every frame.
