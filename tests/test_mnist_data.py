@@ -86,14 +86,37 @@ def test_broken_idx_files_are_one_sentence_errors(tmp_path, digits, case, words)
     ({"x_train": np.full((4, 28, 28), -0.5), "y_train": np.zeros(4)}, "pixel values outside 0-255"),  # [-1, 1]
     ({"x_train": np.full((4, 28, 28), 513, np.uint16), "y_train": np.zeros(4)}, "outside 0-255"),
     ({"x_train": np.full((4, 28, 28), np.nan), "y_train": np.zeros(4)}, "outside 0-255 \\(or NaN\\)"),
-    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.array(list("0123"))}, "<U1 labels; store numbers"),
-    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.full(4, 2.5)}, "float64 labels; store numbers"),
+    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.array(list("0123"))},
+     "holds labels that are not whole numbers \\(<U1\\); store one digit 0-9 per image"),
+    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.full(4, 2.5)}, "not whole numbers \\(float64\\)"),
+    ({"x_train": np.array([["x"] * 28] * 28 * 4).reshape(4, 28, 28), "y_train": np.zeros(4)},
+     "holds <U1 images; store pixels as numbers 0-255 \\(or 0-1\\)"),
     ({"x_train": np.zeros((4, 28, 28)), "y_train": np.eye(4, 10)}, "labels of shape \\(4, 10\\) \\(one-hot\\?\\)"),
 ])
 def test_bad_npz_files_are_errors(tmp_path, arrays, words):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(GankitError, match=words):
         load_dataset(f"mnist:{tmp_path / 'bad.npz'}")
+
+
+def test_binarised_integer_digits_are_scaled_like_floats_in_0_1(tmp_path, digits):
+    images, labels = digits
+    binary = (images[:20] > 127).astype(np.uint8)
+    np.savez(tmp_path / "binary.npz", x_train=binary, y_train=labels[:20])
+    samples = load_dataset(f"mnist:{tmp_path / 'binary.npz'}").samples
+    assert set(samples.unique().tolist()) == {-1.0, 1.0}
+
+
+def test_corrupt_gzip_and_single_arrays_are_one_sentence_errors(tmp_path, digits):
+    images, labels = digits
+    write_pair(tmp_path, b"", idx_bytes(labels, 2049))
+    (tmp_path / "train-images-idx3-ubyte").unlink()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage-not-gzip" * 3)
+    with pytest.raises(GankitError, match=r"train-images-idx3-ubyte.gz cannot be read \(.*\); download the file again"):
+        load_dataset(f"mnist:{tmp_path}")
+    np.save(tmp_path / "x.npy", images)
+    with pytest.raises(GankitError, match="is a single numpy array; mnist: reads an npz holding x_train and y_train"):
+        load_dataset(f"mnist:{tmp_path / 'x.npy'}")
 
 
 def test_missing_paths_and_unknown_datasets(tmp_path):

@@ -11,6 +11,7 @@ import functools
 import gzip
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         raise GankitError(f"{path} does not exist; check the path after 'mnist:'.") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise GankitError(f"{path} cannot be read ({e}); download the file again.") from None
 
 
@@ -139,16 +140,18 @@ def load_npz(path: Path) -> TensorData:
         # numpy calls anything that is not an array file "pickled data", text included
         reason = "not numpy's array format" if "pickled" in str(e) else str(e)
         raise GankitError(f"{path} is not a readable npz file ({reason}); download it again.") from None
-    if images.dtype.kind not in "uif" or labels.dtype.kind not in "ui" and not is_whole(labels):
-        raise GankitError(f"mnist:{path} holds {images.dtype} images and {labels.dtype} labels; store numbers: "
-                          "pixels 0-255 (or 0-1 as floats) and digit labels 0-9.")
+    if images.dtype.kind not in "uif":
+        raise GankitError(f"mnist:{path} holds {images.dtype} images; store pixels as numbers 0-255 (or 0-1).")
+    if labels.dtype.kind not in "ui" and not is_whole(labels):
+        raise GankitError(f"mnist:{path} holds labels that are not whole numbers ({labels.dtype}); store one "
+                          "digit 0-9 per image.")
     if images.size and not (np.isfinite(images).all() and 0 <= images.min() and images.max() <= 255):
         raise GankitError(f"mnist:{path} has pixel values outside 0-255 (or NaN); store pixels as 0-255 or 0-1.")
     if labels.ndim == 2 and labels.shape[1] > 1:
         raise GankitError(f"mnist:{path} holds labels of shape {labels.shape} (one-hot?); store one digit 0-9 "
                           "per image.")
-    if images.dtype.kind == "f" and images.size and images.max() <= 1.0:
-        images = images * 255.0  # float images stored in [0, 1]
+    if images.size and images.max() <= 1:
+        images = images * 255.0  # stored in [0, 1], as floats or binarised 0/1 integers
     images = images.reshape(len(images), 28, 28) if images.ndim == 2 and images.shape[1] == 784 else images
     return digits_to_data(np.asarray(images), np.asarray(labels).reshape(-1), f"mnist:{path}")
 
@@ -173,6 +176,9 @@ def mnist_from_path(path_text: str) -> TensorData:
         raise GankitError(f"{path} does not exist; check the path after 'mnist:'.")
     if path.suffix == ".npz":
         return load_npz(path)
+    if path.suffix == ".npy":
+        raise GankitError(f"{path} is a single numpy array; mnist: reads an npz holding x_train and y_train (or "
+                          "images and labels), or the IDX files; save both arrays with numpy.savez.")
     return load_idx_pair(path)
 
 
