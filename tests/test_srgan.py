@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import PIL.Image
 from PIL import Image
 
 from gankit.cli import main
 from gankit.data import DataInfo, load_dataset
-from gankit.data.photos import MAX_TILES, Photo, bicubic_upscale, downscale, folder_photos, photo_set, tiles
+from gankit.data.photos import (MAX_TILES, Photo, bicubic_upscale, downscale, folder_photos, load_tiles, photo_set,
+                                 tiles)
 from gankit.errors import GankitError
 from gankit.metrics.sr import evaluate_sr, luma, y_scores
 from gankit.models.srgan import SRGANConfig, SRResNetGenerator, random_crops, receptive_radius, upscale
@@ -121,6 +123,21 @@ def test_folder_holds_out_every_tenth_and_skips_bad_files(tmp_path):
     assert len(photos.train) == 10 and "skipped 1 unreadable" in photos.notes[0]
     assert len(tiles(photos.train)) == 9  # the 40x40 image gives no 128 px tile
     assert len(folder_photos(tmp_path, all_validation=True).validation) == 13 - 1
+    notes = load_tiles(f"folder:{tmp_path}", 96).notes
+    assert notes[1] == f"folder:{tmp_path}: 1 training image smaller than 128x128 gave no training tile."
+
+
+def test_folder_photos_name_why_images_were_skipped(tmp_path, monkeypatch):
+    write_photo(tmp_path / "a_held.png", (40, 30), 2)  # the first of every ten is held out
+    write_photo(tmp_path / "b_wide.png", (60, 40), 3)
+    write_photo(tmp_path / "c_tiny.png", (20, 20), 4)
+    write_photo(tmp_path / "d_huge.png", (200, 200), 1)
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 10_000)
+    photos = folder_photos(tmp_path)
+    assert photos.notes == [f"folder:{tmp_path}: 3 images; skipped 1 above the pixel limit."]
+    with pytest.raises(GankitError, match=r"No training image is at least 128x128 pixels \(the largest of 2 "
+                                          r"training images is 60x40\); give larger photographs"):
+        load_tiles(f"folder:{tmp_path}", 96)
 
 
 def test_folder_errors_are_one_sentence(tmp_path):

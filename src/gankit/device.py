@@ -11,7 +11,7 @@ def resolve_device(choice: str | torch.device) -> torch.device:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a device; a GPU that is not there is an error, not a CPU."""
     text = str(choice)
     kind, _, index = text.partition(":")
-    if kind not in ("auto", "cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
+    if kind not in ("auto", "cpu", "cuda") or (index and (kind != "cuda" or not index.isdecimal())):
         raise GankitError(f"Unknown device {text!r}; use auto, cpu, cuda or cuda:N.")
     if kind == "cuda" or (kind == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():

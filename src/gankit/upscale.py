@@ -17,7 +17,7 @@ from PIL import Image
 
 from gankit.artifacts import load_generator, read_generator_meta
 from gankit.atomic import atomic_write_encoded, atomic_write_json, image_format, writable, writable_image
-from gankit.data.images import DECODE_ERRORS
+from gankit.data.images import SkippedImage
 from gankit.data.base import signed
 from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set
 from gankit.device import resolve_device
@@ -40,13 +40,13 @@ def load_upscaler(run_dir: str | Path, device: str = "auto") -> tuple[SRResNetGe
 def read_image(path: Path) -> torch.Tensor:
     """An image file as (1, 3, H, W) in [-1, 1], or a GankitError naming it."""
     if not path.is_file():
-        state = "is a folder" if path.is_dir() else "does not exist"
+        state = "is a folder" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
         raise GankitError(f"{path} {state}; give the path of an image file.")
     try:
         pixels = decode_native(path)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise GankitError(f"{path} is larger than Pillow's pixel limit; shrink it or split it first.") from None
-    except DECODE_ERRORS:
+    except SkippedImage as e:
+        if e.reason == "above the pixel limit":
+            raise GankitError(f"{path} is larger than Pillow's pixel limit; shrink it or split it first.") from None
         raise GankitError(f"{path} is not a readable image; give a PNG, JPEG or another format Pillow reads.") from None
     return signed(pixels).unsqueeze(0)
 

@@ -81,6 +81,22 @@ def test_folder_skips_and_counts_bad_files(tmp_path: Path, monkeypatch: pytest.M
     assert torch.allclose(by_name["gray"].mean((1, 2)), torch.tensor([90.0] * 3), atol=1)
 
 
+def test_folder_reads_float_images_and_more_formats_and_skips_named_pipes(tmp_path: Path) -> None:
+    root = tmp_path / "pics"
+    root.mkdir()
+    Image.fromarray(np.full((12, 12), 0.5, np.float32)).save(root / "unit.tif")  # floats in [0, 1]
+    Image.fromarray(np.full((12, 12), 200.0, np.float32)).save(root / "bytes.tif")  # floats in [0, 255]
+    Image.fromarray(np.full((12, 12), np.nan, np.float32)).save(root / "nan.tif")
+    save(root / "netpbm.ppm", (0, 0, 255))
+    save(root / "photo.jfif", (0, 255, 0), format="JPEG")
+    os.mkfifo(root / "pipe.png")  # reading it would wait for a writer forever
+    data = load(f"folder:{root}", size=8)
+    levels = dict(zip(["bytes", "netpbm", "photo", "unit"], ((data.samples + 1) * 127.5).mean((1, 2, 3))))
+    assert levels["unit"] == pytest.approx(128, abs=1) and levels["bytes"] == pytest.approx(200, abs=1)
+    assert levels["netpbm"] == pytest.approx(85, abs=1) and len(data.samples) == 4
+    assert data.notes == [f"folder:{root}: kept 4 of 6 image files; dropped 1 unreadable, 1 not a regular file."]
+
+
 def test_folder_grayscale_resizes_and_centre_crops(tmp_path: Path) -> None:
     picture = np.zeros((20, 40, 3), np.uint8)
     picture[:, 10:30] = 255  # a white centre square between black side bands
@@ -136,8 +152,24 @@ def test_split_tags_reads_both_formats() -> None:
     assert split_tags("blonde_hair:1") == ["blonde hair"]
     assert split_tags('"Blue hair, red eyes"') == ["blue hair", "red eyes"]
     assert split_tags("blue hair:1 red eyes:12 long hair:3") == ["blue hair", "red eyes", "long hair"]  # no tabs
+    assert split_tags('"smile, red hair, blue eyes"') == ["smile", "red hair", "blue eyes"]
+    assert split_tags("red hair\tblue eyes") == ["red hair", "blue eyes"]  # tabs without counts
     with pytest.raises(ValueError):
         split_tags("blue hair:many\tred eyes:1")
+
+
+@pytest.mark.parametrize("row, hair, eyes", [
+    ("smile red hair blue eyes", "red", "blue"),  # another tag before the colour, spaces alone
+    ("open mouth green hair red eyes", "green", "red"),
+    ('"hat, blonde hair, aqua eyes"', "blonde", "aqua"),
+    ("pink hair\tgreen eyes", "pink", "green"),
+])
+def test_anime_colours_follow_other_tags(tmp_path: Path, row: str, hair: str, eyes: str) -> None:
+    root = anime_folder(tmp_path / "anime", [f"0,{row}", "1,light brown hair blue eyes", "2,dark hair red eyes"],
+                        ["0", "1", "2"])
+    data = load(f"anime:{root}")
+    assert data.labels.tolist() == [[HAIR.index(hair), EYES.index(eyes)]]
+    assert "1 ambiguous" in data.notes[0] and "1 with a colour outside the lists" in data.notes[0]
 
 
 def test_anime_counted_tags_keep_and_drop(tmp_path: Path) -> None:
@@ -194,6 +226,9 @@ def test_anime_errors(tmp_path: Path) -> None:
         load(f"anime:{tmp_path}")
     (tmp_path / "tags.csv").write_text("0,blue hair red eyes\n")
     with pytest.raises(GankitError, match="none of the 1 rows of tags.csv is usable"):
+        load(f"anime:{tmp_path}")
+    (tmp_path / "tags.csv").write_text("id,tags\n\n")  # a header is no row
+    with pytest.raises(GankitError, match="tags.csv holds no rows; give one row per image, e.g. '0,blue hair"):
         load(f"anime:{tmp_path}")
 
 

@@ -4,7 +4,12 @@ PATH holds ``faces/<id>.jpg`` (any image extension) and ``tags.csv``, one row pe
 either format:
 
 * ``0,blue hair:1<TAB>red eyes:1<TAB>long hair:1`` (the original tags_clean.csv: tag:count);
-* ``0,blue hair red eyes`` (the cleaned tags.csv; a tag ends at each word 'hair' or 'eyes').
+* ``0,blue hair red eyes`` (the cleaned tags.csv; a tag ends at each word 'hair' or 'eyes'),
+  also with the tags separated by commas or tabs (``0,"smile, blue hair, red eyes"``).
+
+Where spaces alone separate the tags, a colour is the run of colour words (and of 'light',
+'dark', ...) just before 'hair' or 'eyes': in ``smile red hair`` the colour is red, in ``light
+brown hair`` it is light brown.
 
 A row is kept when it has exactly one hair colour tag and one eye colour tag of the reference
 lists below ('grey' and 'blond' read as 'gray' and 'blonde'); other tags ('long hair',
@@ -42,6 +47,8 @@ ATTRIBUTES = {"hair": HAIR, "eyes": EYES}
 OTHER_COLOURS = frozenset({"silver", "violet", "gold", "golden", "multicolored"})
 SPELLINGS = {"grey": "gray", "blond": "blonde"}  # read as the reference lists spell them
 COLOUR_WORDS = frozenset(HAIR.values) | frozenset(EYES.values) | OTHER_COLOURS | frozenset(SPELLINGS)
+# Words that make another colour of the one they precede ('light brown' is not brown).
+SHADES = frozenset({"light", "dark", "pale", "bright", "deep"})
 COUNTED_TAG = re.compile(r":\s*\d+\s*$")  # 'blue hair:1' marks the tag:count format
 COUNTED_ITEM = re.compile(r"[^:]+?:\s*\d+")  # one 'tag:count' of a row whose separators are spaces
 DEFAULT_SIZE = 64  # seed 001 trains on 64x64 faces
@@ -57,14 +64,20 @@ class TaggedImage:
 def split_tags(text: str) -> list[str]:
     """The tags of one row, lower case, in either format; ValueError for a malformed count."""
     text = text.strip().strip('"').replace("_", " ").lower()
-    if "\t" in text:
-        return [counted_tag(item) for item in text.split("\t") if item.strip()]
-    if COUNTED_TAG.search(text):  # copies that lost the tabs: 'blue hair:1 red eyes:1'
+    if COUNTED_TAG.search(text) and "\t" not in text:  # copies that lost the tabs: 'blue hair:1 red eyes:1'
         return [counted_tag(item) for item in COUNTED_ITEM.findall(text)]
+    tags = []
+    for item in re.split(r"[\t,]", text):  # tabs or commas separate tags where they appear
+        tags += [counted_tag(item)] if ":" in item else plain_tags(item)
+    return tags
+
+
+def plain_tags(text: str) -> list[str]:
+    """Tags separated by spaces alone: each ends at the word 'hair' or 'eyes'."""
     tags, words = [], []
-    for word in text.replace(",", " ").split():  # some copies separate the tags with commas
+    for word in text.split():
         words.append(word)
-        if word in ATTRIBUTES:  # a plain-format tag ends at 'hair' or 'eyes'
+        if word in ATTRIBUTES:
             tags.append(" ".join(words))
             words = []
     return tags + ([" ".join(words)] if words else [])
@@ -72,7 +85,7 @@ def split_tags(text: str) -> list[str]:
 
 def counted_tag(item: str) -> str:
     tag, sep, count = item.rpartition(":")
-    if not sep or not count.strip().isdigit() or not tag.strip():
+    if not sep or not count.strip().isdecimal() or not tag.strip():
         raise ValueError(f"{item!r} is not tag:count")
     return " ".join(tag.split())
 
@@ -82,7 +95,8 @@ def colour_tags(tags: list[str]) -> tuple[dict[str, set[str]], bool]:
     found: dict[str, set[str]] = {"hair": set(), "eyes": set()}
     unknown = False
     for tag in tags:
-        colour, _, kind = tag.rpartition(" ")
+        *words, kind = tag.split()
+        colour = colour_words(words)
         if kind not in ATTRIBUTES or not colour:
             continue
         colour = SPELLINGS.get(colour, colour)
@@ -91,6 +105,15 @@ def colour_tags(tags: list[str]) -> tuple[dict[str, set[str]], bool]:
         elif colour.split()[-1] in COLOUR_WORDS:
             unknown = True
     return found, unknown
+
+
+def colour_words(words: list[str]) -> str:
+    """The colour a tag's words before 'hair'/'eyes' name: its trailing colour words and shades
+    ('light brown' of 'light brown hair', 'red' of 'smile red hair'); '' when the last is none."""
+    start = len(words)
+    while start and (words[start - 1] in COLOUR_WORDS or start < len(words) and words[start - 1] in SHADES):
+        start -= 1
+    return " ".join(words[start:])
 
 
 def valid_id(image_id: str) -> bool:
@@ -105,7 +128,12 @@ def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Co
     rows: list[TaggedImage] = []
     counts: Counter[str] = Counter()
     seen: set[str] = set()
-    for line in filter(str.strip, lines):
+    lines = list(filter(str.strip, lines))
+    if lines and lines[0].partition(",")[0].strip().strip('"').lower() == "id":  # a header row: 'id,tags'
+        lines = lines[1:]
+    if not lines:
+        raise GankitError(f"{path} holds no rows; give one row per image, e.g. '0,blue hair red eyes'.")
+    for line in lines:
         outcome = classify_row(line, seen, files)
         if isinstance(outcome, TaggedImage):
             rows.append(outcome)

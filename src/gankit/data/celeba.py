@@ -69,7 +69,7 @@ def parse_argument(argument: str | None) -> tuple[str | None, list[str]]:
 
 def read_attribute_table(path: Path) -> AttributeTable:
     lines = read_lines(path)
-    if lines and lines[0].strip().isdigit():
+    if lines and lines[0].strip().isdecimal():
         lines = lines[1:]  # the image count line
     if not lines:
         raise GankitError(f"{path} has no attribute names line; use CelebA's list_attr_celeba.txt.")
@@ -94,7 +94,7 @@ def read_identities(path: Path) -> dict[str, int]:
     identities = {}
     for line in filter(str.strip, read_lines(path)):
         file, _, person = line.strip().partition(" ")
-        if person.strip().isdigit():
+        if person.strip().isdecimal():
             identities[file] = int(person)
     return identities
 

@@ -218,7 +218,7 @@ def parse_count(argument: str | None) -> int:
     if not argument:
         return DEFAULT_COUNT
     text = argument.strip().replace("_", "")
-    if not text.isdigit() or int(text) < 1:
+    if not text.isdecimal() or int(text) < 1:
         raise GankitError(f"faces:{argument} must give a positive number of faces, e.g. faces:5000.")
     if int(text) > MAX_COUNT:  # each face is rendered, so a typo could otherwise run for hours
         raise GankitError(f"faces:{argument} asks for more than {MAX_COUNT:,} faces; use folder: data for more.")

@@ -25,6 +25,7 @@ it instead and convert each batch: ``torch.from_numpy(pixels[idx]).float() / 127
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,7 +36,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -46,8 +47,9 @@ from gankit.cache import cache_dir
 from gankit.data.base import signed
 from gankit.errors import GankitError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-DECODER_VERSION = 1  # part of every cache key: bump it when decoding changes
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                              ".ppm", ".pgm", ".pbm", ".pnm", ".tga"})
+DECODER_VERSION = 2  # part of every cache key: bump it when decoding changes (2: float samples scaled)
 WHITE = (255, 255, 255, 255)
 SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -66,31 +68,48 @@ class SkippedImage(Exception):
 
 
 # --- decoding ------------------------------------------------------------------------------------
-def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """Decode ``path`` into uint8 (channels, size, size), or raise SkippedImage."""
+@contextlib.contextmanager
+def opened_image(path: Path) -> Iterator[Image.Image]:
+    """``path`` opened by Pillow for the duration; what goes wrong there, opening or decoding,
+    raises SkippedImage with the reason it is counted under."""
+    if path.exists() and not path.is_file():  # a named pipe or a device: reading it would block or never end
+        raise SkippedImage("not a regular file")
     with warnings.catch_warnings():
         # Pillow only warns between its pixel limit and twice that; treat both as a bomb.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as im:
-                extent = decoded_extent(im, size, channels)
-                upright = ImageOps.exif_transpose(im)
-                if upright.size != im.size:  # rotated a quarter turn
-                    extent = extent[::-1]
-                square = centre_square(to_mode(upright, channels), size, extent)
+                yield im
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise SkippedImage("above the pixel limit") from None
         except DECODE_ERRORS:
             raise SkippedImage("unreadable") from None
+
+
+def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """Decode ``path`` into uint8 (channels, size, size), or raise SkippedImage."""
+    with opened_image(path) as im:
+        extent = decoded_extent(im, size, channels)
+        upright = ImageOps.exif_transpose(im)
+        if upright.size != im.size:  # rotated a quarter turn
+            extent = extent[::-1]
+        square = centre_square(to_mode(upright, channels), size, extent)
     return np.asarray(square).reshape(size, size, channels).transpose(2, 0, 1)
 
 
 def to_mode(im: Image.Image, channels: int) -> Image.Image:
-    """Any Pillow mode -> 'L' or 'RGB': alpha composited on white, 16-bit samples scaled."""
+    """Any Pillow mode -> 'L' or 'RGB': alpha composited on white, 16-bit samples scaled,
+    floating-point samples read as 0-1 when none exceeds 1 (else as 0-255)."""
     if im.mode in SIXTEEN_BIT_MODES:
         # Pillow's own conversion clips 16-bit values at 255; scale the range instead.
         sixteen = np.asarray(im, dtype=np.float32)
         im = Image.fromarray(np.clip(np.rint(sixteen / 257.0), 0, 255).astype(np.uint8))
+    elif im.mode == "F":  # a float TIFF; Pillow's conversion would clip 0-1 values to black
+        values = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise ValueError("non-finite samples")  # counted as unreadable
+        scale = 255.0 if values.size and values.max() <= 1 else 1.0
+        im = Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8))
     if im.mode in ALPHA_MODES or "transparency" in im.info:
         im = Image.alpha_composite(Image.new("RGBA", im.size, WHITE), im.convert("RGBA"))
     return im.convert("L" if channels == 1 else "RGB")

@@ -22,7 +22,7 @@ are held out whole for validation (PSNR/SSIM against bicubic on full images, the
 
 from __future__ import annotations
 
-import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from PIL import Image, ImageOps
 from gankit.config import DataConfig
 from gankit.data.base import DataInfo, TensorData, signed
 from gankit.data.folder import dropped_summary, existing_folder
-from gankit.data.images import DECODE_ERRORS, IMAGE_EXTENSIONS, image_files, to_mode
+from gankit.data.images import IMAGE_EXTENSIONS, SkippedImage, image_files, opened_image, to_mode
 from gankit.data.registry import register
 from gankit.errors import GankitError
 
@@ -99,11 +99,9 @@ def rescaled(photo: Photo, factor: float) -> Photo:
 
 def decode_native(path: Path) -> np.ndarray:
     """``path`` as uint8 RGB (3, H, W) at its own size, upright as its EXIF orientation says
-    (phone photos are stored sideways); DECODE_ERRORS propagate."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            return np.asarray(to_mode(ImageOps.exif_transpose(im), 3)).transpose(2, 0, 1).copy()
+    (phone photos are stored sideways); SkippedImage says why it cannot be."""
+    with opened_image(path) as im:
+        return np.asarray(to_mode(ImageOps.exif_transpose(im), 3)).transpose(2, 0, 1).copy()
 
 
 def folder_photos(root: Path, all_validation: bool = False) -> PhotoSet:
@@ -112,22 +110,26 @@ def folder_photos(root: Path, all_validation: bool = False) -> PhotoSet:
     if not paths:
         raise GankitError(f"{root} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
                           "point folder: at a folder of photographs.")
-    photos, unreadable = [], 0
+    photos, skipped = [], Counter[str]()
     for path in paths:
         try:
             photos.append(Photo(str(path.relative_to(root)), decode_native(path)))
-        except (Image.DecompressionBombWarning, *DECODE_ERRORS):
-            unreadable += 1
+        except SkippedImage as e:
+            skipped[e.reason] += 1
     if not photos:
-        raise GankitError(f"None of the {len(paths)} image files under {root} could be decoded; "
-                          "check that they are intact images.")
-    notes = [f"folder:{root}: {len(photos)} images" + (f"; skipped {dropped_summary({'unreadable': unreadable})}."
-                                                      if unreadable else ".")]
+        raise GankitError(f"None of the {len(paths)} image files under {root} could be decoded "
+                          f"({dropped_summary(skipped)}); check that they are intact images.")
+    summary = dropped_summary(skipped)
+    notes = [f"folder:{root}: {plural(len(photos), 'image')}" + (f"; skipped {summary}." if summary else ".")]
     if all_validation:
         return PhotoSet([], photos, notes)
     held = set(range(0, len(photos), VALIDATION_EVERY)) if len(photos) > 1 else set()
     return PhotoSet([p for i, p in enumerate(photos) if i not in held],
                     [p for i, p in enumerate(photos) if i in held], notes)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def bundled_split(argument: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -182,7 +184,10 @@ def tiles(photos: list[Photo], tile: int = TILE) -> torch.Tensor:
         if count >= MAX_TILES:
             break
     if not out:
-        raise GankitError(f"No training image is at least {tile}x{tile} pixels; give larger photographs.")
+        largest = max((p.pixels.shape[2:0:-1] for p in photos), key=min, default=None)
+        have = f"the largest of {plural(len(photos), 'training image')} is {largest[0]}x{largest[1]}" if largest \
+            else "there is no training image"
+        raise GankitError(f"No training image is at least {tile}x{tile} pixels ({have}); give larger photographs.")
     return torch.cat(out)
 
 
@@ -191,6 +196,9 @@ def load_tiles(spec: str, crop: int, tile: int = TILE) -> TensorData:
     photos = photo_set(spec)
     samples = tiles(photos.train, tile)
     notes = list(photos.notes)
+    small = sum(min(p.pixels.shape[1:]) < tile for p in photos.train)
+    if small:
+        notes.append(f"{spec}: {plural(small, 'training image')} smaller than {tile}x{tile} gave no training tile.")
     if len(samples) == MAX_TILES:
         notes.append(f"{spec}: kept the first {MAX_TILES} training tiles.")
     return TensorData(samples, None, DataInfo((3, crop, crop)), spec, notes)
