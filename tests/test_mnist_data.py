@@ -119,6 +119,16 @@ def test_corrupt_gzip_and_single_arrays_are_one_sentence_errors(tmp_path, digits
         load_dataset(f"mnist:{tmp_path / 'x.npy'}")
 
 
+@pytest.mark.parametrize("settings, words", [
+    ({"channels": 2}, "data.channels must be 1 \\(grayscale\\) or 3 \\(RGB\\), not 2"),
+    ({"image_size": -3}, "data.image_size must be between 0 .* not -3"),
+    ({"image_size": "32"}, "not '32'"),
+])
+def test_the_python_api_checks_data_settings_as_the_cli_does(settings, words):
+    with pytest.raises(GankitError, match=words):
+        load_dataset("faces:4", DataConfig("faces:4", **settings))
+
+
 def test_missing_paths_and_unknown_datasets(tmp_path):
     with pytest.raises(GankitError, match="does not exist"):
         load_dataset(f"mnist:{tmp_path / 'nope.npz'}")
@@ -142,8 +152,12 @@ def test_epoch_batches_cover_each_epoch_once_and_shard_across_ranks():
     rank0, rank1 = EpochBatches(100, 10, 3, 0, 2), EpochBatches(100, 10, 3, 1, 2)
     both = torch.cat([rank0.indices(b) for b in range(5)] + [rank1.indices(b) for b in range(5)])
     assert sorted(both.tolist()) == list(range(100))
-    with pytest.raises(GankitError, match="lower --batch-size"):
+    with pytest.raises(GankitError, match="lower --batch-size to at most 10"):
         EpochBatches(10, 64, seed=0)
+    with pytest.raises(GankitError, match="The data hold 1 sample, and a batch needs at least 2; train on a larger"):
+        EpochBatches(1, 64, seed=0)
+    with pytest.raises(GankitError, match=r"The data hold 3 samples \(1 for each of 2 processes\)"):
+        EpochBatches(3, 2, seed=0, rank=0, world=2)
 
 
 def test_epoch_batches_live_on_the_training_device_in_the_cpu_order():

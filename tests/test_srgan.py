@@ -74,6 +74,9 @@ def test_photos_spec_chooses_what_trains_and_what_is_held_out():
     ("photos:test=camera", "'test=camera' is unknown; the options are train= and held="),
     ("photos:camera", "'camera' is unknown"),
     ("photos:train=", "lists no photograph"),
+    ("photos:train=astronaut+astronaut", "photos:train= names a photograph twice; list each once"),
+    ("photos:train=chelsea", "chelsea would both train and be held out"),
+    ("photos:train=astronaut,held=astronaut", "list each photograph in only one of train= and held="),
 ])
 def test_photos_spec_errors_name_the_option_and_the_choices(spec, named):
     with pytest.raises(GankitError, match=named):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -74,10 +75,14 @@ def test_gauss1d_and_spiral_shapes_and_determinism():
     ("toy:ring8,std", "needs a value"),
     ("toy:gauss1d,mean=inf", "mean must be a number"),
     ("toy:spiral,seed=-1", "seed must be a non-negative integer"),
+    ("toy:ring8,std=0.1,std=0.2", "toy:ring8 option std is given twice; give each option once"),
+    ("toy:spiral,turns=1e308", "gives points beyond float32's range"),
 ])
 def test_bad_specs_raise_one_sentence(spec, words):
-    with pytest.raises(GankitError, match=words) as info:
-        load_dataset(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings must not come before the sentence
+        with pytest.raises(GankitError, match=words) as info:
+            load_dataset(spec)
     message = str(info.value)
     assert message.endswith(".") and message.count(". ") == 0
 

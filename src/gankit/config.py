@@ -66,6 +66,14 @@ class DataConfig:
     image_size: int = 0  # resize images to this size; 0 keeps the source's default
     channels: int = 0  # 1 (grayscale) or 3 (RGB); 0 keeps the source's default
 
+    def validate(self) -> None:
+        """The settings' ranges, checked by the CLI and by ``load_dataset`` alike."""
+        if type(self.channels) is not int or self.channels not in (0, 1, 3):
+            raise GankitError(f"data.channels must be 1 (grayscale) or 3 (RGB), not {self.channels!r}.")
+        if type(self.image_size) is not int or not 0 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise GankitError(f"data.image_size must be between 0 (the source's own size) and {MAX_IMAGE_SIZE:,} "
+                              f"pixels, not {self.image_size!r}.")
+
 
 @dataclass
 class RunConfig:
@@ -255,11 +263,7 @@ def validate(cfg: RunConfig) -> None:
             raise GankitError(f"{key} must be at least 1, not {value}.")
     if t.batch_size < 2:  # BatchNorm in training mode needs two samples to take statistics from
         raise GankitError(f"train.batch_size must be at least 2, not {t.batch_size}.")
-    if cfg.data.channels not in (0, 1, 3):
-        raise GankitError(f"data.channels must be 1 (grayscale) or 3 (RGB), not {cfg.data.channels}.")
-    if not 0 <= cfg.data.image_size <= MAX_IMAGE_SIZE:
-        raise GankitError(f"data.image_size must be between 0 (the source's own size) and {MAX_IMAGE_SIZE:,} pixels, "
-                          f"not {cfg.data.image_size}.")
+    cfg.data.validate()
     non_negative = {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes,
                     "train.eval_every": t.eval_every, "train.threads": t.threads, "train.rollbacks": t.rollbacks}
     for key, value in non_negative.items():

@@ -188,6 +188,9 @@ def test_anime_counted_tags_keep_and_drop(tmp_path: Path) -> None:
     assert data.info.attributes == (HAIR, EYES) and data.samples.shape == (2, 3, 8, 8)
     assert data.notes == [f"anime:{root}: kept 2 of 9 rows; dropped 2 ambiguous (no or several hair/eye "
                           "colours), 1 with a colour outside the lists, 2 bad, 1 duplicate ids, 1 without an image."]
+    save(root / "faces" / "7.png")
+    save(root / "faces" / "8.png")
+    assert load(f"anime:{root}").notes[0].endswith(" 2 images in faces/ without a row in tags.csv left out.")
 
 
 def test_anime_plain_tags_and_unreadable_image(tmp_path: Path) -> None:
@@ -290,6 +293,38 @@ def test_celeba_identity_and_errors(tmp_path: Path) -> None:
         load(f"celeba:{root},attrs=Wings")
     with pytest.raises(GankitError, match="only option is attrs"):
         load(f"celeba:{root},size=3")
+    with pytest.raises(GankitError, match="celeba option attrs is given twice"):
+        load(f"celeba:{root},attrs=hair,attrs=Male")
+
+
+def test_celeba_reads_kaggles_csv_tab_separated_identities_and_drops_duplicate_rows(tmp_path: Path) -> None:
+    root = celeba_folder(tmp_path / "celeba")
+    table = root / "list_attr_celeba.txt"
+    lines = table.read_text().splitlines()[1:]  # Kaggle's copy has no count line ...
+    csv = [",".join(["image_id", *lines[0].split()])] + [",".join(line.split()) for line in lines[1:]]
+    table.write_text("\n".join([*csv, csv[1]]) + "\n")  # ... and commas; the first row again at the end
+    Image.new("RGB", (8, 8)).save(root / "img_align_celeba" / "000099.jpg")  # an image no row names
+    (root / "identity_CelebA.txt").write_text("000001.jpg\t7\n000002.jpg\t3\n")
+    data = load(f"celeba:{root},attrs=hair+Smiling", size=32)
+    assert data.labels.tolist() == [[0, 0], [1, 1]]
+    assert data.notes == [f"celeba:{root}: kept 2 of 7 rows; dropped 1 bad, 1 duplicate file names, 2 with no or "
+                          "several hair colours, 1 without an image. 1 image in img_align_celeba/ without a row in "
+                          "list_attr_celeba.txt left out."]
+    assert load(f"celeba:{root},attrs=identity", size=32).labels[:, 0].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("names, row, why", [
+    (CELEBA_NAMES[:-1], "1 -1 -1 -1 1 -1", "line 2 has 6 values but the names line names 5 attributes"),
+    (CELEBA_NAMES, "1 -1 -1 -1 1 2", "line 2 has the value '2' \\(values are -1, 0 or 1\\)"),
+])
+def test_celeba_says_why_no_row_can_be_read(tmp_path: Path, names, row, why) -> None:
+    root = celeba_folder(tmp_path / "celeba")
+    (root / "list_attr_celeba.txt").write_text(f"1\n{' '.join(names)}\n000001.jpg {row}\n")
+    with pytest.raises(GankitError, match=f"none of the 1 rows of list_attr_celeba.txt is usable \\(1 bad; {why}\\)"):
+        load(f"celeba:{root}")
+    (root / "list_attr_celeba.txt").write_text("1\n\n000001.jpg 1\n")
+    with pytest.raises(GankitError, match="has no attribute names line"):
+        load(f"celeba:{root}")
 
 
 # --- faces --------------------------------------------------------------------------------------
@@ -306,6 +341,8 @@ def test_faces_are_deterministic_with_labels_in_range(tmp_path: Path, monkeypatc
     assert load("faces:40", size=16, channels=1).samples.shape == (40, 1, 16, 16)
     with pytest.raises(GankitError, match="positive number of faces"):
         load("faces:many")
+    with pytest.raises(GankitError, match="positive number of faces"):
+        load("faces:\u00b2")  # a superscript two: a digit to str.isdigit, not to int()
 
 
 def test_faces_labels_uniform_and_independent() -> None:

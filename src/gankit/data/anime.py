@@ -32,7 +32,8 @@ import torch
 
 from gankit.config import DataConfig
 from gankit.data.base import Attribute, DataInfo, TensorData
-from gankit.data.folder import dropped_summary, existing_folder, image_settings, kept_note, text_lines
+from gankit.data.folder import (dropped_summary, existing_folder, image_settings, kept_note, text_lines,
+                                unlisted_clause)
 from gankit.data.images import IMAGE_EXTENSIONS, decode_files
 from gankit.data.registry import register
 from gankit.errors import GankitError
@@ -121,9 +122,9 @@ def valid_id(image_id: str) -> bool:
     return bool(image_id) and image_id not in (".", "..") and not any(c in image_id for c in "/\\")
 
 
-def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Counter[str]]:
-    """The usable rows of tags.csv and how many rows went where; ``files`` (``image_paths``) lets
-    a row that names its image file ('12.jpg') count as a duplicate of a row '12'."""
+def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Counter[str], set[str]]:
+    """The usable rows of tags.csv, how many rows went where, and every id a row names; ``files``
+    (``image_paths``) lets a row that names its image file ('12.jpg') count as a duplicate of a row '12'."""
     lines = text_lines(path, "anime:PATH needs PATH/tags.csv next to PATH/faces/")
     rows: list[TaggedImage] = []
     counts: Counter[str] = Counter()
@@ -140,7 +141,7 @@ def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Co
         else:
             counts[outcome] += 1
     counts["rows"] = len(rows) + sum(counts.values())
-    return rows, counts
+    return rows, counts, seen
 
 
 def classify_row(line: str, seen: set[str], files: dict[str, Path]) -> TaggedImage | str:
@@ -149,14 +150,14 @@ def classify_row(line: str, seen: set[str], files: dict[str, Path]) -> TaggedIma
     row_id = row_id.strip().strip('"')
     if not sep or not valid_id(row_id):
         return "bad"
-    try:
-        tags = split_tags(text)
-    except ValueError:
-        return "bad"
     row_id = image_id(row_id, files)
     if row_id in seen:
         return "duplicate"
     seen.add(row_id)
+    try:
+        tags = split_tags(text)
+    except ValueError:
+        return "bad"
     found, unknown = colour_tags(tags)
     if unknown:
         return "unknown"
@@ -189,7 +190,7 @@ def load_anime(root: Path, size: int, channels: int) -> TensorData:
     if not faces.is_dir():
         raise GankitError(f"{root} has no faces/ folder; anime:PATH needs PATH/faces/<id>.jpg and PATH/tags.csv.")
     files = image_paths(faces)
-    rows, counts = read_tags(root / "tags.csv", files)
+    rows, counts, named = read_tags(root / "tags.csv", files)
     with_image = [row for row in rows if row.id in files]
     counts["no image"] = len(rows) - len(with_image)
     stored = decode_files([files[row.id] for row in with_image], size, channels)
@@ -203,7 +204,8 @@ def load_anime(root: Path, size: int, channels: int) -> TensorData:
         raise GankitError(f"{spec}: none of the {counts['rows']} rows of tags.csv is usable "
                           f"({dropped_summary(dropped)}); check tags.csv and the names in faces/.")
     labels = np.array([with_image[i].labels for i in stored.kept], dtype=np.int64)
-    note = kept_note(spec, len(stored.kept), counts["rows"], "rows", dropped)
+    note = (kept_note(spec, len(stored.kept), counts["rows"], "rows", dropped)
+            + unlisted_clause(len(files.keys() - named), "faces", "tags.csv"))
     return TensorData(stored.to_tensor(), torch.from_numpy(labels),
                       DataInfo((channels, size, size), (HAIR, EYES)), spec, [note])
 

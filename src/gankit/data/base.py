@@ -107,6 +107,13 @@ class TensorData:
         return TensorData(self.samples.to(device), labels, self.info, self.name, self.notes)
 
 
+def refuse_repeated(source: str, keys: list[str]) -> None:
+    """A spec's option given twice: which value was meant cannot be known, so neither is taken."""
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise GankitError(f"{source} option {twice[0]} is given twice; give each option once.")
+
+
 def signed(pixels: Any) -> torch.Tensor:
     """Pixels in 0-255 (a uint8 or float array or tensor, any shape) as a new float32 tensor in
     [-1, 1], the range every model here works in."""
@@ -128,6 +135,10 @@ class EpochBatches:
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
                  device: torch.device | str = "cpu"):
         per_rank = n // world
+        if per_rank < 2:  # the smallest batch train.batch_size allows
+            each = f" ({per_rank} for each of {world} processes)" if world > 1 else ""
+            raise GankitError(f"The data hold {n} sample{'s' if n != 1 else ''}{each}, and a batch needs at least 2; "
+                              "train on a larger dataset.")
         if per_rank < batch_size:
             raise GankitError(
                 f"The batch size {batch_size} is larger than the {per_rank} samples each process "

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from gankit.config import DataConfig
-from gankit.data.base import Attribute, DataInfo, TensorData
-from gankit.data.folder import dropped_summary, existing_folder, image_settings, kept_note, text_lines
-from gankit.data.images import decode_files
+from gankit.data.base import Attribute, DataInfo, TensorData, refuse_repeated
+from gankit.data.folder import (dropped_summary, existing_folder, image_settings, kept_note, text_lines,
+                                unlisted_clause)
+from gankit.data.images import IMAGE_EXTENSIONS, decode_files
 from gankit.data.registry import register
 from gankit.errors import GankitError
 
@@ -48,6 +49,9 @@ class AttributeTable:
     files: list[str]
     values: np.ndarray  # int8 (N, len(names)), 1 or -1
     bad_rows: int
+    duplicate_rows: int  # rows naming a file an earlier row named (the first is kept)
+    first_bad: str  # why the first bad row is bad, for the error when no row is usable
+    named: set[str]  # the file of every row, bad ones too
 
 
 def parse_argument(argument: str | None) -> tuple[str | None, list[str]]:
@@ -55,6 +59,7 @@ def parse_argument(argument: str | None) -> tuple[str | None, list[str]]:
     if not argument:
         return None, []
     path, *options = argument.split(",")
+    refuse_repeated("celeba", [option.partition("=")[0].strip() for option in options])
     attrs: list[str] = []
     for option in options:
         key, sep, value = option.partition("=")
@@ -68,34 +73,56 @@ def parse_argument(argument: str | None) -> tuple[str | None, list[str]]:
 
 
 def read_attribute_table(path: Path) -> AttributeTable:
+    """The attribute file as CelebA ships it (whitespace-separated, after a count line) or as
+    Kaggle's copy has it (comma-separated, an image_id column first)."""
     lines = read_lines(path)
     if lines and lines[0].strip().isdecimal():
         lines = lines[1:]  # the image count line
-    if not lines:
+    if not lines or not lines[0].strip():
         raise GankitError(f"{path} has no attribute names line; use CelebA's list_attr_celeba.txt.")
-    names = lines[0].split()
-    files, rows, bad = [], [], 0
-    for line in filter(str.strip, lines[1:]):
-        file, *fields = line.split()
-        if len(fields) != len(names) or not VALUES.issuperset(fields):
-            bad += 1
+    fields_of = (lambda line: [f.strip() for f in line.split(",")]) if "," in lines[0] else str.split
+    names = fields_of(lines[0])
+    if names[0].lower() == "image_id":  # Kaggle's header names the file column too
+        names = names[1:]
+    files, rows, bad, duplicates, first_bad = [], [], 0, 0, ""
+    named: set[str] = set()
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
             continue
-        files.append(file)
-        rows.append(fields)
+        file, *fields = fields_of(line)
+        why = row_problem(fields, len(names))
+        if why:
+            bad += 1
+            first_bad = first_bad or f"line {number} {why}"
+        elif file in named:
+            duplicates += 1
+        else:
+            files.append(file)
+            rows.append(fields)
+        named.add(file)
     # One numpy parse of all the (checked) fields: several times faster than int() per field.
     table = np.fromstring(" ".join(" ".join(row) for row in rows), dtype=np.int8, sep=" ")
     table = table.reshape(len(rows), len(names))
-    return AttributeTable(names, files, np.where(table == 1, 1, -1).astype(np.int8), bad)
+    return AttributeTable(names, files, np.where(table == 1, 1, -1).astype(np.int8), bad, duplicates, first_bad,
+                          named)
+
+
+def row_problem(fields: list[str], attributes: int) -> str:
+    """Why a row's values cannot be read ('' when they can)."""
+    if len(fields) != attributes:
+        return f"has {len(fields)} values but the names line names {attributes} attributes"
+    odd = next((f for f in fields if f not in VALUES), None)
+    return f"has the value {odd!r} (values are -1, 0 or 1)" if odd is not None else ""
 
 
 def read_identities(path: Path) -> dict[str, int]:
     if not path.exists():
         raise GankitError(f"attrs=identity needs {path}; put CelebA's identity_CelebA.txt there or drop identity.")
     identities = {}
-    for line in filter(str.strip, read_lines(path)):
-        file, _, person = line.strip().partition(" ")
-        if person.strip().isdecimal():
-            identities[file] = int(person)
+    for line in read_lines(path):
+        fields = line.split()  # a space or a tab
+        if len(fields) == 2 and fields[1].isdecimal():
+            identities[fields[0]] = int(fields[1])
     return identities
 
 
@@ -133,7 +160,7 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
         raise GankitError(f"{root} has no {IMAGES}/ folder; extract img_align_celeba.zip into {root}.")
     table = read_attribute_table(root / ATTRIBUTES)
     columns = [attribute_column(name, table, root) for name in attrs]
-    dropped: Counter[str] = Counter({"bad": table.bad_rows})
+    dropped: Counter[str] = Counter({"bad": table.bad_rows, "duplicate file names": table.duplicate_rows})
     usable = np.ones(len(table.files), dtype=bool)
     for attribute, column in columns:  # each dropped row is counted once, under its first gap
         missing = usable & (column == MISSING)
@@ -141,19 +168,24 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
         usable &= ~missing
     labelled = np.flatnonzero(usable)
     present = set(p.name for p in images.iterdir())
+    unlisted = sum(Path(name).suffix.lower() in IMAGE_EXTENSIONS for name in present - table.named)
     rows = [i for i in labelled if table.files[i] in present]
     dropped["without an image"] = len(labelled) - len(rows)
     stored = decode_files([images / table.files[i] for i in rows], size, channels)
     dropped["undecodable"] = len(rows) - len(stored.kept)
     spec = f"celeba:{root}"
-    total = len(table.files) + table.bad_rows
+    total = len(table.files) + table.bad_rows + table.duplicate_rows
     if not len(stored.kept):
+        if not total:
+            raise GankitError(f"{root / ATTRIBUTES} holds no rows after its names line; use CelebA's list_attr_celeba.txt.")
+        first_bad = f"; {table.first_bad}" if table.bad_rows == total else ""
         raise GankitError(f"{spec}: none of the {total} rows of {ATTRIBUTES} is usable "
-                          f"({dropped_summary(dropped)}); check the folder and attrs.")
+                          f"({dropped_summary(dropped)}{first_bad}); check the folder and attrs.")
     kept_rows = np.asarray(rows, dtype=np.int64)[stored.kept]
     y = torch.from_numpy(np.stack([c[kept_rows] for _, c in columns], axis=1)) if columns else None
     info = DataInfo((channels, size, size), tuple(a for a, _ in columns))
-    return TensorData(stored.to_tensor(), y, info, spec, [kept_note(spec, len(stored.kept), total, "rows", dropped)])
+    note = kept_note(spec, len(stored.kept), total, "rows", dropped) + unlisted_clause(unlisted, IMAGES, ATTRIBUTES)
+    return TensorData(stored.to_tensor(), y, info, spec, [note])
 
 
 @register(

@@ -56,6 +56,13 @@ def kept_note(spec: str, kept: int, total: int, unit: str, dropped: dict[str, in
     return f"{spec}: kept {kept} of {total} {unit}" + (f"; dropped {summary}." if summary else ".")
 
 
+def unlisted_clause(count: int, folder: str, listing: str) -> str:
+    """The note's clause for images left out because their label file has no row for them."""
+    if not count:
+        return ""
+    return f" {count} image{'s' if count > 1 else ''} in {folder}/ without a row in {listing} left out."
+
+
 @register(
     "folder",
     summary="Every image under a folder (recursive), unlabelled; resized and centre-cropped, default 3x64x64.",

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from gankit.config import DataConfig
-from gankit.data.base import DataInfo, TensorData, signed
+from gankit.data.base import DataInfo, TensorData, refuse_repeated, signed
 from gankit.data.folder import dropped_summary, existing_folder
 from gankit.data.images import IMAGE_EXTENSIONS, SkippedImage, image_files, opened_image, to_mode
 from gankit.data.registry import register
@@ -138,7 +138,9 @@ def bundled_split(argument: str | None) -> tuple[tuple[str, ...], tuple[str, ...
     the data spec, so a run's config.json says what it trained on and ``gankit eval`` scores
     what it held out."""
     split = {"train": TRAIN_PHOTOS, "held": VALIDATION_PHOTOS}
-    for option in argument.split(",") if argument else ():
+    options = argument.split(",") if argument else []
+    refuse_repeated("photos", [option.partition("=")[0].strip() for option in options])
+    for option in options:
         key, sep, value = (part.strip() for part in option.partition("="))
         if key not in split or not sep:
             raise GankitError(f"photos option {option!r} is unknown; the options are train= and held=, "
@@ -150,7 +152,13 @@ def bundled_split(argument: str | None) -> tuple[tuple[str, ...], tuple[str, ...
                               f"choose among {', '.join(BUNDLED_PHOTOS)}.")
         if key == "train" and not names:
             raise GankitError("photos:train= lists no photograph; name at least one, e.g. photos:train=astronaut.")
+        if len(set(names)) < len(names):
+            raise GankitError(f"photos:{key}= names a photograph twice; list each once.")
         split[key] = names
+    both = [n for n in split["train"] if n in split["held"]]
+    if both:
+        raise GankitError(f"{', '.join(both)} would both train and be held out, and a held-out score must come from "
+                          f"photographs the model never saw; list each photograph in only one of train= and held=.")
     return split["train"], split["held"]
 
 

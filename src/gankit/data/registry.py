@@ -43,4 +43,6 @@ def load_dataset(spec: str, options: DataConfig | None = None) -> TensorData:
     if source is None:
         known = ", ".join(s.name for s in sources())
         raise GankitError(f"Unknown dataset {spec!r}; known datasets are {known} (see `gankit datasets`).")
-    return source.loader(argument if sep else None, options or DataConfig(spec))
+    options = options or DataConfig(spec)
+    options.validate()
+    return source.loader(argument if sep else None, options)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gankit.config import DataConfig
-from gankit.data.base import DataInfo, TensorData
+from gankit.data.base import DataInfo, TensorData, refuse_repeated
 from gankit.data.registry import register
 from gankit.errors import GankitError
 
@@ -141,7 +141,9 @@ def parse_toy_spec(argument: str | None) -> tuple[str, Params]:
     if kind not in TOYS:
         raise GankitError(f"Unknown toy distribution {kind!r}; use toy:NAME with NAME among {', '.join(TOYS)}.")
     params = {**TOYS[kind].defaults, **COMMON_DEFAULTS}
-    params.update(parse_option(kind, item, params) for item in items if item)
+    given = [parse_option(kind, item, params) for item in items if item]
+    refuse_repeated(f"toy:{kind}", [key for key, _ in given])
+    params.update(given)
     return kind, params
 
 
@@ -165,8 +167,8 @@ def load_toy(argument: str | None, options: DataConfig) -> TensorData:
         raise GankitError("toy data are vectors, not images; drop data.image_size and data.channels.")
     kind, params = parse_toy_spec(argument)
     distribution = TOYS[kind].build(params)
-    points = distribution.sample(int(params["n"]), np.random.default_rng(int(params["seed"])))
-    with np.errstate(over="ignore"):  # checked just below, in one sentence rather than a numpy warning
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below, in one sentence, not numpy's warnings
+        points = distribution.sample(int(params["n"]), np.random.default_rng(int(params["seed"])))
         samples = torch.from_numpy(points.astype(np.float32))
     if not bool(torch.isfinite(samples).all()):  # e.g. mean=1e39, past float32's 3.4e38
         raise GankitError(f"toy:{argument} gives points beyond float32's range (about 3.4e38); use smaller "
