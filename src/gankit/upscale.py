@@ -19,7 +19,7 @@ from gankit.artifacts import load_generator, read_generator_meta
 from gankit.atomic import atomic_write_encoded, atomic_write_json, image_format, writable, writable_image
 from gankit.data.images import SkippedImage
 from gankit.data.base import signed
-from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set
+from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set, trained_and_held
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.metrics.sr import evaluate_sr, to_uint8
@@ -104,12 +104,20 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
     device_of = next(generator.parameters()).device
     scores = evaluate_sr(lambda lr: upscale(generator, lr.to(device_of), tile).cpu(), photos, generator.scale)
     result = {"run": str(run_dir), "family": meta["family"], "step": meta.get("step"), "data": spec,
-              # --data folder:PATH scores every image; photos always keep their held-out split
-              "split": "all images" if data and spec.startswith("folder") else "held out", "protocol": "Y channel (BT.601), border "
-              f"{generator.scale} px shaved, 8-bit", **scores}
+              "split": split_name(spec, data), "protocol": f"Y channel (BT.601), border {generator.scale} px shaved, "
+              "8-bit", **scores}
     if json_path:
         atomic_write_json(Path(json_path), result)
     return result
+
+
+def split_name(spec: str, data: str | None) -> str:
+    """What the scored images are to the run: --data folder:PATH scores every image; photos keep
+    their held-out split, which may include photographs the run also trained on."""
+    if data and spec.startswith("folder"):
+        return "all images"
+    both = trained_and_held(spec)
+    return f"held out; {', '.join(both)} also trained" if both else "held out"
 
 
 def format_sr_table(result: dict) -> str:
