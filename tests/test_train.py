@@ -99,6 +99,20 @@ def test_ema_moves_every_step_in_its_warm_up_then_every_few_by_as_much(every):
     assert average.model.weight.item() == pytest.approx(before * kept + 1000 * (1 - kept), rel=1e-6)
 
 
+def test_ema_copies_batchnorm_statistics_from_the_live_generator():
+    """The average's BatchNorm statistics are the live generator's, not averaged and not left at
+    their initial values (a DCGAN generator sampling with those draws garbage)."""
+    from gankit.train import ema as ema_module
+
+    live = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    average = ema_module.EMA(live, decay=0.999)
+    live(torch.randn(64, 3) * 5 + 2)  # training mode: the running statistics move
+    average.update(live, step=0)
+    assert torch.equal(average.model[1].running_mean, live[1].running_mean)
+    assert torch.equal(average.model[1].running_var, live[1].running_var)
+    assert not torch.allclose(average.model[1].running_var, torch.ones(4))
+
+
 def test_resume_continues_exactly(tmp_path: Path):
     common = ["--set", "train.checkpoint_every=6", "--seed", "5"]
     assert train_cli("cgan", tmp_path / "straight", "--steps", "12", *common) == 0

@@ -193,6 +193,17 @@ def test_anime_counted_tags_keep_and_drop(tmp_path: Path) -> None:
     assert load(f"anime:{root}").notes[0].endswith(" 2 images in faces/ without a row in tags.csv left out.")
 
 
+def test_anime_labels_stay_with_their_images_when_earlier_rows_are_dropped(tmp_path: Path) -> None:
+    rows = ["9,pink hair green eyes",  # no image: dropped before the kept rows
+            "0,blue hair red eyes", "2,white hair black eyes", "1,aqua hair gray eyes"]
+    root = anime_folder(tmp_path / "anime", rows, ["0", "1", "2"])
+    (root / "faces" / "2.jpg").write_bytes(b"garbage")  # undecodable, between the kept ones
+    data = load(f"anime:{root}")
+    assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")], [HAIR.index("aqua"), EYES.index("gray")]]
+    red = (data.samples[:, 0].mean((1, 2)) + 1) * 127.5  # anime_folder paints image i with red = 20 i
+    assert red.tolist() == pytest.approx([0, 20], abs=3)
+
+
 def test_anime_plain_tags_and_unreadable_image(tmp_path: Path) -> None:
     rows = ["10,blonde hair purple eyes", "11,black hair long hair brown eyes", "12,white hair yellow eyes",
             "13,light brown hair blue eyes", "14,blue hair red eyes", "15,grey hair blue eyes",
@@ -295,6 +306,16 @@ def test_celeba_identity_and_errors(tmp_path: Path) -> None:
         load(f"celeba:{root},size=3")
     with pytest.raises(GankitError, match="celeba option attrs is given twice"):
         load(f"celeba:{root},attrs=hair,attrs=Male")
+
+
+def test_celeba_labels_stay_with_their_images_when_earlier_rows_are_dropped(tmp_path: Path) -> None:
+    root = celeba_folder(tmp_path / "celeba")
+    table = root / "list_attr_celeba.txt"
+    names, *rows = table.read_text().splitlines()[1:]
+    rows = [rows[4], rows[3], *rows[:2]]  # no image, then two hair colours, then black/male and blond/smiling
+    table.write_text("\n".join([names, *rows]) + "\n")
+    data = load(f"celeba:{root},attrs=hair+Smiling", size=32)
+    assert data.labels.tolist() == [[0, 0], [1, 1]]
 
 
 def test_celeba_reads_kaggles_csv_tab_separated_identities_and_drops_duplicate_rows(tmp_path: Path) -> None:
