@@ -80,3 +80,6 @@ def test_the_logged_d_and_adaptive_augmentation_read_each_loss_on_its_own_scale(
     assert (stats["d_real"].item(), stats["d_fake"].item(), stats["real_sign"].item()) == (0.5, 0.5, 0.0)
     _, stats = model.adversarial_d_loss(torch.full((4, 1), real), torch.full((4, 1), fake), ctx)
     assert stats["d_real"].item() > 0.99 and stats["d_fake"].item() < 0.01 and stats["real_sign"].item() == 1.0
+    _, stats = model.adversarial_d_loss(torch.full((4, 1), fake), torch.full((4, 1), real), ctx)  # reals called fake
+    assert stats["d_real"].item() < 0.01 and stats["real_sign"].item() == -1.0  # ADA's probability may fall
+    assert LOSSES[loss].smoothable == (loss != "hinge")  # one-sided smoothing moves a target; hinge has none

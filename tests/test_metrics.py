@@ -342,6 +342,12 @@ def test_run_eval_scores_a_saved_conditional_generator(mnist, tmp_path):
         run_eval(tmp_path / "run", n=2)
 
 
+def test_covariance_is_the_unbiased_one_of_pytorch_fid():
+    x = np.random.default_rng(0).standard_normal((10, 3))
+    mean, cov = scores.mean_and_covariance(x)
+    np.testing.assert_allclose(cov, (x - x.mean(0)).T @ (x - x.mean(0)) / 9)  # ddof=1, as pytorch-fid's np.cov
+
+
 def test_conditional_samples_are_asked_for_the_real_datas_mix_of_classes(mnist, digits):
     """FID compares like with like: a dataset of 0s and 1s is scored on generated 0s and 1s,
     drawn as often as the real data holds them; other attributes than the data's, uniformly."""

@@ -62,6 +62,8 @@ def write_pair(tmp_path, images_bytes: bytes, labels_bytes: bytes):
 @pytest.mark.parametrize("case, words", [
     ("magic", "magic number"),
     ("truncated", "truncated or corrupt"),
+    ("trailing", "has 54 bytes but its header promises 38"),
+    ("label 10", "labels must be digits 0-9, found 0..10"),
     ("count", "labels for"),
     ("empty", "too short"),
 ])
@@ -71,6 +73,8 @@ def test_broken_idx_files_are_one_sentence_errors(tmp_path, digits, case, words)
     broken = {
         "magic": (idx_bytes(images, 2049), good_labels),
         "truncated": (good_images[:-100], good_labels),
+        "trailing": (good_images, good_labels + bytes(16)),
+        "label 10": (good_images, idx_bytes(np.where(labels == labels.max(), 10, labels), 2049)),
         "count": (good_images, idx_bytes(labels[:10], 2049)),
         "empty": (b"", good_labels),
     }[case]

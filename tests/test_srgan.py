@@ -18,7 +18,7 @@ from gankit.data.photos import (MAX_TILES, Photo, bicubic_upscale, downscale, fo
                                  tiles)
 from gankit.errors import GankitError
 from gankit.upscale import split_name
-from gankit.metrics.sr import evaluate_sr, luma, y_scores
+from gankit.metrics.sr import evaluate_sr, luma, to_uint8, y_scores
 from gankit.models.srgan import SRGANConfig, SRResNetGenerator, random_crops, receptive_radius, upscale
 from gankit.models.vgg import ENV_VARIABLE, VGGFeatures, locate_weights
 
@@ -180,6 +180,14 @@ def test_evaluate_sr_reports_both_methods_and_the_gain():
     row, mean = result["images"][0], result["mean"]
     assert row["size"] == "68x64"  # cropped to multiples of 4
     assert row["sr_psnr"] == row["bicubic_psnr"] and mean["psnr_gain"] == 0
+    nearest = evaluate_sr(lambda lr: torch.nn.functional.interpolate(lr, scale_factor=4), [photo], 4)["mean"]
+    assert nearest["bicubic_psnr"] == mean["bicubic_psnr"] and nearest["sr_psnr"] < nearest["bicubic_psnr"]
+    assert nearest["psnr_gain"] == round(nearest["sr_psnr"] - nearest["bicubic_psnr"], 4) < 0
+    assert nearest["ssim_gain"] == round(nearest["sr_ssim"] - nearest["bicubic_ssim"], 4) != 0
+
+
+def test_8_bit_quantisation_rounds():
+    assert to_uint8(torch.full((3, 1, 1), 2 * 100.6 / 255 - 1)).tolist() == [[[101, 101, 101]]]
 
 
 def test_evaluate_sr_leaves_out_images_too_small_to_score():
