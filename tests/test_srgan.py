@@ -372,6 +372,26 @@ def test_srgan_starts_from_srresnet_and_resumes(srresnet_run, tmp_path):
     assert json.loads((out / "generator.json").read_text())["step"] == 2
 
 
+def test_init_starts_g_and_its_average_from_the_donors_generator(srresnet_run, tmp_path, monkeypatch):
+    import gankit
+    import gankit.train.loop as loop
+
+    starts = {}
+    real_run = loop.Trainer.run
+
+    def recording_run(trainer):
+        starts["g"], starts["ema"] = ({k: v.clone() for k, v in m.state_dict().items()}
+                                      for m in (trainer.model.generator, trainer.ema.model))
+        return real_run(trainer)
+
+    monkeypatch.setattr(loop.Trainer, "run", recording_run)
+    assert main(["train", "srgan", "--out", str(tmp_path / "srgan"), "--init", str(srresnet_run), *TINY_SR, *TINY_D,
+                 "--set", "model.content=mse", "--set", "train.ema=0.999", "--steps", "1"]) == 0
+    donor = gankit.load(srresnet_run).generator.state_dict()
+    for start in (starts["g"], starts["ema"]):
+        assert start.keys() == donor.keys() and all(torch.equal(start[k], donor[k]) for k in donor)
+
+
 def test_srgan_trains_with_the_perceptual_loss(srresnet_run, tmp_path):
     out = tmp_path / "srgan"
     weights = vgg22_state(tmp_path / "vgg19.pth")

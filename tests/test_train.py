@@ -157,7 +157,25 @@ def test_the_last_step_is_saved_once_when_its_schedule_saves_it(tmp_path: Path, 
                      "--set", "train.sample_every=4") == 0
     assert saved == [2, 4] and len(drawn) == 1
     assert train_cli("gan", tmp_path / "s", "--steps", "3", "--set", "train.checkpoint_every=2") == 0
-    assert saved[2:] == [2, 3]  # a last step off the schedule is saved after the loop
+    assert saved[2:] == [2, 3]  # a last step off the schedule is saved after the loop ...
+    assert len(drawn) == 2 and (tmp_path / "s/samples/step-000003.png").exists()  # ... and drawn
+    assert train_cli("gan", tmp_path / "t", "--steps", "5", "--set", "train.log_every=2") == 0
+    assert [r["step"] for r in read_metrics(tmp_path / "t")] == [2, 4, 5]  # ... and logged
+
+
+def test_several_d_steps_take_their_own_batches_and_count_as_one_step(tmp_path: Path, monkeypatch):
+    import gankit.train.loop as loop
+
+    seen = []
+    real_step = loop.GANFamily.train_step
+    monkeypatch.setattr(loop.GANFamily, "train_step",
+                        lambda self, batches, ctx: seen.append([b[0].sum().item() for b in batches])
+                        or real_step(self, batches, ctx))
+    assert train_cli("gan", tmp_path / "r", "--steps", "3", "--set", "train.d_steps=2") == 0
+    assert [len(batches) for batches in seen] == [2, 2, 2]
+    sums = [total for batches in seen for total in batches]
+    assert len(set(sums)) == 6  # six distinct batches: none reused across or within steps
+    assert [r["step"] for r in read_metrics(tmp_path / "r")] == [1, 2, 3]
 
 
 def test_learning_rates_never_go_below_zero_past_the_clock(tmp_path: Path):
