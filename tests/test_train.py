@@ -330,6 +330,20 @@ def test_eval_during_training_logs_fid_and_keeps_the_best_generator(tmp_path: Pa
     assert json.loads((run / "best/generator.json").read_text())["step"] == best["step"]
 
 
+def test_a_resumed_run_replaces_best_only_with_a_better_score(tmp_path: Path, monkeypatch):
+    import gankit.train.loop as loop
+
+    fids = iter([5.0, 9.0, 7.0, 4.0])  # steps 3, 6, then after the resume 9 and 12
+    monkeypatch.setattr(loop, "quick_scores", lambda *args, **kwargs: {"fid": next(fids)})
+    run = tmp_path / "r"
+    settings = ["--set", "train.eval_every=3", "--set", "train.eval_samples=50", "--set", "train.checkpoint_every=3"]
+    assert train_cli("gan", run, "--steps", "6", *settings) == 0
+    assert main(["train", "gan", "--resume", str(run), "--steps", "9", "--no-progress"]) == 0
+    assert json.loads((run / "best/scores.json").read_text())["step"] == 3  # 7.0 at step 9 is worse than 5.0
+    assert main(["train", "gan", "--resume", str(run), "--steps", "12", "--no-progress"]) == 0
+    assert json.loads((run / "best/scores.json").read_text())["step"] == 12
+
+
 def test_learning_rates_decay_linearly_over_the_end_of_the_budget(tmp_path: Path):
     from gankit.train.checkpoint import read_checkpoint
 

@@ -85,6 +85,18 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path, 
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000006", "step-000008"]
 
 
+def test_a_checkpoint_half_written_when_the_process_died_is_cleared_on_resume(tmp_path: Path):
+    """A kill in the middle of writing step 6 leaves .tmp-step-000006 behind; reaching step 6
+    again must not trip over it (the resume would fail there every time)."""
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "3", *TINY, "--set", "train.checkpoint_every=3"]) == 0
+    half = run / "checkpoints/.tmp-step-000006"
+    half.mkdir()
+    (half / "weights.safetensors").write_bytes(b"half")
+    assert main(["train", "gan", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000006"]
+
+
 def test_an_encoder_that_fails_leaves_the_old_image_and_no_stray_file(tmp_path: Path):
     import pytest
     from PIL import Image

@@ -39,6 +39,10 @@ def test_rollback_to_the_last_checkpoint_with_lower_learning_rates(tmp_path: Pat
     assert {"step": 5, "event": "rollback", "lr_g": 1e-4, "lr_d": 1e-4} in records
     ckpt = latest_checkpoint(run / "checkpoints")[0]
     assert ckpt.step == 12 and ckpt.optimizers["g"]["param_groups"][0]["lr"] == 1e-4
+    # A resume keeps the lowered rates: the full ones are those that diverged.
+    assert main(["train", "gan", "--resume", str(run), "--steps", "14", "--no-progress"]) == 0
+    ckpt = latest_checkpoint(run / "checkpoints")[0]
+    assert ckpt.step == 14 and ckpt.optimizers["d"]["param_groups"][0]["lr"] == 1e-4
 
 
 def test_when_rollbacks_run_out_the_run_stops_in_one_sentence(tmp_path: Path, monkeypatch, capsys):
