@@ -89,6 +89,7 @@ def test_onnx_matches_pytorch_and_records_the_labels(cgan_dir, tmp_path):
                                            "columns": [{"name": "digit", "values": list("0123456789")}]}
     assert sidecar["inputs"]["z"]["shape"] == ["batch", 100]
     assert sidecar["output"]["shape"] == ["batch", 1, 28, 28] and sidecar["output"]["range"] == [-1.0, 1.0]
+    assert sidecar["family"] == "cgan" and sidecar["step"] == 3  # which training step the file holds
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
