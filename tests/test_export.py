@@ -199,3 +199,20 @@ def test_cli_export_of_a_missing_run_is_one_line_and_status_2(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gankit: error:") and "does not exist" in err and err.count("\n") == 1
+
+
+@pytest.mark.filterwarnings("ignore:Using len to get tensor shape")  # the tracer's own notice of the bug
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_a_generator_that_pins_its_batch_size_is_refused(cgan_dir, tmp_path, monkeypatch, fmt):
+    """A family reading len(z) would export a file that takes one batch size only: a bug in gankit,
+    refused rather than written."""
+    from gankit.models.gan import MLPGenerator
+
+    def pinned_forward(self, z, labels=None):
+        h = self.condition(z, labels) if self.condition is not None else z
+        return self.net(h).view(len(z), *self.info.shape)  # len(): a Python int, frozen by tracing
+
+    monkeypatch.setattr(MLPGenerator, "forward", pinned_forward)
+    with pytest.raises(RuntimeError, match="The cgan generator fixes its batch size or image size when exported"):
+        export_generator(cgan_dir, fmt, tmp_path / f"g.{fmt}")
+    assert not list(tmp_path.iterdir())

@@ -45,6 +45,14 @@ def test_rollback_to_the_last_checkpoint_with_lower_learning_rates(tmp_path: Pat
     assert ckpt.step == 14 and ckpt.optimizers["d"]["param_groups"][0]["lr"] == 1e-4
 
 
+def test_on_a_cpu_the_divergence_is_named_to_the_step_between_logs(tmp_path: Path, monkeypatch, capsys):
+    """A CPU reads every step's losses back, so a divergence between two log steps is named exactly."""
+    poison_step(monkeypatch, {7})
+    assert main(["train", "gan", "--out", str(tmp_path / "run"), "--steps", "12", *TINY, "--set", "train.log_every=4",
+                 "--set", "train.checkpoint_every=5", "--set", "train.rollbacks=1"]) == 0
+    assert "diverged at step 7 (loss_g=inf): rolled back to step 5" in capsys.readouterr().err
+
+
 def test_when_rollbacks_run_out_the_run_stops_in_one_sentence(tmp_path: Path, monkeypatch, capsys):
     poison_step(monkeypatch, {8, 12})
     code = main(["train", "gan", "--out", str(tmp_path / "run"), "--steps", "20", *TINY,
