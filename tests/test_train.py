@@ -344,6 +344,18 @@ def test_a_resumed_run_replaces_best_only_with_a_better_score(tmp_path: Path, mo
     assert json.loads((run / "best/scores.json").read_text())["step"] == 12
 
 
+def test_the_python_api_resumes_a_run_only_as_the_model_it_is(tmp_path: Path):
+    """gan's and cgan's networks could take each other's weights where the shapes agree; the
+    checkpoint's model name decides, as config.json does on the command line."""
+    from gankit.config import RunConfig
+    from gankit.models.gan import GAN
+    from gankit.train import train
+
+    assert train_cli("cgan", tmp_path / "r", "--steps", "2") == 0
+    with pytest.raises(GankitError, match=r"holds a cgan run, not gan; resume it with the same model name"):
+        train(RunConfig("gan", GAN.default_config("mnist")), tmp_path / "r", resume=True)
+
+
 def test_learning_rates_decay_linearly_over_the_end_of_the_budget(tmp_path: Path):
     from gankit.train.checkpoint import read_checkpoint
 
