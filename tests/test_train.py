@@ -241,6 +241,16 @@ def test_checkpoints_are_pruned_to_the_newest_k(tmp_path: Path):
 def test_epoch_and_minute_budgets(tmp_path: Path):
     assert train_cli("gan", tmp_path / "e", "--epochs", "0.5") == 0  # 5000 digits / 32 per batch / 2
     assert read_metrics(tmp_path / "e")[-1]["step"] == 78
+    from gankit.config import RunConfig
+    from gankit.models.gan import GAN
+    from gankit.train.loop import budget_steps
+
+    cfg = RunConfig("gan", GAN.default_config("mnist"))
+    cfg.train.epochs, cfg.train.batch_size = 0.3, 32  # 156 whole batches an epoch: 46.8 steps, rounded up
+    assert budget_steps(cfg, 5000, world=1) == 47
+    cfg.train.d_steps = 2  # each step takes two batches
+    assert budget_steps(cfg, 5000, world=1) == 24
+    assert budget_steps(cfg, 5000, world=2) == 12  # each rank takes its own batches
     start = time.perf_counter()
     assert train_cli("gan", tmp_path / "m", "--minutes", "0.02") == 0
     assert time.perf_counter() - start < 20 and len(read_metrics(tmp_path / "m")) >= 1
