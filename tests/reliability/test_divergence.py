@@ -3,6 +3,7 @@ save step); the run rolls back with lower learning rates, or stops in one senten
 checkpoint; collapse is warned of."""
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -60,6 +61,32 @@ def test_when_rollbacks_run_out_the_run_stops_in_one_sentence(tmp_path: Path, mo
     err = capsys.readouterr().err
     assert code == 2 and "train.rollbacks" in err and err.strip().splitlines()[-1].startswith("gankit: error:")
     assert latest_checkpoint(tmp_path / "run/checkpoints")[0].step == 5
+
+
+def test_slowdown_watch_warns_once_when_steps_stay_several_times_slower(tmp_path: Path):
+    from gankit.train.loop import SlowdownWatch
+
+    watch = SlowdownWatch(threads=2, run_dir=tmp_path)
+    rates = [5000, 9000, 2000, 9000, 2000, 2500, 9000]  # single slow intervals: a grid or a score
+    assert [watch.check({"step": i, "images_per_s": r}) for i, r in enumerate(rates)] == [None] * 7
+    warnings = [watch.check({"step": 10 + i, "images_per_s": 1000}) for i in range(5)]
+    assert warnings[:2] == [None, None] and warnings[3:] == [None, None]  # after 3 in a row, once
+    assert warnings[2].startswith("warning: training has run 9x slower than its fastest for 3 log intervals (step 12)")
+    assert f"--resume {tmp_path} --set train.threads=1" in warnings[2]
+    one_thread = SlowdownWatch(threads=1, run_dir=tmp_path)  # nothing to wait for: no advice to give
+    assert [one_thread.check({"step": 1, "images_per_s": r}) for r in (9000, 1, 1, 1, 1)] == [None] * 5
+
+
+def test_a_busy_machine_is_noted_before_a_long_run(monkeypatch):
+    from gankit.train import runtime
+
+    assert runtime.contention_note(2, 1.0).startswith("note: other programs keep about 1.0 of this machine's")
+    assert runtime.contention_note(2, 0.3) is None and runtime.contention_note(1, 2.0) is None
+    assert runtime.contention_note(2, None) is None
+    busy = runtime.busy_cores(0.05)
+    assert busy is None or 0 <= busy <= (os.cpu_count() or 1)
+    monkeypatch.setattr(runtime.Path, "read_text", lambda self, *a, **k: "cpu  1 2 3")  # a kernel with fewer fields
+    assert runtime.busy_cores(0.01) is None
 
 
 def test_collapse_watch_warns_once_after_patience():

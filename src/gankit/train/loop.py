@@ -31,7 +31,8 @@ from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoi
 from gankit.train.ema import EMA
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.train.runlog import RunLog
-from gankit.train.runtime import autocast, compiled, resolve_precision, seed_everything
+from gankit.train.runtime import (autocast, busy_cores, compiled, contention_note, resolve_precision,
+                                  seed_everything)
 from gankit.train.signals import StopRequests
 
 
@@ -43,6 +44,9 @@ def make_optimizer(params, lr: float, cfg, device: torch.device) -> torch.optim.
         return torch.optim.Adam(params, fused=True, **kwargs)
     except (RuntimeError, TypeError):  # older PyTorch without the fused CPU kernel
         return torch.optim.Adam(params, foreach=device.type == "cuda", **kwargs)
+
+
+LONG_RUN_STEPS = 1000  # runs this long are worth a look at the machine's load before they start
 
 
 def budget_steps(cfg: RunConfig, n_samples: int, world: int) -> int:
@@ -98,6 +102,12 @@ class Trainer:
         self.rollbacks_left = t.rollbacks
         self.lr_scale = 1.0  # lowered by each rollback
         self.collapse = CollapseWatch()
+        threads = torch.get_num_threads() if self.device.type == "cpu" else 1
+        self.slowdown = SlowdownWatch(threads, self.run_dir)
+        if self.dist.is_main and threads > 1 and self.total_steps >= LONG_RUN_STEPS:
+            note = contention_note(threads, busy_cores())
+            if note:
+                print(note, file=sys.stderr)
         self.best_fid = math.inf
         self.scorer = load_extractor(default_extractor(self.model.info, self.data_spec), device=self.device) \
             if t.eval_every and self.dist.is_main else None
@@ -399,9 +409,9 @@ class Trainer:
             record = {"step": self.step, "time": round(self.elapsed, 3), **meter.flush(names, self.step)}
             if log is not None:
                 log.write(record)
-                warning = self.collapse.check(record)
-                if warning:
-                    log.message(warning)
+                for warning in (self.collapse.check(record), self.slowdown.check(record)):
+                    if warning:
+                        log.message(warning)
         if due["score"]:
             self.score(log)
         if due["samples"]:
@@ -492,6 +502,33 @@ class Meter:
         rate = self.images_per_step * (step - self.mark_step) / max(now - self.mark, 1e-9)
         self.restart(step)
         return {**means, "images_per_s": round(rate, 1)}
+
+
+class SlowdownWatch:
+    """Warns once when steps on a CPU with several threads run several times slower than the
+    fastest log interval so far, for several intervals in a row (one slow interval is a sample
+    grid or a score). Another program is then busy on a core: PyTorch's threads wait for each
+    other at every operation, and a step that shares a core takes far longer (README, Speed).
+    The thread count is left alone, because it changes a run's numbers: an exact resume needs
+    the same count."""
+
+    def __init__(self, threads: int, run_dir: Path, patience: int = 3, factor: float = 3.0):
+        self.threads, self.run_dir, self.patience, self.factor = threads, run_dir, patience, factor
+        self.fastest, self.streak, self.warned = 0.0, 0, False
+
+    def check(self, record: dict) -> str | None:
+        rate = record.get("images_per_s")
+        if self.threads < 2 or self.warned or not rate:
+            return None
+        self.fastest = max(self.fastest, rate)
+        self.streak = self.streak + 1 if rate * self.factor < self.fastest else 0
+        if self.streak < self.patience:
+            return None
+        self.warned = True
+        return (f"warning: training has run {self.fastest / rate:.0f}x slower than its fastest for {self.patience} "
+                f"log intervals (step {record['step']}): another program is probably busy on this machine's cores, "
+                f"and PyTorch's {self.threads} threads wait for each other while one shares a core; stop with Ctrl-C "
+                f"and continue with --resume {self.run_dir} --set train.threads=1 to train faster while it runs.")
 
 
 class CollapseWatch:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import platform
 import random
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,6 +44,35 @@ def cpu_description(cpuinfo: str | None = None) -> str:
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
     name = names[0] if names else platform.processor() or platform.machine()
     return f"{name}, {os.cpu_count()} cores, {bf16_unit(cpuinfo) or 'no fast bf16'}"
+
+
+def busy_cores(interval: float = 0.1) -> float | None:
+    """How many cores the machine kept busy over ``interval`` seconds while this process slept
+    (Linux's /proc/stat: all but idle and I/O wait); None where that cannot be read."""
+    def busy_and_total() -> tuple[int, int]:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+        total = user + nice + system + idle + iowait + irq + softirq + steal
+        return total - idle - iowait, total
+
+    try:
+        busy, total = busy_and_total()
+        time.sleep(interval)
+        busy_after, total_after = busy_and_total()
+    except (OSError, ValueError):
+        return None
+    if total_after <= total:
+        return None
+    return (busy_after - busy) / (total_after - total) * (os.cpu_count() or 1)
+
+
+def contention_note(threads: int, busy: float | None) -> str | None:
+    """A note for a run starting while other programs keep cores busy; None when none do."""
+    if threads < 2 or busy is None or busy < 0.75:
+        return None
+    return (f"note: other programs keep about {busy:.1f} of this machine's {os.cpu_count()} cores busy; PyTorch's "
+            f"{threads} threads wait for each other at every operation when one of them has to share a core (a "
+            "cgan run went 15x slower beside one busy process), so --set train.threads=1 may train faster "
+            "while they run.")
 
 
 def resolve_precision(choice: str, device: torch.device) -> torch.dtype:
