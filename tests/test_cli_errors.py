@@ -279,6 +279,21 @@ def test_outputs_in_unwritable_places_fail_before_the_work(capsys, cgan_run: Pat
     assert not (tmp_path / "file" / "x.json").exists()
 
 
+def test_eval_takes_a_seed_and_records_it(capsys, cgan_run: Path, tmp_path: Path):
+    import json
+
+    runs = {}
+    for seed in ("0", "7", None):
+        out = tmp_path / f"{seed}.json"
+        assert run_cli(capsys, "eval", str(cgan_run), "--n", "50", "--json", str(out),
+                       *(["--seed", seed] if seed else []))[0] == 0
+        runs[seed] = json.loads(out.read_text())
+    assert runs["7"]["seed"] == 7 and runs[None]["seed"] == 0 and runs[None]["fid"] == runs["0"]["fid"]
+    assert runs["7"]["fid"] != runs["0"]["fid"]  # other samples
+    code, err = run_cli(capsys, "eval", str(cgan_run), "--n", "50", "--seed", "-1")
+    assert code == 2 and "--seed must be a whole number between 0 and" in err
+
+
 def test_probe_and_eval_refuse_runs_they_cannot_read_in_one_sentence(capsys, tmp_path: Path):
     import json
     import shutil

@@ -422,13 +422,14 @@ def test_user_errors_are_one_line(srresnet_run, tmp_path, capsys):
         ["train", "srgan", "--out", str(tmp_path / "f"), "--init", str(srresnet_run), "--steps", "1", *TINY_SR, *TINY_D,
          "--set", "model.content=mse", "--set", "model.bicubic_skip=false"],
     ]
-    cases += [["eval", str(srresnet_run), "--n", "3"], ["eval", str(srresnet_run), "--features", "inception"]]
+    cases += [["eval", str(srresnet_run), "--n", "3"], ["eval", str(srresnet_run), "--features", "inception"],
+              ["eval", str(srresnet_run), "--seed", "3"]]
     expected = ["does not fit this srgan generator", "use `gankit upscale", "does not exist",
                 "is not a folder", "photos or folder:PATH", "model.crop must be a multiple of 16",
                 "drop data.image_size and data.channels",
                 "trained with model.bicubic_skip=True and this srgan sets model.bicubic_skip=False",
                 "--n applies to GAN runs; a super-resolution run is scored by PSNR/SSIM",
-                "--features applies to GAN runs"]
+                "--features applies to GAN runs", "--seed applies to GAN runs"]
     for argv, phrase in zip(cases, expected):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()

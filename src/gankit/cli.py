@@ -294,7 +294,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         writable(args.json, "--json")
     if is_sr_run(args.run):
-        gan_only = {"--n": args.n, "--features": args.features, "--inception-weights": args.inception_weights}
+        gan_only = {"--n": args.n, "--features": args.features, "--inception-weights": args.inception_weights,
+                    "--seed": args.seed}
         given = [flag for flag, value in gan_only.items() if value is not None]
         if given:
             raise GankitError(f"{given[0]} applies to GAN runs; a super-resolution run is scored by PSNR/SSIM on its "
@@ -304,8 +305,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     if args.data:
         raise GankitError("--data applies to super-resolution runs (srresnet, srgan); drop it for this run.")
-    result = run_eval(args.run, n=EVAL_SAMPLES if args.n is None else args.n, features=args.features, inception_weights=args.inception_weights,
-                      json_path=args.json, device=args.device)
+    from gankit.pipeline import MAX_SEED
+
+    seed = 0 if args.seed is None else require_whole(args.seed, "--seed", 0, MAX_SEED)
+    result = run_eval(args.run, n=EVAL_SAMPLES if args.n is None else args.n, features=args.features,
+                      inception_weights=args.inception_weights, json_path=args.json, device=args.device, seed=seed)
     print(format_table(result))
     return 0
 
@@ -454,6 +458,7 @@ def make_parser() -> argparse.ArgumentParser:
                    "data, faces for the built-in faces, else inception)")
     v.add_argument("--inception-weights", metavar="PATH",
                    help="pt_inception-2015-12-05-6726825d.pth (else $GANKIT_INCEPTION_WEIGHTS or the torch hub cache)")
+    v.add_argument("--seed", type=int, help="seed of the generated samples and their labels (default 0)")
     v.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
     v.add_argument("--data", metavar="folder:PATH", help="super-resolution runs: score every image of this "
                    "folder (default: the run's held-out photographs)")
