@@ -194,6 +194,12 @@ def test_learning_rates_never_go_below_zero_past_the_clock(tmp_path: Path):
     trainer.clock = 66.0  # ranks of a distributed run stop together, a few steps past the clock
     trainer._set_learning_rates()
     assert trainer.opt_g.param_groups[0]["lr"] == 0 and trainer.opt_d.param_groups[0]["lr"] == 0
+    # A resume picks the clock up where the checkpoint left it: the rates go on falling from there.
+    trainer.step, trainer.elapsed = 1, 45.0
+    trainer.save()
+    resumed = Trainer(cfg, tmp_path / "r", resume=True)
+    resumed._set_learning_rates()
+    assert resumed.clock == 45.0 and resumed.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_g / 2)
 
 
 def test_a_run_resumed_on_another_kind_of_device_starts_a_new_noise_stream(tmp_path: Path, monkeypatch, capsys):
