@@ -70,9 +70,9 @@ def contention_note(threads: int, busy: float | None) -> str | None:
     if threads < 2 or busy is None or busy < 0.75:
         return None
     return (f"note: other programs keep about {busy:.1f} of this machine's {os.cpu_count()} cores busy; PyTorch's "
-            f"{threads} threads wait for each other at every operation when one of them has to share a core (a "
-            "cgan run went 15x slower beside one busy process), so --set train.threads=1 may train faster "
-            "while they run.")
+            f"{threads} threads wait for each other at every operation when one of them has to share a core (600 "
+            "cgan steps took 314 s instead of 13 beside one busy process), so --set train.threads=1 may train "
+            "faster while they run.")
 
 
 def resolve_precision(choice: str, device: torch.device) -> torch.dtype:
