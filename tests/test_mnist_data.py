@@ -109,6 +109,8 @@ def test_binarised_integer_digits_are_scaled_like_floats_in_0_1(tmp_path, digits
     np.savez(tmp_path / "binary.npz", x_train=binary, y_train=labels[:20])
     samples = load_dataset(f"mnist:{tmp_path / 'binary.npz'}").samples
     assert set(samples.unique().tolist()) == {-1.0, 1.0}
+    np.savez(tmp_path / "bool.npz", x_train=binary.astype(bool), y_train=labels[:20])
+    assert torch.equal(load_dataset(f"mnist:{tmp_path / 'bool.npz'}").samples, samples)
 
 
 def test_corrupt_gzip_and_single_arrays_are_one_sentence_errors(tmp_path, digits):

@@ -330,7 +330,11 @@ def test_eval_scores_what_the_runs_data_spec_held_out(tmp_path):
     # Training on a held-out photograph is allowed (benchmarks/sr.py's upper bound), and said.
     both = "photos:train=camera+moon,held=moon+rocket"
     assert photo_set(both).notes == [f"{both}: moon also trains, so its score is not a held-out score."]
-    assert split_name(both, None) == "held out; moon also trained"
+    assert split_name(both, both, None) == "held out; moon also trained"
+    # What counts is what the run trained on, not what --data names.
+    assert split_name("photos:train=astronaut+chelsea", "photos:held=chelsea", "photos:held=chelsea") \
+        == "held out; chelsea also trained"
+    assert split_name("photos:train=camera", "photos:held=astronaut", "photos:held=astronaut") == "held out"
 
 
 def test_upscale_writes_four_times_larger_images(srresnet_run, tmp_path):

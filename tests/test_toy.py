@@ -75,7 +75,7 @@ def test_gauss1d_and_spiral_shapes_and_determinism():
     ("toy:ring8,std", "needs a value"),
     ("toy:gauss1d,mean=inf", "mean must be a number"),
     ("toy:spiral,seed=-1", "seed must be a non-negative integer"),
-    ("toy:ring8,std=0.1,std=0.2", "toy:ring8 option std is given twice; give each option once"),
+    ("toy:ring8,std=0.1,std=0.2", "toy:ring8 option 'std' is given twice; give each option once"),
     ("toy:spiral,turns=1e308", "gives points beyond float32's range"),
 ])
 def test_bad_specs_raise_one_sentence(spec, words):

@@ -104,19 +104,20 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
     device_of = next(generator.parameters()).device
     scores = evaluate_sr(lambda lr: upscale(generator, lr.to(device_of), tile).cpu(), photos, generator.scale)
     result = {"run": str(run_dir), "family": meta["family"], "step": meta.get("step"), "data": spec,
-              "split": split_name(spec, data), "protocol": f"Y channel (BT.601), border {generator.scale} px shaved, "
+              "split": split_name(meta.get("data_spec") or "photos", spec, data), "protocol": f"Y channel (BT.601), border {generator.scale} px shaved, "
               "8-bit", **scores}
     if json_path:
         atomic_write_json(Path(json_path), result)
     return result
 
 
-def split_name(spec: str, data: str | None) -> str:
-    """What the scored images are to the run: --data folder:PATH scores every image; photos keep
-    their held-out split, which may include photographs the run also trained on."""
-    if data and spec.startswith("folder"):
+def split_name(trained: str, scored: str, data: str | None) -> str:
+    """What the images of spec ``scored`` are to a run trained on spec ``trained``: --data
+    folder:PATH scores every image; photos keep their held-out split, which may include
+    photographs the run trained on."""
+    if data and scored.startswith("folder"):
         return "all images"
-    both = trained_and_held(spec)
+    both = trained_and_held(trained, scored)
     return f"held out; {', '.join(both)} also trained" if both else "held out"
 
 

@@ -83,6 +83,8 @@ def test_a_busy_machine_is_noted_before_a_long_run(monkeypatch):
     assert runtime.contention_note(2, 1.0).startswith("note: other programs keep about 1.0 of this machine's")
     assert runtime.contention_note(2, 0.3) is None and runtime.contention_note(1, 2.0) is None
     assert runtime.contention_note(2, None) is None
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 64)
+    assert runtime.contention_note(8, 2.0) is None  # idle cores enough for every thread
     busy = runtime.busy_cores(0.05)
     assert busy is None or 0 <= busy <= (os.cpu_count() or 1)
     monkeypatch.setattr(runtime.Path, "read_text", lambda self, *a, **k: "cpu  1 2 3")  # a kernel with fewer fields

@@ -187,7 +187,7 @@ def test_anime_counted_tags_keep_and_drop(tmp_path: Path) -> None:
     assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")], [HAIR.index("aqua"), EYES.index("gray")]]
     assert data.info.attributes == (HAIR, EYES) and data.samples.shape == (2, 3, 8, 8)
     assert data.notes == [f"anime:{root}: kept 2 of 9 rows; dropped 2 ambiguous (no or several hair/eye "
-                          "colours), 1 with a colour outside the lists, 2 bad, 1 duplicate ids, 1 without an image."]
+                          "colours), 1 with a colour outside the lists, 2 bad, 1 with a duplicate id, 1 without an image."]
     save(root / "faces" / "7.png")
     save(root / "faces" / "8.png")
     assert load(f"anime:{root}").notes[0].endswith(" 2 images in faces/ without a row in tags.csv left out.")
@@ -226,7 +226,7 @@ def test_anime_rows_may_name_the_image_file(tmp_path: Path) -> None:
     # '20' and '20.jpg' name one image: the second row is a duplicate, not a second copy of it
     root = anime_folder(tmp_path / "twice", ["20,blue hair red eyes", "20.jpg,pink hair green eyes"], ["20"])
     data = load(f"anime:{root}")
-    assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")]] and "1 duplicate ids" in data.notes[0]
+    assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")]] and "1 with a duplicate id" in data.notes[0]
 
 
 def test_anime_errors(tmp_path: Path) -> None:
@@ -239,7 +239,7 @@ def test_anime_errors(tmp_path: Path) -> None:
     with pytest.raises(GankitError, match=r"tags.csv cannot be read as UTF-8 text \(.*\); replace it"):
         load(f"anime:{tmp_path}")
     (tmp_path / "tags.csv").write_text("0,blue hair red eyes\n")
-    with pytest.raises(GankitError, match="none of the 1 rows of tags.csv is usable"):
+    with pytest.raises(GankitError, match="none of the 1 row of tags.csv is usable"):
         load(f"anime:{tmp_path}")
     (tmp_path / "tags.csv").write_text("id,tags\n\n")  # a header is no row
     with pytest.raises(GankitError, match="tags.csv holds no rows; give one row per image, e.g. '0,blue hair"):
@@ -304,8 +304,22 @@ def test_celeba_identity_and_errors(tmp_path: Path) -> None:
         load(f"celeba:{root},attrs=Wings")
     with pytest.raises(GankitError, match="only option is attrs"):
         load(f"celeba:{root},size=3")
-    with pytest.raises(GankitError, match="celeba option attrs is given twice"):
+    with pytest.raises(GankitError, match="celeba option 'attrs' is given twice"):
         load(f"celeba:{root},attrs=hair,attrs=Male")
+    with pytest.raises(GankitError, match="celeba option '' is unknown"):
+        load(f"celeba:{root},,")
+
+
+def test_a_malformed_row_does_not_shut_out_a_good_row_for_the_same_image(tmp_path: Path) -> None:
+    root = celeba_folder(tmp_path / "celeba")
+    table = root / "list_attr_celeba.txt"
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join([*lines[:2], "000002.jpg 1 1", *lines[2:]]) + "\n")  # a short row first
+    data = load(f"celeba:{root},attrs=hair+Smiling", size=32)
+    assert data.labels.tolist() == [[0, 0], [1, 1]] and "2 bad" in data.notes[0] and "duplicate" not in data.notes[0]
+    anime = anime_folder(tmp_path / "anime", ["0,blue hair:x\tred eyes:1", "0,pink hair:1,green eyes:1"], ["0"])
+    data = load(f"anime:{anime}")  # a bad count first, then counted tags separated by commas
+    assert data.labels.tolist() == [[HAIR.index("pink"), EYES.index("green")]] and "1 bad" in data.notes[0]
 
 
 def test_celeba_labels_stay_with_their_images_when_earlier_rows_are_dropped(tmp_path: Path) -> None:
@@ -323,25 +337,28 @@ def test_celeba_reads_kaggles_csv_tab_separated_identities_and_drops_duplicate_r
     table = root / "list_attr_celeba.txt"
     lines = table.read_text().splitlines()[1:]  # Kaggle's copy has no count line ...
     csv = [",".join(["image_id", *lines[0].split()])] + [",".join(line.split()) for line in lines[1:]]
+    table.unlink()  # ... and its own name
+    table = root / "list_attr_celeba.csv"
     table.write_text("\n".join([*csv, csv[1]]) + "\n")  # ... and commas; the first row again at the end
     Image.new("RGB", (8, 8)).save(root / "img_align_celeba" / "000099.jpg")  # an image no row names
     (root / "identity_CelebA.txt").write_text("000001.jpg\t7\n000002.jpg\t3\n")
     data = load(f"celeba:{root},attrs=hair+Smiling", size=32)
     assert data.labels.tolist() == [[0, 0], [1, 1]]
-    assert data.notes == [f"celeba:{root}: kept 2 of 7 rows; dropped 1 bad, 1 duplicate file names, 2 with no or "
+    assert data.notes == [f"celeba:{root}: kept 2 of 7 rows; dropped 1 bad, 1 with a duplicate file name, 2 with no or "
                           "several hair colours, 1 without an image. 1 image in img_align_celeba/ without a row in "
                           "list_attr_celeba.txt left out."]
     assert load(f"celeba:{root},attrs=identity", size=32).labels[:, 0].tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("names, row, why", [
-    (CELEBA_NAMES[:-1], "1 -1 -1 -1 1 -1", "line 2 has 6 values but the names line names 5 attributes"),
-    (CELEBA_NAMES, "1 -1 -1 -1 1 2", "line 2 has the value '2' \\(values are -1, 0 or 1\\)"),
+    (CELEBA_NAMES[:-1], "1 -1 -1 -1 1 -1", "line 3 has 6 values but the names line names 5 attributes"),
+    (CELEBA_NAMES, "1 -1 -1 -1 1 2", "line 3 has the value '2' \\(values are -1, 0 or 1\\)"),
+    (CELEBA_NAMES[:1], "1 1", "line 3 has 2 values but the names line names 1 attribute"),
 ])
 def test_celeba_says_why_no_row_can_be_read(tmp_path: Path, names, row, why) -> None:
     root = celeba_folder(tmp_path / "celeba")
     (root / "list_attr_celeba.txt").write_text(f"1\n{' '.join(names)}\n000001.jpg {row}\n")
-    with pytest.raises(GankitError, match=f"none of the 1 rows of list_attr_celeba.txt is usable \\(1 bad; {why}\\)"):
+    with pytest.raises(GankitError, match=f"none of the 1 row of list_attr_celeba.txt is usable \\(1 bad; {why}\\)"):
         load(f"celeba:{root}")
     (root / "list_attr_celeba.txt").write_text("1\n\n000001.jpg 1\n")
     with pytest.raises(GankitError, match="has no attribute names line"):

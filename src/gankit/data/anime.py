@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from gankit.config import DataConfig
-from gankit.data.base import Attribute, DataInfo, TensorData
+from gankit.data.base import Attribute, DataInfo, TensorData, plural
 from gankit.data.folder import (dropped_summary, existing_folder, image_settings, kept_note, text_lines,
                                 unlisted_clause)
 from gankit.data.images import IMAGE_EXTENSIONS, decode_files
@@ -65,7 +65,7 @@ class TaggedImage:
 def split_tags(text: str) -> list[str]:
     """The tags of one row, lower case, in either format; ValueError for a malformed count."""
     text = text.strip().strip('"').replace("_", " ").lower()
-    if COUNTED_TAG.search(text) and "\t" not in text:  # copies that lost the tabs: 'blue hair:1 red eyes:1'
+    if COUNTED_TAG.search(text) and not re.search(r"[\t,]", text):  # copies that lost the tabs: 'blue hair:1 red eyes:1'
         return [counted_tag(item) for item in COUNTED_ITEM.findall(text)]
     tags = []
     for item in re.split(r"[\t,]", text):  # tabs or commas separate tags where they appear
@@ -129,35 +129,39 @@ def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Co
     rows: list[TaggedImage] = []
     counts: Counter[str] = Counter()
     seen: set[str] = set()
+    named: set[str] = set()
     lines = list(filter(str.strip, lines))
     if lines and lines[0].partition(",")[0].strip().strip('"').lower() == "id":  # a header row: 'id,tags'
         lines = lines[1:]
     if not lines:
         raise GankitError(f"{path} holds no rows; give one row per image, e.g. '0,blue hair red eyes'.")
     for line in lines:
-        outcome = classify_row(line, seen, files)
+        outcome = classify_row(line, seen, named, files)
         if isinstance(outcome, TaggedImage):
             rows.append(outcome)
         else:
             counts[outcome] += 1
     counts["rows"] = len(rows) + sum(counts.values())
-    return rows, counts, seen
+    return rows, counts, named
 
 
-def classify_row(line: str, seen: set[str], files: dict[str, Path]) -> TaggedImage | str:
-    """A usable row, or the reason it is dropped; records the row's id in ``seen``."""
+def classify_row(line: str, seen: set[str], named: set[str], files: dict[str, Path]) -> TaggedImage | str:
+    """A usable row, or the reason it is dropped. The id of every row that names one goes into
+    ``named``; that of a row that parses into ``seen``, so that a later row for it is a duplicate
+    (a malformed row does not shut out a good one)."""
     row_id, sep, text = line.partition(",")
     row_id = row_id.strip().strip('"')
     if not sep or not valid_id(row_id):
         return "bad"
     row_id = image_id(row_id, files)
-    if row_id in seen:
-        return "duplicate"
-    seen.add(row_id)
+    named.add(row_id)
     try:
         tags = split_tags(text)
     except ValueError:
         return "bad"
+    if row_id in seen:
+        return "duplicate"
+    seen.add(row_id)
     found, unknown = colour_tags(tags)
     if unknown:
         return "unknown"
@@ -198,10 +202,10 @@ def load_anime(root: Path, size: int, channels: int) -> TensorData:
     spec = f"anime:{root}"
     dropped = {"ambiguous (no or several hair/eye colours)": counts["ambiguous"],
                "with a colour outside the lists": counts["unknown"], "bad": counts["bad"],
-               "duplicate ids": counts["duplicate"], "without an image": counts["no image"],
+               "with a duplicate id": counts["duplicate"], "without an image": counts["no image"],
                "with an undecodable image": counts["undecodable"]}
     if not len(stored.kept):
-        raise GankitError(f"{spec}: none of the {counts['rows']} rows of tags.csv is usable "
+        raise GankitError(f"{spec}: none of the {plural(counts['rows'], 'row')} of tags.csv is usable "
                           f"({dropped_summary(dropped)}); check tags.csv and the names in faces/.")
     labels = np.array([with_image[i].labels for i in stored.kept], dtype=np.int64)
     note = (kept_note(spec, len(stored.kept), counts["rows"], "rows", dropped)

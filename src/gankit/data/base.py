@@ -107,11 +107,18 @@ class TensorData:
         return TensorData(self.samples.to(device), labels, self.info, self.name, self.notes)
 
 
-def refuse_repeated(source: str, keys: list[str]) -> None:
-    """A spec's option given twice: which value was meant cannot be known, so neither is taken."""
-    twice = sorted({key for key in keys if keys.count(key) > 1})
+def plural(count: int, noun: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def refuse_repeated(source: str, options: list[str]) -> None:
+    """A spec's option ('key=value') given twice: which value was meant cannot be known, so
+    neither is taken. Empty options are left to the caller's own check."""
+    keys = [option.partition("=")[0].strip() for option in options]
+    twice = sorted({key for key in keys if key and keys.count(key) > 1})
     if twice:
-        raise GankitError(f"{source} option {twice[0]} is given twice; give each option once.")
+        raise GankitError(f"{source} option {twice[0]!r} is given twice; give each option once.")
 
 
 def signed(pixels: Any) -> torch.Tensor:
@@ -137,7 +144,7 @@ class EpochBatches:
         per_rank = n // world
         if per_rank < 2:  # the smallest batch train.batch_size allows
             each = f" ({per_rank} for each of {world} processes)" if world > 1 else ""
-            raise GankitError(f"The data hold {n} sample{'s' if n != 1 else ''}{each}, and a batch needs at least 2; "
+            raise GankitError(f"The data hold {plural(n, 'sample')}{each}, and a batch needs at least 2; "
                               "train on a larger dataset.")
         if per_rank < batch_size:
             raise GankitError(

@@ -1,8 +1,8 @@
 """``celeba:PATH[,attrs=A+B+...]``: CelebA's aligned faces with the attributes the user picks.
 
 PATH holds ``img_align_celeba/`` (the 178x218 aligned JPEGs, extracted), ``list_attr_celeba.txt``
-(a count line, a line of the 40 attribute names, then ``000001.jpg -1 1 ...`` rows) and
-optionally ``identity_CelebA.txt`` (``000001.jpg 2880`` rows). Images get the standard 178x178
+(a count line, a line of the 40 attribute names, then ``000001.jpg -1 1 ...`` rows; or Kaggle's
+comma-separated ``list_attr_celeba.csv``) and optionally ``identity_CelebA.txt`` (``000001.jpg 2880`` rows). Images get the standard 178x178
 centre crop (the centre square, which the shared decoder takes) and are resized to
 ``data.image_size`` (default 64).
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from gankit.config import DataConfig
-from gankit.data.base import Attribute, DataInfo, TensorData, refuse_repeated
+from gankit.data.base import Attribute, DataInfo, TensorData, plural, refuse_repeated
 from gankit.data.folder import (dropped_summary, existing_folder, image_settings, kept_note, text_lines,
                                 unlisted_clause)
 from gankit.data.images import IMAGE_EXTENSIONS, decode_files
@@ -36,6 +36,7 @@ from gankit.errors import GankitError
 HAIR_COLUMNS = {"black": "Black_Hair", "blond": "Blond_Hair", "brown": "Brown_Hair", "gray": "Gray_Hair"}
 BINARY = ("no", "yes")
 IMAGES, ATTRIBUTES, IDENTITIES = "img_align_celeba", "list_attr_celeba.txt", "identity_CelebA.txt"
+KAGGLE_ATTRIBUTES = "list_attr_celeba.csv"  # Kaggle's copy of the attribute file, comma-separated
 VALUES = frozenset({"-1", "0", "1"})  # some copies write 0 for -1
 MISSING = -1  # a label a row does not have; such rows are dropped
 MISSING_REASONS = {"hair": "with no or several hair colours", "identity": "without an identity"}
@@ -59,7 +60,7 @@ def parse_argument(argument: str | None) -> tuple[str | None, list[str]]:
     if not argument:
         return None, []
     path, *options = argument.split(",")
-    refuse_repeated("celeba", [option.partition("=")[0].strip() for option in options])
+    refuse_repeated("celeba", options)
     attrs: list[str] = []
     for option in options:
         key, sep, value = option.partition("=")
@@ -76,8 +77,9 @@ def read_attribute_table(path: Path) -> AttributeTable:
     """The attribute file as CelebA ships it (whitespace-separated, after a count line) or as
     Kaggle's copy has it (comma-separated, an image_id column first)."""
     lines = read_lines(path)
+    first_line = 1  # the file's line number of lines[0], for messages
     if lines and lines[0].strip().isdecimal():
-        lines = lines[1:]  # the image count line
+        lines, first_line = lines[1:], 2  # the image count line
     if not lines or not lines[0].strip():
         raise GankitError(f"{path} has no attribute names line; use CelebA's list_attr_celeba.txt.")
     fields_of = (lambda line: [f.strip() for f in line.split(",")]) if "," in lines[0] else str.split
@@ -86,20 +88,21 @@ def read_attribute_table(path: Path) -> AttributeTable:
         names = names[1:]
     files, rows, bad, duplicates, first_bad = [], [], 0, 0, ""
     named: set[str] = set()
-    for number, line in enumerate(lines[1:], start=2):
+    seen: set[str] = set()  # the files of rows kept: a later row for one is a duplicate
+    for number, line in enumerate(lines[1:], start=first_line + 1):
         if not line.strip():
             continue
         file, *fields = fields_of(line)
-        why = row_problem(fields, len(names))
-        if why:
+        named.add(file)
+        if len(fields) != len(names) or not VALUES.issuperset(fields):  # the fast test; the reason only if needed
             bad += 1
-            first_bad = first_bad or f"line {number} {why}"
-        elif file in named:
+            first_bad = first_bad or f"line {number} {row_problem(fields, len(names))}"
+        elif file in seen:
             duplicates += 1
         else:
+            seen.add(file)
             files.append(file)
             rows.append(fields)
-        named.add(file)
     # One numpy parse of all the (checked) fields: several times faster than int() per field.
     table = np.fromstring(" ".join(" ".join(row) for row in rows), dtype=np.int8, sep=" ")
     table = table.reshape(len(rows), len(names))
@@ -108,11 +111,11 @@ def read_attribute_table(path: Path) -> AttributeTable:
 
 
 def row_problem(fields: list[str], attributes: int) -> str:
-    """Why a row's values cannot be read ('' when they can)."""
+    """Why a row's values cannot be read."""
     if len(fields) != attributes:
-        return f"has {len(fields)} values but the names line names {attributes} attributes"
-    odd = next((f for f in fields if f not in VALUES), None)
-    return f"has the value {odd!r} (values are -1, 0 or 1)" if odd is not None else ""
+        return f"has {plural(len(fields), 'value')} but the names line names {plural(attributes, 'attribute')}"
+    odd = next(f for f in fields if f not in VALUES)
+    return f"has the value {odd!r} (values are -1, 0 or 1)"
 
 
 def read_identities(path: Path) -> dict[str, int]:
@@ -154,13 +157,19 @@ def column_index(table: AttributeTable, name: str) -> int:
     return lowered.index(name.lower())
 
 
+def attribute_file(root: Path) -> Path:
+    """CelebA's list_attr_celeba.txt, or Kaggle's list_attr_celeba.csv where only that is there."""
+    kaggle = root / KAGGLE_ATTRIBUTES
+    return kaggle if not (root / ATTRIBUTES).exists() and kaggle.exists() else root / ATTRIBUTES
+
+
 def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> TensorData:
     images = root / IMAGES
     if not images.is_dir():
         raise GankitError(f"{root} has no {IMAGES}/ folder; extract img_align_celeba.zip into {root}.")
-    table = read_attribute_table(root / ATTRIBUTES)
+    table = read_attribute_table(attribute_file(root))
     columns = [attribute_column(name, table, root) for name in attrs]
-    dropped: Counter[str] = Counter({"bad": table.bad_rows, "duplicate file names": table.duplicate_rows})
+    dropped: Counter[str] = Counter({"bad": table.bad_rows, "with a duplicate file name": table.duplicate_rows})
     usable = np.ones(len(table.files), dtype=bool)
     for attribute, column in columns:  # each dropped row is counted once, under its first gap
         missing = usable & (column == MISSING)
@@ -177,9 +186,10 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
     total = len(table.files) + table.bad_rows + table.duplicate_rows
     if not len(stored.kept):
         if not total:
-            raise GankitError(f"{root / ATTRIBUTES} holds no rows after its names line; use CelebA's list_attr_celeba.txt.")
+            raise GankitError(f"{attribute_file(root)} holds no rows after its names line; use CelebA's "
+                              "list_attr_celeba.txt.")
         first_bad = f"; {table.first_bad}" if table.bad_rows == total else ""
-        raise GankitError(f"{spec}: none of the {total} rows of {ATTRIBUTES} is usable "
+        raise GankitError(f"{spec}: none of the {plural(total, 'row')} of {ATTRIBUTES} is usable "
                           f"({dropped_summary(dropped)}{first_bad}); check the folder and attrs.")
     kept_rows = np.asarray(rows, dtype=np.int64)[stored.kept]
     y = torch.from_numpy(np.stack([c[kept_rows] for _, c in columns], axis=1)) if columns else None

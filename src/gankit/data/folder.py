@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gankit.config import DataConfig
-from gankit.data.base import DataInfo, TensorData
+from gankit.data.base import DataInfo, TensorData, plural
 from gankit.data.images import IMAGE_EXTENSIONS, decode_files, image_files
 from gankit.data.registry import register
 from gankit.errors import GankitError
@@ -60,7 +60,7 @@ def unlisted_clause(count: int, folder: str, listing: str) -> str:
     """The note's clause for images left out because their label file has no row for them."""
     if not count:
         return ""
-    return f" {count} image{'s' if count > 1 else ''} in {folder}/ without a row in {listing} left out."
+    return f" {plural(count, 'image')} in {folder}/ without a row in {listing} left out."
 
 
 @register(

@@ -140,6 +140,8 @@ def load_npz(path: Path) -> TensorData:
         # numpy calls anything that is not an array file "pickled data", text included
         reason = "not numpy's array format" if "pickled" in str(e) else str(e)
         raise GankitError(f"{path} is not a readable npz file ({reason}); download it again.") from None
+    if images.dtype == np.bool_:
+        images = images.astype(np.uint8)  # binarised digits, as 0 and 1
     if images.dtype.kind not in "uif":
         raise GankitError(f"mnist:{path} holds {images.dtype} images; store pixels as numbers 0-255 (or 0-1).")
     if labels.dtype.kind not in "ui" and not is_whole(labels):

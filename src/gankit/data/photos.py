@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from gankit.config import DataConfig
-from gankit.data.base import DataInfo, TensorData, refuse_repeated, signed
+from gankit.data.base import DataInfo, TensorData, plural, refuse_repeated, signed
 from gankit.data.folder import dropped_summary, existing_folder
 from gankit.data.images import IMAGE_EXTENSIONS, SkippedImage, image_files, opened_image, to_mode
 from gankit.data.registry import register
@@ -128,10 +128,6 @@ def folder_photos(root: Path, all_validation: bool = False) -> PhotoSet:
                     [p for i, p in enumerate(photos) if i in held], notes)
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
 def bundled_split(argument: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """'train=astronaut+camera,held=chelsea' -> the bundled photographs that train and those held
     out; a part not given keeps its default (TRAIN_PHOTOS, VALIDATION_PHOTOS). The choice lives in
@@ -139,7 +135,7 @@ def bundled_split(argument: str | None) -> tuple[tuple[str, ...], tuple[str, ...
     what it held out."""
     split = {"train": TRAIN_PHOTOS, "held": VALIDATION_PHOTOS}
     options = argument.split(",") if argument else []
-    refuse_repeated("photos", [option.partition("=")[0].strip() for option in options])
+    refuse_repeated("photos", options)
     for option in options:
         key, sep, value = (part.strip() for part in option.partition("="))
         if key not in split or not sep:
@@ -158,13 +154,14 @@ def bundled_split(argument: str | None) -> tuple[tuple[str, ...], tuple[str, ...
     return split["train"], split["held"]
 
 
-def trained_and_held(spec: str) -> list[str]:
-    """The bundled photographs a ``photos:`` spec both trains on and holds out: allowed, for the
-    best score a training set could give (benchmarks/sr.py), but then no longer a held-out score."""
-    name, _, argument = spec.partition(":")
-    if name != "photos":
+def trained_and_held(trained: str, scored: str | None = None) -> list[str]:
+    """The bundled photographs a run trained on (data spec ``trained``) that are also held out for
+    scoring (by ``scored``, default the same spec): allowed, for the best score a training set
+    could give (benchmarks/sr.py), but then no longer a held-out score."""
+    (name, _, argument), (scored_name, _, scored_argument) = trained.partition(":"), (scored or trained).partition(":")
+    if name != "photos" or scored_name != "photos":
         return []
-    train, held = bundled_split(argument)
+    train, held = bundled_split(argument)[0], bundled_split(scored_argument)[1]
     return [n for n in held if n in train]
 
 

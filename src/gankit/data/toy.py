@@ -141,9 +141,8 @@ def parse_toy_spec(argument: str | None) -> tuple[str, Params]:
     if kind not in TOYS:
         raise GankitError(f"Unknown toy distribution {kind!r}; use toy:NAME with NAME among {', '.join(TOYS)}.")
     params = {**TOYS[kind].defaults, **COMMON_DEFAULTS}
-    given = [parse_option(kind, item, params) for item in items if item]
-    refuse_repeated(f"toy:{kind}", [key for key, _ in given])
-    params.update(given)
+    refuse_repeated(f"toy:{kind}", items)
+    params.update(parse_option(kind, item, params) for item in items if item)
     return kind, params
 
 
