@@ -346,7 +346,7 @@ def test_celeba_reads_kaggles_csv_tab_separated_identities_and_drops_duplicate_r
     assert data.labels.tolist() == [[0, 0], [1, 1]]
     assert data.notes == [f"celeba:{root}: kept 2 of 7 rows; dropped 1 bad, 1 with a duplicate file name, 2 with no or "
                           "several hair colours, 1 without an image. 1 image in img_align_celeba/ without a row in "
-                          "list_attr_celeba.txt left out."]
+                          "list_attr_celeba.csv left out."]
     assert load(f"celeba:{root},attrs=identity", size=32).labels[:, 0].tolist() == [1, 0]
 
 

@@ -2,9 +2,9 @@
 
 PATH holds ``img_align_celeba/`` (the 178x218 aligned JPEGs, extracted), ``list_attr_celeba.txt``
 (a count line, a line of the 40 attribute names, then ``000001.jpg -1 1 ...`` rows; or Kaggle's
-comma-separated ``list_attr_celeba.csv``) and optionally ``identity_CelebA.txt`` (``000001.jpg 2880`` rows). Images get the standard 178x178
-centre crop (the centre square, which the shared decoder takes) and are resized to
-``data.image_size`` (default 64).
+comma-separated ``list_attr_celeba.csv``) and optionally ``identity_CelebA.txt`` (``000001.jpg
+2880`` rows). Images get the standard 178x178 centre crop (the centre square, which the shared
+decoder takes) and are resized to ``data.image_size`` (default 64).
 
 ``attrs`` lists the labels, one column each, in order:
 
@@ -167,7 +167,8 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
     images = root / IMAGES
     if not images.is_dir():
         raise GankitError(f"{root} has no {IMAGES}/ folder; extract img_align_celeba.zip into {root}.")
-    table = read_attribute_table(attribute_file(root))
+    attributes_path = attribute_file(root)
+    table = read_attribute_table(attributes_path)
     columns = [attribute_column(name, table, root) for name in attrs]
     dropped: Counter[str] = Counter({"bad": table.bad_rows, "with a duplicate file name": table.duplicate_rows})
     usable = np.ones(len(table.files), dtype=bool)
@@ -186,15 +187,15 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
     total = len(table.files) + table.bad_rows + table.duplicate_rows
     if not len(stored.kept):
         if not total:
-            raise GankitError(f"{attribute_file(root)} holds no rows after its names line; use CelebA's "
+            raise GankitError(f"{attributes_path} holds no rows after its names line; use CelebA's "
                               "list_attr_celeba.txt.")
         first_bad = f"; {table.first_bad}" if table.bad_rows == total else ""
-        raise GankitError(f"{spec}: none of the {plural(total, 'row')} of {ATTRIBUTES} is usable "
+        raise GankitError(f"{spec}: none of the {plural(total, 'row')} of {attributes_path.name} is usable "
                           f"({dropped_summary(dropped)}{first_bad}); check the folder and attrs.")
     kept_rows = np.asarray(rows, dtype=np.int64)[stored.kept]
     y = torch.from_numpy(np.stack([c[kept_rows] for _, c in columns], axis=1)) if columns else None
     info = DataInfo((channels, size, size), tuple(a for a, _ in columns))
-    note = kept_note(spec, len(stored.kept), total, "rows", dropped) + unlisted_clause(unlisted, IMAGES, ATTRIBUTES)
+    note = kept_note(spec, len(stored.kept), total, "rows", dropped) + unlisted_clause(unlisted, IMAGES, attributes_path.name)
     return TensorData(stored.to_tensor(), y, info, spec, [note])
 
 

@@ -158,7 +158,8 @@ def trained_and_held(trained: str, scored: str | None = None) -> list[str]:
     """The bundled photographs a run trained on (data spec ``trained``) that are also held out for
     scoring (by ``scored``, default the same spec): allowed, for the best score a training set
     could give (benchmarks/sr.py), but then no longer a held-out score."""
-    (name, _, argument), (scored_name, _, scored_argument) = trained.partition(":"), (scored or trained).partition(":")
+    name, _, argument = trained.partition(":")
+    scored_name, _, scored_argument = (scored or trained).partition(":")
     if name != "photos" or scored_name != "photos":
         return []
     train, held = bundled_split(argument)[0], bundled_split(scored_argument)[1]
