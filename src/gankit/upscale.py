@@ -96,7 +96,8 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
     if json_path:
         writable(json_path, "The JSON path")
     generator, meta = load_upscaler(run_dir, device)
-    spec = data or meta.get("data_spec") or "photos"
+    trained = meta.get("data_spec") or "photos"
+    spec = data or trained
     photos = photo_set(spec, all_validation=data is not None).validation
     if not photos:
         raise GankitError(f"{spec} holds out no validation image (a folder of one image, or photos with an empty "
@@ -104,8 +105,8 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
     device_of = next(generator.parameters()).device
     scores = evaluate_sr(lambda lr: upscale(generator, lr.to(device_of), tile).cpu(), photos, generator.scale)
     result = {"run": str(run_dir), "family": meta["family"], "step": meta.get("step"), "data": spec,
-              "split": split_name(meta.get("data_spec") or "photos", spec, data), "protocol": f"Y channel (BT.601), border {generator.scale} px shaved, "
-              "8-bit", **scores}
+              "split": split_name(trained, spec, data),
+              "protocol": f"Y channel (BT.601), border {generator.scale} px shaved, 8-bit", **scores}
     if json_path:
         atomic_write_json(Path(json_path), result)
     return result

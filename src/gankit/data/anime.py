@@ -50,6 +50,7 @@ SPELLINGS = {"grey": "gray", "blond": "blonde"}  # read as the reference lists s
 COLOUR_WORDS = frozenset(HAIR.values) | frozenset(EYES.values) | OTHER_COLOURS | frozenset(SPELLINGS)
 # Words that make another colour of the one they precede ('light brown' is not brown).
 SHADES = frozenset({"light", "dark", "pale", "bright", "deep"})
+TAG_SEPARATORS = re.compile(r"[\t,]")  # between tags where a copy has them (tabs or commas)
 COUNTED_TAG = re.compile(r":\s*\d+\s*$")  # 'blue hair:1' marks the tag:count format
 COUNTED_ITEM = re.compile(r"[^:]+?:\s*\d+")  # one 'tag:count' of a row whose separators are spaces
 DEFAULT_SIZE = 64  # seed 001 trains on 64x64 faces
@@ -65,10 +66,10 @@ class TaggedImage:
 def split_tags(text: str) -> list[str]:
     """The tags of one row, lower case, in either format; ValueError for a malformed count."""
     text = text.strip().strip('"').replace("_", " ").lower()
-    if COUNTED_TAG.search(text) and not re.search(r"[\t,]", text):  # copies that lost the tabs: 'blue hair:1 red eyes:1'
+    if COUNTED_TAG.search(text) and not TAG_SEPARATORS.search(text):  # lost tabs: 'blue hair:1 red eyes:1'
         return [counted_tag(item) for item in COUNTED_ITEM.findall(text)]
     tags = []
-    for item in re.split(r"[\t,]", text):  # tabs or commas separate tags where they appear
+    for item in TAG_SEPARATORS.split(text):
         tags += [counted_tag(item)] if ":" in item else plain_tags(item)
     return tags
 

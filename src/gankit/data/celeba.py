@@ -195,7 +195,8 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
     kept_rows = np.asarray(rows, dtype=np.int64)[stored.kept]
     y = torch.from_numpy(np.stack([c[kept_rows] for _, c in columns], axis=1)) if columns else None
     info = DataInfo((channels, size, size), tuple(a for a, _ in columns))
-    note = kept_note(spec, len(stored.kept), total, "rows", dropped) + unlisted_clause(unlisted, IMAGES, attributes_path.name)
+    note = (kept_note(spec, len(stored.kept), total, "rows", dropped)
+            + unlisted_clause(unlisted, IMAGES, attributes_path.name))
     return TensorData(stored.to_tensor(), y, info, spec, [note])
 
 

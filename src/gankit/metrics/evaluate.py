@@ -205,7 +205,8 @@ def format_table(result: dict) -> str:
                          "  ".join(f"{k}: {v}" for k, v in value.items())))
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
-    labels = {"none": "", "uniform": " (labels drawn uniformly)"}.get(result["labels"], f" (labels drawn {result['labels']})")
+    drawn = {"none": "", "uniform": " (labels drawn uniformly)"}
+    labels = drawn.get(result["labels"], f" (labels drawn {result['labels']})")
     lines.append(f"{result['generated_samples']} generated{labels} vs {result['real_samples']} real of "
                  f"{result['dataset']}; features {result['extractor']} ({result['extractor_fingerprint']}); "
                  f"{result['seconds']} s")

@@ -152,7 +152,8 @@ def toy_metrics(fake: np.ndarray, real: np.ndarray, mixture: GaussianMixture, di
         if loss != "hinge":
             out["d_star_gap"] = round(discriminator_gap(curves.d, curves.d_star, curves.p_data, curves.p_g), 4)
         if loss in CROSS_ENTROPY_LOSSES:
-            out["minimax_value"] = round(minimax_value(logits_at(discriminator, real), logits_at(discriminator, fake)), 4)
+            value = minimax_value(logits_at(discriminator, real), logits_at(discriminator, fake))
+            out["minimax_value"] = round(value, 4)
         out["minimax_at_d_star"] = round(optimal_value(curves.x[:, 0], curves.p_data, curves.p_g), 4)
         out["minimax_optimum"] = round(MINIMAX_OPTIMUM, 4)
     return out
