@@ -45,12 +45,24 @@ class Conditioning(nn.Module):
 DROPOUT_RANGE = (0.004, 0.996)  # the rates FastDropout can represent: 1/256 to 255/256, rounded
 
 
+def random_bytes(shape: torch.Size, device: torch.device) -> Tensor:
+    """Uniform random bytes of ``shape``, eight from each 64-bit draw.
+
+    Filling a uint8 tensor spends a whole draw on every byte: on a CPU that took 400 us for the
+    262,144 bytes of a batch-256 CGAN dropout mask, against 100 us for the same bytes as int64
+    words (all 2^64 values but one, so each byte is uniform to within 2^-64).
+    """
+    count = shape.numel()
+    words = torch.empty((count + 7) // 8, dtype=torch.int64, device=device).random_(-2**63, 2**63 - 1)
+    return words.view(torch.uint8)[:count].view(shape)
+
+
 class FastDropout(nn.Module):
     """Dropout whose mask costs one random byte per element instead of one float.
 
     ``nn.Dropout`` on a CPU draws a Mersenne-Twister float per element, which took 14% of a
-    CGAN step here; a byte is about 4x cheaper. ``p`` is rounded to a multiple of 1/256
-    (0.4 becomes 0.398), which no training run can tell apart.
+    CGAN step here; bytes drawn eight at a time (``random_bytes``) are about 20x cheaper. ``p`` is
+    rounded to a multiple of 1/256 (0.4 becomes 0.398), which no training run can tell apart.
     """
 
     def __init__(self, p: float):
@@ -60,8 +72,10 @@ class FastDropout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.threshold == 0:
             return x
-        keep = torch.empty(x.shape, dtype=torch.uint8, device=x.device).random_() >= self.threshold
-        return x * keep.to(x.dtype) * (256 / (256 - self.threshold))
+        keep = random_bytes(x.shape, x.device) >= self.threshold
+        # One product with a mask that holds the rescaling too (0 or 1/(1-p), within 0.4% in bf16):
+        # its backward is one product; scaling x * mask afterwards took 2.6x as long fwd + bwd.
+        return x * keep.to(x.dtype).mul_(256 / (256 - self.threshold))
 
     def extra_repr(self) -> str:
         return f"p={self.threshold / 256:.4f}"
