@@ -495,3 +495,16 @@ def test_tensorboard_drops_the_events_after_the_checkpoint_on_resume(tmp_path: P
     _tensorboard_writer(tmp_path, 0)
     _tensorboard_writer(tmp_path, 40)
     assert made == [None, 41]
+
+
+def test_frozen_takes_d_out_of_the_g_update_and_restores_it_after_an_error():
+    from gankit.models.base import frozen
+    D = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    x = torch.randn(3, 4, requires_grad=True)
+    with frozen(D, D[1]):  # D[1] as a part G's optimizer trains (InfoGAN's Q head)
+        D(x).sum().backward()
+    assert D[0].weight.grad is None and D[1].weight.grad is not None and x.grad is not None
+    with pytest.raises(RuntimeError), frozen(D):
+        assert not any(p.requires_grad for p in D.parameters())
+        raise RuntimeError("a step that fails")
+    assert all(p.requires_grad for p in D.parameters())

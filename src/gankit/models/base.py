@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, ContextManager, Iterator
+from typing import Any, Callable, ClassVar, ContextManager, Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -120,6 +120,30 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
         yield module
     finally:
         module.train(was_training)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module, *trainable: nn.Module) -> Iterator[None]:
+    """``module``'s weights take no gradient for the duration, except those of ``trainable``
+    (its parts that G's loss trains too); then all of them do again. For G's update, where D
+    only passes gradients on: skipping D's weight gradients saves a third of its backward."""
+    module.requires_grad_(False)
+    for part in trainable:
+        part.requires_grad_(True)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
+
+
+def update(optimizer: torch.optim.Optimizer, loss: Tensor, averaged: Iterable[nn.Module] = ()) -> None:
+    """One optimizer step on ``loss``'s gradients, those of ``averaged`` first averaged across
+    ranks (modules run outside DDP's wrapper). Old gradients are dropped, not zeroed: the backward
+    pass then writes fresh tensors instead of adding to zeros."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_across_ranks([p for module in averaged for p in module.parameters()])
+    optimizer.step()
 
 
 def changed_settings(cfg: Any, default: Any, keys: tuple[str, ...]) -> list[str]:
@@ -360,21 +384,11 @@ class GANFamily(nn.Module):
                     fake = G_train(z, y_fake)
                 real_seen, fake_seen = self.augment(real, fake.detach(), ctx=ctx)
                 loss_d, stats = self.d_loss(real_seen, labels, fake_seen, y_fake, ctx)
-            ctx.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            ctx.opt_d.step()
+            update(ctx.opt_d, loss_d)
             self.adapt_augmentation(stats, len(real))
-        # D's weights need no gradient for the G update; skipping them saves a third of D's backward.
-        D.requires_grad_(False)
         shared = self.trained_with_generator()
-        for module in shared:
-            module.requires_grad_(True)
-        with ctx.autocast():
-            loss_g = self.g_loss(*self.augment(fake, ctx=ctx), y_fake, ctx)
-        ctx.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        # g_loss runs the bare D, so DDP has not averaged the gradients of D's shared parts.
-        average_across_ranks([p for module in shared for p in module.parameters()])
-        ctx.opt_g.step()
-        D.requires_grad_(True)
+        with frozen(D, *shared):
+            with ctx.autocast():
+                loss_g = self.g_loss(*self.augment(fake, ctx=ctx), y_fake, ctx)
+            update(ctx.opt_g, loss_g, averaged=shared)  # g_loss runs the bare D: DDP averages none of it
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **{k: v.detach() for k, v in stats.items()}}

@@ -41,7 +41,8 @@ from gankit.config import TILE, DataConfig
 from gankit.data.base import DataInfo, TensorData
 from gankit.data.photos import bicubic_upscale, downscale, load_tiles
 from gankit.errors import GankitError
-from gankit.models.base import AdversarialConfig, GANFamily, Generator, Preview, StepContext, changed_settings
+from gankit.models.base import (AdversarialConfig, GANFamily, Generator, Preview, StepContext, changed_settings, frozen,
+                                update)
 from gankit.models.layers import channels_last
 from gankit.models.registry import register
 from gankit.models.vgg import LAYER_ENDS, VGGFeatures
@@ -271,20 +272,14 @@ class SRGAN(GANFamily):
                 if self.adversarial:
                     loss_d, stats = self.d_loss(hr, None, sr.detach(), None, ctx)
             if self.adversarial:
-                ctx.opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                ctx.opt_d.step()
+                update(ctx.opt_d, loss_d)
                 stats = {"loss_d": loss_d, **stats}
-        with ctx.autocast():
+        with frozen(self.discriminator), ctx.autocast():
             content = self.content_loss(sr, hr)
             loss_g = content
             if self.adversarial:
-                self.discriminator.requires_grad_(False)
                 loss_g = content + self.cfg.adversarial_weight * self.loss.g(self.discriminator(sr).float())
-        ctx.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        ctx.opt_g.step()
-        self.discriminator.requires_grad_(True)
+        update(ctx.opt_g, loss_g)
         stats.update(loss_g=loss_g, content=content, psnr=psnr(sr.detach(), hr))
         return {k: v.detach() for k, v in stats.items()}
 
