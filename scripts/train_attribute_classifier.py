@@ -22,6 +22,7 @@ from torch import Tensor
 from classifier_training import WEIGHTS, fit, seeded_generator, write_weights
 from gankit.data import load_dataset
 from gankit.metrics.attributes import ATTRIBUTES, FacesNet
+from gankit.metrics.features import split_by_attribute
 
 HELD_OUT_FRACTION = 0.1
 MAX_SHIFT = 2
@@ -48,15 +49,15 @@ def augment(x: Tensor, g: torch.Generator) -> Tensor:
 
 
 def loss_of(net: FacesNet, x: Tensor, y: Tensor) -> Tensor:
-    logits = net.split(net(x)[1])
+    logits = split_by_attribute(net(x)[1], ATTRIBUTES).values()
     return sum(F.cross_entropy(l, y[:, i], label_smoothing=0.05) for i, l in enumerate(logits))
 
 
 @torch.no_grad()
 def accuracies(net: FacesNet, x: Tensor, y: Tensor) -> dict[str, float]:
     net.eval()
-    logits = net.split(torch.cat([net(x[i:i + 1000])[1] for i in range(0, len(x), 1000)]))
-    return {a.name: float((l.argmax(1) == y[:, i]).float().mean()) for i, (a, l) in enumerate(zip(ATTRIBUTES, logits))}
+    logits = split_by_attribute(torch.cat([net(x[i:i + 1000])[1] for i in range(0, len(x), 1000)]), ATTRIBUTES)
+    return {name: float((l.argmax(1) == y[:, i]).float().mean()) for i, (name, l) in enumerate(logits.items())}
 
 
 def main() -> None:

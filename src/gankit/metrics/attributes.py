@@ -37,22 +37,17 @@ class FacesNet(nn.Module):
 
     def __init__(self, attributes: tuple[Attribute, ...] = ATTRIBUTES):
         super().__init__()
-        self.sizes = tuple(a.num_classes for a in attributes)
         self.body = nn.Sequential(
             conv_block(3, 32), nn.MaxPool2d(2),    # 16x16
             conv_block(32, 64), nn.MaxPool2d(2),   # 8x8
             conv_block(64, 128), nn.MaxPool2d(2),  # 4x4
             nn.Flatten(), nn.Linear(128 * 4 * 4, FEATURES), nn.ReLU(),
         )
-        self.heads = nn.ModuleList(nn.Linear(FEATURES, k) for k in self.sizes)
+        self.heads = nn.ModuleList(nn.Linear(FEATURES, a.num_classes) for a in attributes)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         features = self.body(x)
         return features, torch.cat([head(features) for head in self.heads], dim=1)
-
-    def split(self, logits: Tensor) -> tuple[Tensor, ...]:
-        """Concatenated logits -> one (N, k) tensor per attribute."""
-        return logits.split(self.sizes, dim=1)
 
 
 class FacesExtractor(FeatureExtractor):

@@ -29,6 +29,12 @@ def fingerprint_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:FINGERPRINT_CHARS]
 
 
+def split_by_attribute(logits: Tensor, attributes: tuple[Attribute, ...]) -> dict[str, Tensor]:
+    """Logits of several attributes side by side (N, sum of their classes) -> {attribute name: (N, k)}."""
+    parts = logits.split([a.num_classes for a in attributes], dim=1) if attributes else ()
+    return {a.name: part for a, part in zip(attributes, parts)}
+
+
 class FeatureExtractor:
     """A frozen network whose forward returns ``(features, logits or None)`` for a batch.
 
@@ -75,10 +81,7 @@ class FeatureExtractor:
     def split_logits(self, logits: Tensor) -> dict[str, Tensor]:
         """Concatenated logits -> {attribute name: (N, k) logits}; none for a network whose logits
         are about no attribute of the data (Inception's ImageNet classes)."""
-        if not self.attributes:
-            return {}
-        parts = logits.split([a.num_classes for a in self.attributes], dim=1)
-        return {a.name: part for a, part in zip(self.attributes, parts)}
+        return split_by_attribute(logits, self.attributes)
 
     def features(self, images: Tensor) -> Tensor:
         return self.features_and_logits(images)[0]
