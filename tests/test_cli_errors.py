@@ -318,6 +318,33 @@ def test_probe_and_eval_refuse_runs_they_cannot_read_in_one_sentence(capsys, tmp
     assert train_cli("gan", tmp_path / "toy", "--steps", "2", "--data", "toy:ring8") == 0
     code, err = run_cli(capsys, "eval", str(tmp_path / "toy"), "--n", "20")
     assert code == 2 and "These scores compare images" in err and "Inception" not in err
+    saved = json.loads((tmp_path / "toy/config.json").read_text())
+    saved["model_cfg"]["d_hidden"] = [-1]  # a D no settings gankit accepts can build
+    (tmp_path / "toy/config.json").write_text(json.dumps(saved))
+    code, err = run_cli(capsys, "probe", str(tmp_path / "toy"), "--labels", "20")
+    assert code == 2 and "config.json holds settings gankit never writes" in err and "Traceback" not in err
+
+
+def test_networks_too_large_to_allocate_are_one_sentence(capsys, tmp_path: Path, monkeypatch):
+    from conftest import train_cli
+
+    from gankit.models.gan import GAN
+
+    def unallocatable(self, cfg, info):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 102400000000 bytes.")
+    monkeypatch.setattr(GAN, "__init__", unallocatable)
+    assert train_cli("gan", tmp_path / "big", "--steps", "2", "--set", "model.latent_dim=100000000") == 2
+    err = capsys.readouterr().err
+    assert "The gan networks that these model settings build do not fit in memory on cpu (DefaultCPUAllocator" in err
+    assert err.count("\n") == 1 and "lower the model sizes given with --set model.KEY=VALUE." in err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    reader = subprocess.Popen([sys.executable, "-m", "gankit", "models"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()  # as `gankit models | head -0` does, before gankit writes a line
+    assert reader.wait(timeout=120) == 141
+    assert reader.stderr.read() == b""
 
 
 def test_probe_and_serve_arguments(capsys, cgan_run: Path):

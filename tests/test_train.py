@@ -271,6 +271,41 @@ def test_a_run_folder_is_not_overwritten(tmp_path: Path, capsys):
     assert f"lies inside the checkpoints of the run in {(tmp_path / 'r').absolute()}" in capsys.readouterr().err
 
 
+def test_a_new_run_never_replaces_a_generator_or_other_files(tmp_path: Path, capsys):
+    import shutil
+    assert train_cli("gan", tmp_path / "r", "--steps", "2") == 0
+    shutil.rmtree(tmp_path / "r/checkpoints")  # a finished generator without its checkpoints
+    before = (tmp_path / "r/generator.safetensors").read_bytes()
+    assert train_cli("gan", tmp_path / "r", "--steps", "2") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "still samples and exports. To train again, choose a new --out." in err and "--out " + str(tmp_path) not in err
+    assert (tmp_path / "r/generator.safetensors").read_bytes() == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "settings"}')
+    assert train_cli("gan", mine, "--steps", "2") == 2
+    assert "holds files that are not a gankit run (config.json); choose a new or empty --out." in capsys.readouterr().err
+    (mine / "config.json").unlink()
+    (mine / "notes.txt").write_text("mine")
+    assert train_cli("gan", mine, "--steps", "2") == 2
+    assert "(notes.txt)" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "mine"
+    (mine / "notes.txt").unlink()
+    assert train_cli("gan", mine, "--steps", "2") == 0  # an empty folder takes a run
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_can_start_again(tmp_path: Path, capsys):
+    assert train_cli("gan", tmp_path / "r", "--steps", "2") == 0
+    for leftover in ("generator.json", "generator.safetensors"):
+        (tmp_path / "r" / leftover).unlink()
+    import shutil
+    shutil.rmtree(tmp_path / "r/checkpoints")  # config.json, metrics.jsonl and samples/ stay, as after a crash
+    assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "4", "--no-progress"]) == 2
+    assert "the run stopped before its first one; start it again with --out" in capsys.readouterr().err
+    assert train_cli("gan", tmp_path / "r", "--steps", "2") == 0
+
+
 def test_divergence_stops_with_one_sentence_and_keeps_the_checkpoint(tmp_path: Path, monkeypatch, capsys):
     from gankit.models.gan import GAN
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -78,6 +78,20 @@ def read_generator_meta(folder: Path, what: str = NO_GENERATOR) -> dict:
     return meta
 
 
+def built_from_file(build: Callable[[], torch.nn.Module], cfg: Any, settings: Path, what: str) -> torch.nn.Module:
+    """The network ``build`` makes from ``cfg``, read from the file ``settings``: settings out of
+    range, or sizes that cannot be allocated, are a damaged file, not a traceback."""
+    try:
+        cfg.validate()
+        return build()
+    except GankitError as e:
+        raise GankitError(f"{settings} holds settings gankit never writes ({str(e).rstrip('.')}); "
+                          "copy the run folder again.") from None
+    except RuntimeError as e:  # sizes that cannot be allocated
+        raise GankitError(f"{settings} describes {what} that cannot be built here "
+                          f"({str(e).strip().splitlines()[0]}); copy the run folder again.") from None
+
+
 def load_generator(folder: Path) -> tuple[Generator, dict]:
     """Rebuild the generator saved in ``folder`` (a run folder or a shared copy of the pair)."""
     folder = Path(folder)
@@ -96,15 +110,7 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
     cfg = config_from_dict(family.Config, meta["model_cfg"], "generator.json model_cfg")
     info = DataInfo.from_dict(meta["data"])  # checked by read_generator_meta
     settings = folder / "generator.json"
-    try:
-        cfg.validate()
-        generator = family.build_generator(cfg, info)
-    except GankitError as e:
-        raise GankitError(f"{settings} holds settings gankit never writes ({str(e).rstrip('.')}); "
-                          "copy the run folder again.") from None
-    except RuntimeError as e:  # sizes that cannot be allocated
-        raise GankitError(f"{settings} describes a generator that cannot be built here "
-                          f"({str(e).strip().splitlines()[0]}); copy the run folder again.") from None
+    generator = built_from_file(lambda: family.build_generator(cfg, info), cfg, settings, "a generator")
     weights = folder / "generator.safetensors"
     try:
         state = load_safetensors(raw)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
-from gankit.artifacts import read_generator_meta, read_json
+from gankit.artifacts import built_from_file, read_generator_meta, read_json
 from gankit.config import RUN_CONFIG_KEYS, config_from_dict
 from gankit.data import TensorData
 from gankit.data.base import DataInfo
@@ -57,7 +57,8 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
     saved = run_config(run)
     family = get_family(saved["model"])
     cfg = config_from_dict(family.Config, saved["model_cfg"], "config.json [model]")
-    D = family.build_discriminator(cfg, run_info(run))
+    info = run_info(run)
+    D = built_from_file(lambda: family.build_discriminator(cfg, info), cfg, run / "config.json", "a discriminator")
     if not list_checkpoints(run / "checkpoints"):
         raise GankitError(f"{run} has no checkpoint, which is where D is kept; train (or resume) it until one is "
                           "written, then probe it.")

@@ -186,8 +186,14 @@ def latest_checkpoint(folder: Path) -> tuple[Checkpoint, list[str]]:
             return read_checkpoint(path), [f"skipped {problem}" for problem in problems]
         except GankitError as e:
             problems.append(str(e))
+    run = folder.parent
+    if (run / "generator.json").exists():  # training again there would replace a finished generator
+        what = f"None of the {len(found)} checkpoints in {folder} is intact ({problems[0]})" if found else \
+            f"No complete checkpoint in {folder}"
+        raise GankitError(f"{what}, so the run cannot continue; its generator ({run}/generator.safetensors) "
+                          "still samples and exports. To train again, choose a new --out.")
     if found:
         raise GankitError(f"None of the {len(found)} checkpoints in {folder} is intact ({problems[0]}); start "
-                          f"the run again in a new folder, or delete {folder} and train with --out {folder.parent}.")
+                          f"the run again in a new folder, or delete {folder} and train with --out {run}.")
     raise GankitError(f"No complete checkpoint in {folder}: the run stopped before its first one; start it again "
-                      f"with --out {folder.parent} instead of --resume.")
+                      f"with --out {run} instead of --resume.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 import math
 import sys
 import time
@@ -18,9 +19,9 @@ import torch
 
 from gankit.artifacts import load_generator, save_generator
 from gankit.atomic import atomic_write_json, checkpoints_owner
-from gankit.config import RunConfig, validate
+from gankit.config import RUN_CONFIG_KEYS, RunConfig, validate
 from gankit.device import resolve_device
-from gankit.data import EpochBatches, TensorData
+from gankit.data import DataInfo, EpochBatches, TensorData
 from gankit.errors import GankitError
 from gankit.models import GANFamily, StepContext, get_family
 from gankit.metrics import default_extractor, load_extractor, quick_scores
@@ -78,7 +79,7 @@ class Trainer:
         if self.dist.is_main:
             for note in self.data.notes:
                 print(f"note: {note}", file=sys.stderr)
-        self.model: GANFamily = family(cfg.model_cfg, self.data.info).to(self.device)
+        self.model: GANFamily = build_model(family, cfg, self.data.info, self.device)
         self.opt_g = make_optimizer(self.model.generator_param_groups(), t.lr_g, t, self.device)
         # SRResNet has no D, hence no D optimizer.
         d_groups = self.model.discriminator_param_groups()
@@ -567,12 +568,50 @@ def write_config(run_dir: Path, cfg: RunConfig) -> None:
     atomic_write_json(run_dir / "config.json", cfg.to_dict())
 
 
+def build_model(family: type[GANFamily], cfg: RunConfig, info: DataInfo, device: torch.device) -> GANFamily:
+    """The family's networks on ``device``; sizes the machine cannot allocate are one sentence."""
+    try:
+        return family(cfg.model_cfg, info).to(device)
+    except (RuntimeError, MemoryError) as e:  # torch's allocators raise RuntimeError (CPU) or OutOfMemoryError
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GankitError(f"The {cfg.model} networks that these model settings build do not fit in memory on "
+                          f"{device} ({first}); lower the model sizes given with --set model.KEY=VALUE.") from None
+
+
+# What a run writes before its first checkpoint: a folder holding only these lost nothing worth keeping.
+EARLY_RUN_ENTRIES = frozenset({"config.json", "metrics.jsonl", "samples", "tensorboard", "checkpoints"})
+
+
+def refuse_occupied(run_dir: Path) -> None:
+    """A new run goes into a new or empty folder, or over a run that stopped before its first
+    checkpoint; never over a generator, a checkpoint or files that are not a run's."""
+    if not run_dir.is_dir():
+        return
+    if list_checkpoints(run_dir / "checkpoints") or (run_dir / "generator.json").exists():
+        raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
+    others = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in EARLY_RUN_ENTRIES)
+    if not others and (run_dir / "config.json").exists() and not is_run_config(run_dir / "config.json"):
+        others = ["config.json"]
+    if others:
+        raise GankitError(f"{run_dir} holds files that are not a gankit run ({', '.join(others[:3])}"
+                          f"{', ...' if len(others) > 3 else ''}); choose a new or empty --out.")
+
+
+def is_run_config(path: Path) -> bool:
+    """Whether ``path`` is a config.json that `gankit train` wrote."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(saved, dict) and all(key in saved for key in RUN_CONFIG_KEYS)
+
+
 def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData | None = None) -> Path:
     """Train ``cfg`` into ``run_dir`` (continuing the run there when ``resume``)."""
     run_dir = Path(run_dir)
     validate(cfg)  # the CLI has checked already; a Python caller may not have
-    if not resume and list_checkpoints(run_dir / "checkpoints"):  # a crash before the first one left nothing to keep
-        raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
+    if not resume:
+        refuse_occupied(run_dir)
     owner = checkpoints_owner(run_dir.absolute())
     if not resume and owner is not None:
         raise GankitError(f"{run_dir} lies inside the checkpoints of the run in {owner}, which deletes old step "
