@@ -375,8 +375,10 @@ def test_a_run_that_crashed_before_its_first_checkpoint_starts_again_in_place(ca
 
     run = tmp_path / "r"
     assert train_cli("gan", run, "--steps", "5") == 0
-    shutil.rmtree(run / "checkpoints")  # as if it had crashed while writing its first checkpoint
+    shutil.rmtree(run / "checkpoints")  # as if it had crashed while writing its first checkpoint,
     (run / "checkpoints" / ".tmp-step-000005").mkdir(parents=True)
+    for written_after in ("generator.json", "generator.safetensors"):  # which the generator files follow
+        (run / written_after).unlink()
     code, err = run_cli(capsys, "train", "gan", "--resume", str(run), "--steps", "3")
     assert code == 2 and f"start it again with --out {run} instead of --resume" in err
     assert train_cli("gan", run, "--steps", "2") == 0
@@ -391,7 +393,12 @@ def test_corrupt_checkpoints_only_are_not_a_loop(capsys, tmp_path: Path):
     for weights in (run / "checkpoints").glob("step-*/weights.safetensors"):
         weights.write_bytes(b"broken")
     code, err = run_cli(capsys, "train", "gan", "--resume", str(run), "--steps", "3")
-    assert code == 2 and "None of the 2 checkpoints" in err and "start the run again in a new folder" in err
+    assert code == 2 and "None of the 2 checkpoints" in err and "its generator" in err
+    assert "To train again, choose a new --out." in err and f"--out {run}" not in err  # which would replace it
+    for name in ("generator.json", "generator.safetensors"):
+        (run / name).unlink()
+    code, err = run_cli(capsys, "train", "gan", "--resume", str(run), "--steps", "3")
+    assert code == 2 and "start the run again in a new folder, or delete" in err
 
 
 def test_nan_before_the_first_checkpoint_does_not_promise_one(capsys, tmp_path: Path):
@@ -535,3 +542,24 @@ def test_toy_values_past_float32_are_named():
 
     with pytest.raises(GankitError, match="beyond float32's range"):
         load_dataset("toy:gauss1d,mean=1e39")
+
+
+def test_a_new_run_saves_its_data_path_absolute(tmp_path: Path, monkeypatch):
+    import json
+
+    from conftest import train_cli
+
+    from gankit.data.registry import absolute_spec
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_spec("celeba:data,attrs=hair") == f"celeba:{tmp_path / 'data'},attrs=hair"
+    assert absolute_spec("folder:~/x") == f"folder:{Path.home() / 'x'}"
+    assert absolute_spec("anime:/abs/a,b") == "anime:/abs/a,b"  # a whole-argument path keeps its commas
+    for spec in ("mnist", "faces:200", "toy:ring8,modes=8", "photos:train=astronaut,held=chelsea", "anime:"):
+        assert absolute_spec(spec) == spec
+    assert main(["data", "export", "faces", "exported", "--n", "32"]) == 0
+    assert train_cli("gan", Path("r"), "--steps", "1", "--data", "folder:exported/faces",
+                     "--set", "data.image_size=16") == 0
+    assert json.loads((tmp_path / "r/config.json").read_text())["data"]["spec"] == f"folder:{tmp_path}/exported/faces"
+    monkeypatch.chdir("/")  # the run still finds its data from elsewhere
+    assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "2", "--no-progress"]) == 0

