@@ -117,7 +117,11 @@ def test_sample_refuses_flags_it_would_ignore(capsys, cgan_run: Path):
                         (["--grid", "digit", "--n", "3"], "--n does not apply with --grid"),
                         (["--steps", "5", "--n", "4"], "--steps sets the columns of a --traverse grid"),
                         (["--interpolate", "5", "--steps", "30"], "--steps sets the columns of a --traverse grid"),
-                        (["--interpolate", "5", "--labels", "3,5"], "--interpolate draws one row, for one label")]:
+                        (["--interpolate", "5", "--labels", "3,5"], "--interpolate draws one row, for one label"),
+                        (["--attr", "digit=5", "--label", "3"], "--attr and --label/--labels both choose the labels"),
+                        (["--attr", "digit=5", "--labels", "3,4"], "--attr and --label/--labels both choose"),
+                        (["--traverse", " "], "--traverse is empty; name a code, e.g. --traverse c2"),
+                        (["--grid", ""], "--grid is empty; name one or two attributes")]:
         code, err = run_cli(capsys, "sample", str(cgan_run), *argv)
         assert code == 2 and words in err and err.count("\n") == 1, argv
 
@@ -195,6 +199,12 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--set", "train.eval_every=1", "--set", "train.eval_samples=5"],
      "train.eval_samples must be at least 10 when train.eval_every is set, not 5"),
     (["train", "gan", "--vgg-weights", "vgg.pth"], "--vgg-weights applies to srgan's perceptual loss, not to gan"),
+    (["train", "gan", "--steps", "5", "--set", "train.steps=7"],
+     "--set train.steps and --steps/--epochs/--minutes both set train.steps; give one of them."),
+    (["train", "gan", "--minutes", "1", "--set", "train.epochs=2"], "--set train.epochs and --steps/--epochs/--minutes"),
+    (["train", "gan", "--lr", "1e-3", "--set", "train.lr_g=5e-4"], "--set train.lr_g and --lr both set train.lr_g"),
+    (["train", "gan", "--data", "mnist", "--set", "data.spec=toy:ring8"], "--set data.spec and --data both set"),
+    (["train", "gan", "--steps", "5", "--epochs", "1"], "--steps and --epochs both set how long to train; give one"),
     (["train", "gan", "--batch-size", "0"], "train.batch_size must be at least 2, not 0"),
     (["train", "acgan", "--set", "model.loss=hinge"], "model.label_smoothing is 0.1, which the hinge loss cannot use "
                                                       "(acgan smooths by default); add --set model.label_smoothing=0."),

@@ -355,6 +355,10 @@ def test_upscale_names_its_output_by_the_scale_and_checks_it_first(srresnet_run,
     monkeypatch.setattr(gankit.upscale, "comparison", lambda *a: pytest.fail("upscaled before checking --out"))
     assert main(["upscale", str(srresnet_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.txt")]) == 2
     assert "out.txt ends in .txt, which is not an image format gankit can write" in capsys.readouterr().err
+    before = (tmp_path / "in.png").read_bytes()
+    assert main(["upscale", str(srresnet_run), str(tmp_path / "in.png"), "-o", str(tmp_path / "." / "in.png")]) == 2
+    assert "is the image being upscaled, which writing it would replace" in capsys.readouterr().err
+    assert (tmp_path / "in.png").read_bytes() == before
 
 
 def test_upscale_stands_a_phone_photo_upright(srresnet_run, tmp_path):

@@ -60,19 +60,32 @@ def build_config(args: argparse.Namespace) -> RunConfig:
              "train.device": args.device, "train.lr_g": args.lr, "train.lr_d": args.lr, "train.init": args.init,
              "model.vgg_weights": args.vgg_weights}
     budget = {"train.steps": args.steps, "train.epochs": args.epochs, "train.minutes": args.minutes}
+    if args.steps is not None and args.epochs is not None:  # minutes may cap either; these two would compete
+        raise GankitError("--steps and --epochs both set how long to train; give one (--minutes may cap either).")
     if any(v is not None for v in budget.values()):  # a budget given on the command line replaces the others
         flags.update({k: (0 if v is None else v) for k, v in budget.items()})
     for key, value in flags.items():
         if value is not None:
             set_value(cfg, key, value)
     for assignment in args.set:
-        set_value(cfg, *parse_set(assignment))
+        key, value = parse_set(assignment)
+        if flags.get(key) is not None:  # one would silently replace the other
+            option = next(f for f, keys in OPTION_KEYS.items() if key in keys)
+            raise GankitError(f"--set {key} and {option} both set {key}; give one of them.")
+        set_value(cfg, key, value)
     if args.no_progress:
         cfg.train.progress = False
     if not args.resume:  # a resumed run keeps the spec it saved, which is relative to where it started
         cfg.data.spec = absolute_spec(cfg.data.spec)
     validate(cfg)
     return cfg
+
+
+# The settings each option of `gankit train` sets (a budget option sets all three budgets: the others to 0).
+OPTION_KEYS = {"--data": ("data.spec",), "--batch-size": ("train.batch_size",), "--seed": ("train.seed",),
+               "--device": ("train.device",), "--lr": ("train.lr_g", "train.lr_d"), "--init": ("train.init",),
+               "--vgg-weights": ("model.vgg_weights",),
+               "--steps/--epochs/--minutes": ("train.steps", "train.epochs", "train.minutes")}
 
 
 def data_spec_given(args: argparse.Namespace, toml: dict) -> str:
@@ -132,6 +145,8 @@ def requested_labels(pipe, args: argparse.Namespace):
     if args.label is not None or args.labels is not None:
         if args.label is not None and args.labels is not None:
             raise GankitError("Give either --label or --labels, not both.")
+        if args.attr:
+            raise GankitError("--attr and --label/--labels both choose the labels; give one of them.")
         if len(attrs) > 1:
             example = " ".join(f"--attr {a.name}={a.values[0]}" for a in attrs)
             raise GankitError(f"This model has attributes {', '.join(a.name for a in attrs)}; choose values with {example}.")
@@ -203,6 +218,10 @@ def random_rows(attrs, fixed: dict[str, int | None], n: int, g) -> list[list[int
 
 def check_sample_modes(args: argparse.Namespace) -> None:
     """--traverse, --interpolate and --grid each decide their own pictures: flags they would ignore are refused."""
+    for flag, value, example in (("--traverse", args.traverse, "a code, e.g. --traverse c2"),
+                                 ("--grid", args.grid, "one or two attributes, e.g. --grid hair,eyes")):
+        if value is not None and not value.strip():
+            raise GankitError(f"{flag} is empty; name {example}.")
     if args.traverse and args.interpolate is not None:
         raise GankitError("Give either --traverse or --interpolate, not both.")
     given = {"--n": args.n_given, "--code": args.code, "--npz": args.npz, "--label": args.label is not None,
