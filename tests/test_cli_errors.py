@@ -27,7 +27,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
     (["train", "gan", "--steps", "0"], "budget is empty"),
     (["train", "gan", "--batch-size", "100000", "--steps", "1"], "lower --batch-size"),
     (["train", "gan", "--config", "/nonexistent.toml"], "does not exist"),
-    (["train", "cgan", "--resume", "/nonexistent-run"], "config.json is missing"),
+    (["train", "cgan", "--resume", "/nonexistent-run"], "Run folder /nonexistent-run does not exist"),
     (["train", "gan", "--data", "mnist:/nonexistent/mnist.npz"], "does not exist"),
     (["sample", "/nonexistent-run"], "does not exist"),
 ])
@@ -573,3 +573,39 @@ def test_a_new_run_saves_its_data_path_absolute(tmp_path: Path, monkeypatch):
     assert json.loads((tmp_path / "r/config.json").read_text())["data"]["spec"] == f"folder:{tmp_path}/exported/faces"
     monkeypatch.chdir("/")  # the run still finds its data from elsewhere
     assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "2", "--no-progress"]) == 0
+
+
+def test_missing_run_folders_and_files_for_folders_are_named_as_such(capsys, tmp_path: Path):
+    from gankit.atomic import atomic_write_bytes
+
+    missing = tmp_path / "nonexistent"
+    for argv in (["probe", str(missing)], ["eval", str(missing)], ["train", "gan", "--resume", str(missing)]):
+        code, err = run_cli(capsys, *argv)
+        assert code == 2 and f"Run folder {missing} does not exist; pass the folder that `gankit train` wrote." in err
+    (tmp_path / "small.png").write_bytes(b"mine")
+    code, err = run_cli(capsys, "train", "gan", "--out", str(tmp_path / "small.png"), "--steps", "1")
+    assert code == 2 and "is a file, not a folder; choose a folder for the run." in err
+    with pytest.raises(GankitError) as raised:
+        atomic_write_bytes(missing / "x.json", b"{}")
+    assert "choose a writable path" in str(raised.value) and "disk space" not in str(raised.value)
+
+
+def test_version_and_debug_after_the_command(capsys, tmp_path: Path):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("gankit 0.")
+    (tmp_path / "small.png").write_bytes(b"mine")
+    for argv in (["--debug", "train", "gan"], ["train", "gan", "--debug"]):  # the traceback, not the sentence
+        with pytest.raises(GankitError, match="is a file, not a folder"):
+            main([*argv, "--out", str(tmp_path / "small.png"), "--steps", "1"])
+
+
+def test_no_progress_is_this_invocations_choice_not_the_runs(tmp_path: Path):
+    from gankit.cli import build_config, make_parser
+    from conftest import train_cli
+
+    assert train_cli("gan", tmp_path / "r", "--steps", "1") == 0  # TINY passes --no-progress
+    resumed = build_config(make_parser().parse_args(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "2"]))
+    assert resumed.train.progress is True
+    quiet = build_config(make_parser().parse_args(["train", "gan", "--resume", str(tmp_path / "r"), "--no-progress"]))
+    assert quiet.train.progress is False

@@ -543,3 +543,15 @@ def test_frozen_takes_d_out_of_the_g_update_and_restores_it_after_an_error():
         assert not any(p.requires_grad for p in D.parameters())
         raise RuntimeError("a step that fails")
     assert all(p.requires_grad for p in D.parameters())
+
+
+def test_log_rates_leave_out_the_time_spent_saving(monkeypatch):
+    from gankit.train import loop
+
+    clock = iter([0.0, 10.0, 10.0])  # the meter's start, the flush, its restart
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: next(clock))
+    meter = loop.Meter(images_per_step=64, step=0)
+    meter.add(torch.tensor([1.0, 3.0]))
+    meter.exclude(6.0)  # a checkpoint and a sample grid took 6 of the 10 s
+    record = meter.flush(["loss_d", "loss_g"], step=4)
+    assert record == {"loss_d": 1.0, "loss_g": 3.0, "images_per_s": 64.0}  # 4 steps of 64 in 4 s, not 10

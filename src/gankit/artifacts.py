@@ -42,11 +42,19 @@ def save_generator(folder: Path, family: str, model_cfg: Any, info: DataInfo,
     })
 
 
+def require_folder(folder: Path, where: str = "") -> None:
+    """A run folder that is not there is named as such (``where``: where it must be), not as a missing file."""
+    if not folder.is_dir():
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise GankitError(f"Run folder {folder} {state}; pass the folder that `gankit train` wrote{where}.")
+
+
 def read_json(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict:
     """The JSON object in ``path``, which must hold ``keys``; ``what`` is the fix for a user."""
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:
+        require_folder(path.parent)
         raise GankitError(f"{path} is missing; {what}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise GankitError(f"{path} is not readable JSON ({e}); {what}") from None
@@ -95,9 +103,7 @@ def built_from_file(build: Callable[[], torch.nn.Module], cfg: Any, settings: Pa
 def load_generator(folder: Path) -> tuple[Generator, dict]:
     """Rebuild the generator saved in ``folder`` (a run folder or a shared copy of the pair)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        state = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise GankitError(f"Run folder {folder} {state}; pass the folder that `gankit train` wrote.")
+    require_folder(folder)
     meta = read_generator_meta(folder)
     try:
         raw = (folder / "generator.safetensors").read_bytes()

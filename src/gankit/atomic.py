@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -96,7 +97,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         reason = "it is a folder" if path.is_dir() else e.strerror or str(e)
-        raise GankitError(f"Cannot write {path} ({reason}); free disk space or choose a writable path.") from None
+        fix = "free disk space or choose" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
+        raise GankitError(f"Cannot write {path} ({reason}); {fix} a writable path.") from None
     fsync_dir(path.parent)
 
 

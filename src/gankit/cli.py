@@ -29,13 +29,14 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
     family = get_family(args.model)
     if args.resume is not None:
-        from gankit.artifacts import read_json
+        from gankit.artifacts import read_json, require_folder
 
         check_resume_flags(args)
         from gankit.train.distributed import launched_world
 
         shared = (" on every machine, at the same path: resuming a run on several machines needs its folder on "
                   "a filesystem they share" if launched_world() > 1 else "")
+        require_folder(Path(args.resume), shared)
         saved = read_json(Path(args.resume) / "config.json", f"resume needs the run folder that train wrote{shared}.",
                           RUN_CONFIG_KEYS)
         if not isinstance(saved["model"], str):
@@ -46,6 +47,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                               f"resume with `gankit train {saved.get('model')} --resume {args.resume}`.")
         cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], "config.json [model]"))
         apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]}, saved_run=Path(args.resume))
+        cfg.train.progress = True  # how this invocation shows itself, not the run's: --no-progress again if wanted
     else:
         toml = load_toml(Path(args.config)) if args.config else {}
         spec = data_spec_given(args, toml)
@@ -409,11 +411,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # --- parser ------------------------------------------------------------------------------------
 def make_parser() -> argparse.ArgumentParser:
+    from gankit import __version__
+
     parser = argparse.ArgumentParser(prog="gankit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gankit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    # --debug after the command too; SUPPRESS keeps a subcommand from resetting one given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model; writes a run folder")
+    t = sub.add_parser("train", parents=[common], help="train a model; writes a run folder")
     t.add_argument("model", help="model family (see `gankit models`)")
     t.add_argument("--data", help="dataset spec (see `gankit datasets`); default: the model's own")
     t.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
@@ -434,7 +442,7 @@ def make_parser() -> argparse.ArgumentParser:
                    "perceptual loss; default $GANKIT_VGG19, then the torch hub cache")
     t.set_defaults(func=cmd_train)
 
-    u = sub.add_parser("upscale", help="super-resolve an image with a srresnet/srgan run")
+    u = sub.add_parser("upscale", parents=[common], help="super-resolve an image with a srresnet/srgan run")
     u.add_argument("run", help="run folder")
     u.add_argument("image", help="input image (any size)")
     u.add_argument("--out", "-o", help="output image (default IMAGE-x4.png beside the input, named after the "
@@ -447,7 +455,7 @@ def make_parser() -> argparse.ArgumentParser:
     u.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     u.set_defaults(func=cmd_upscale)
 
-    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s = sub.add_parser("sample", parents=[common], help="draw samples from a trained run")
     s.add_argument("run", help="run folder")
     s.add_argument("--n", type=int, default=None, help="number of samples (default 100)")
     s.add_argument("--label", help="one class for every sample (a value name or number)")
@@ -467,14 +475,14 @@ def make_parser() -> argparse.ArgumentParser:
                    help="a strip of STEPS images along a spherical path between two latents")
     s.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("probe", help="linear probe of D's features (and InfoGAN's code recovery)")
+    p = sub.add_parser("probe", parents=[common], help="linear probe of D's features (and InfoGAN's code recovery)")
     p.add_argument("run", help="run folder")
     p.add_argument("--data", help="labelled dataset (default: the run's own)")
     p.add_argument("--labels", default="100,1000", help="label budgets for the linear classifier (default 100,1000)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_probe)
 
-    v = sub.add_parser("eval", help="score a run: FID, KID, IS, precision/recall, class accuracy")
+    v = sub.add_parser("eval", parents=[common], help="score a run: FID, KID, IS, precision/recall, class accuracy")
     v.add_argument("run", help="run folder")
     v.add_argument("--n", type=int, help=f"generated samples (default {EVAL_SAMPLES})")
     v.add_argument("--features", help="feature space: digits, faces or inception (default: digits for 1x28x28 "
@@ -488,29 +496,30 @@ def make_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     v.set_defaults(func=cmd_eval)
 
-    d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
-    e = d.add_parser("export", help="write a built-in dataset to disk in the anime-faces layout")
+    d = sub.add_parser("data", parents=[common], help="dataset tools").add_subparsers(dest="data_command",
+                                                                                       required=True)
+    e = d.add_parser("export", parents=[common], help="write a built-in dataset to disk in the anime-faces layout")
     e.add_argument("dataset", choices=["faces"])
     e.add_argument("dir", help="output folder (faces/ and tags.csv are written inside)")
     e.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
     e.add_argument("--size", type=int, default=32, help="image size in pixels (default 32)")
     e.set_defaults(func=cmd_data_export)
 
-    x = sub.add_parser("export", help="write a run's generator as ONNX or TorchScript")
+    x = sub.add_parser("export", parents=[common], help="write a run's generator as ONNX or TorchScript")
     x.add_argument("run", help="run folder")
     x.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     x.add_argument("--out", "-o", help="model file (default RUN/generator.onnx or RUN/generator.pt); "
                                        "its input layout goes to OUT.json")
     x.set_defaults(func=cmd_export)
 
-    w = sub.add_parser("serve", help="a local web page to sample from runs (needs gankit[serve])")
+    w = sub.add_parser("serve", parents=[common], help="a local web page to sample from runs (needs gankit[serve])")
     w.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders, one tab each")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     w.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     w.set_defaults(func=cmd_serve)
 
-    sub.add_parser("datasets", help="list the datasets").set_defaults(func=cmd_datasets)
-    sub.add_parser("models", help="list the model families").set_defaults(func=cmd_models)
+    sub.add_parser("datasets", parents=[common], help="list the datasets").set_defaults(func=cmd_datasets)
+    sub.add_parser("models", parents=[common], help="list the model families").set_defaults(func=cmd_models)
     return parser
 
 

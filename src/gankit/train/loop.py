@@ -413,12 +413,14 @@ class Trainer:
                 for warning in (self.collapse.check(record), self.slowdown.check(record)):
                     if warning:
                         log.message(warning)
+        start = time.perf_counter()
         if due["score"]:
             self.score(log)
         if due["samples"]:
             self.save_samples(log)
         if due["checkpoint"]:
             self.save()
+        meter.exclude(time.perf_counter() - start)  # frequent checkpoints are not a slow machine
 
     def score(self, log: RunLog | None) -> None:
         """A quick FID (and class accuracy); the best generator so far is kept in ``best/``,
@@ -472,7 +474,8 @@ def finite_weights(module: torch.nn.Module) -> bool:
 
 
 class Meter:
-    """Sums the step statistics between log records; reports their means and images/s."""
+    """Sums the step statistics between log records; reports their means and images/s (of the
+    training steps: time spent saving, drawing and scoring is left out with ``exclude``)."""
 
     def __init__(self, images_per_step: int, step: int):
         self.images_per_step = images_per_step
@@ -480,12 +483,15 @@ class Meter:
 
     def restart(self, step: int) -> None:
         self.sums: torch.Tensor | None = None
-        self.count, self.mark, self.mark_step = 0, time.perf_counter(), step
+        self.count, self.mark, self.mark_step, self.excluded = 0, time.perf_counter(), step, 0.0
         self.checked = step  # the last step whose statistics were read back and found finite
 
     def add(self, values: torch.Tensor) -> None:
         self.sums = values if self.sums is None else self.sums + values
         self.count += 1
+
+    def exclude(self, seconds: float) -> None:
+        self.excluded += seconds
 
     def finite(self) -> bool:
         """Whether every step since the last log record had finite statistics (a NaN or inf in
@@ -500,15 +506,15 @@ class Meter:
     def flush(self, names: list[str], step: int) -> dict[str, float]:
         now = time.perf_counter()
         means = dict(zip(names, (self.sums / self.count).tolist()))
-        rate = self.images_per_step * (step - self.mark_step) / max(now - self.mark, 1e-9)
+        rate = self.images_per_step * (step - self.mark_step) / max(now - self.mark - self.excluded, 1e-9)
         self.restart(step)
         return {**means, "images_per_s": round(rate, 1)}
 
 
 class SlowdownWatch:
     """Warns once when steps on a CPU with several threads run several times slower than the
-    fastest log interval so far, for several intervals in a row (one slow interval is a sample
-    grid or a score). Another program is then busy on a core: PyTorch's threads wait for each
+    fastest log interval so far, for several intervals in a row (a single slow one is a hiccup;
+    the time spent saving, drawing and scoring is not counted: ``Meter.exclude``). Another program is then busy on a core: PyTorch's threads wait for each
     other at every operation, and a step that shares a core takes far longer (README, Speed).
     The thread count is left alone, because it changes a run's numbers: an exact resume needs
     the same count."""
@@ -585,6 +591,8 @@ EARLY_RUN_ENTRIES = frozenset({"config.json", "metrics.jsonl", "samples", "tenso
 def refuse_occupied(run_dir: Path) -> None:
     """A new run goes into a new or empty folder, or over a run that stopped before its first
     checkpoint; never over a generator, a checkpoint or files that are not a run's."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GankitError(f"--out {run_dir} is a file, not a folder; choose a folder for the run.")
     if not run_dir.is_dir():
         return
     if list_checkpoints(run_dir / "checkpoints") or (run_dir / "generator.json").exists():
