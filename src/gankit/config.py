@@ -92,6 +92,7 @@ class RunConfig:
         }
 
 
+MAX_BUDGET = {"train.steps": 10**9, "train.epochs": 10**6, "train.minutes": 525_600}  # a year of minutes
 SECTIONS = ("train", "data", "model")
 RUN_CONFIG_KEYS = ("model", "train", "data", "model_cfg")  # what RunConfig.to_dict writes to config.json
 
@@ -269,6 +270,9 @@ def validate(cfg: RunConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise GankitError(f"{key} must not be negative, not {value}.")
+    for key, value in {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes}.items():
+        if value > MAX_BUDGET[key]:  # a typo's extra zeros, not a run anyone waits for
+            raise GankitError(f"{key} must be at most {MAX_BUDGET[key]:,}, not {value:,}.")
     if t.eval_every and t.eval_samples < MIN_SCORED_SAMPLES:
         raise GankitError(f"train.eval_samples must be at least {MIN_SCORED_SAMPLES} when train.eval_every is set, "
                           f"not {t.eval_samples}.")
