@@ -107,7 +107,7 @@ def test_generator_files_that_gankit_never_writes_are_one_sentence(capsys, cgan_
 
 
 def test_sample_refuses_flags_it_would_ignore(capsys, cgan_run: Path):
-    for argv, words in [(["--interpolate", "0"], "between 2 and 64, not 0"),
+    for argv, words in [(["--interpolate", "0"], "--interpolate must be between 2 and 64, not 0"),
                         (["--interpolate", "4", "--npz", "x.npz"], "--npz does not apply with --interpolate"),
                         (["--traverse", "c2", "--code", "c1=3"], "--code does not apply with --traverse"),
                         (["--traverse", "c2", "--interpolate", "4"], "either --traverse or --interpolate"),
@@ -611,3 +611,8 @@ def test_no_progress_is_this_invocations_choice_not_the_runs(tmp_path: Path):
     assert resumed.train.progress is True
     quiet = build_config(make_parser().parse_args(["train", "gan", "--resume", str(tmp_path / "r"), "--no-progress"]))
     assert quiet.train.progress is False
+
+
+def test_eval_names_n_when_it_asks_for_too_many(capsys, cgan_run: Path):
+    code, err = run_cli(capsys, "eval", str(cgan_run), "--n", "10000000")
+    assert code == 2 and "--n must be at most 1,000,000, not 10,000,000." in err

@@ -220,6 +220,8 @@ def random_rows(attrs, fixed: dict[str, int | None], n: int, g) -> list[list[int
 
 def check_sample_modes(args: argparse.Namespace) -> None:
     """--traverse, --interpolate and --grid each decide their own pictures: flags they would ignore are refused."""
+    from gankit.pipeline import MAX_INTERPOLATION
+
     for flag, value, example in (("--traverse", args.traverse, "a code, e.g. --traverse c2"),
                                  ("--grid", args.grid, "one or two attributes, e.g. --grid hair,eyes")):
         if value is not None and not value.strip():
@@ -236,6 +238,8 @@ def check_sample_modes(args: argparse.Namespace) -> None:
         unused = [flag for flag in ignored[mode] if given[flag]] if on else []
         if unused:
             raise GankitError(f"{unused[0]} does not apply with {mode}, which decides its own pictures; drop it.")
+    if args.interpolate is not None and not 2 <= args.interpolate <= MAX_INTERPOLATION:
+        raise GankitError(f"--interpolate must be between 2 and {MAX_INTERPOLATION}, not {args.interpolate}.")
     if args.steps is not None and not args.traverse:
         raise GankitError("--steps sets the columns of a --traverse grid; drop it (--interpolate N takes its own count).")
     if args.interpolate is not None and args.labels is not None and "," in args.labels:
@@ -333,6 +337,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from gankit.pipeline import MAX_SEED
 
     seed = 0 if args.seed is None else require_whole(args.seed, "--seed", 0, MAX_SEED)
+    from gankit.pipeline import MAX_SAMPLES
+
+    if args.n is not None and args.n > MAX_SAMPLES:
+        raise GankitError(f"--n must be at most {MAX_SAMPLES:,}, not {args.n:,}.")
     result = run_eval(args.run, n=EVAL_SAMPLES if args.n is None else args.n, features=args.features,
                       inception_weights=args.inception_weights, json_path=args.json, device=args.device, seed=seed)
     print(format_table(result))

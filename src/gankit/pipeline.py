@@ -18,6 +18,7 @@ from gankit.models.base import Generator, random_labels
 from gankit.models.infogan import codes_of
 
 MAX_SAMPLES = 1_000_000
+MAX_INTERPOLATION = 64  # images in one interpolation strip
 MAX_VALUES = 2**30  # float32 values one call may return (4 GiB): MAX_SAMPLES MNIST digits fit, large images do not
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 
@@ -148,7 +149,7 @@ class GeneratorPipeline:
     def interpolate(self, steps: int, seed: int = 0, labels: Labels = None) -> Tensor:
         """``steps`` samples walking between two random latents (``walk``), all with one label row:
         the one given, or one drawn with ``seed``."""
-        steps = require_whole(steps, "An interpolation's number of steps", 2, 64)
+        steps = require_whole(steps, "An interpolation's number of steps", 2, MAX_INTERPOLATION)
         z = self.latents(2, seed)
         y = self.labels_tensor(1, labels, torch.Generator(device=self.device).manual_seed(seed))
         z = self.walk(z[:1], z[1:], steps)
