@@ -243,7 +243,7 @@ def test_settings_a_model_would_ignore_are_refused(capsys, tmp_path, argv, words
 
 
 @pytest.mark.parametrize("toml, words", [
-    ("[model]\ng_hidden = 256\n", "model.g_hidden must be a comma-separated list, not 256"),
+    ("[model]\ng_hidden = 256\n", "model.g_hidden must be comma-separated whole numbers such as 256,512, not 256"),
     ("[train]\nsteps = [1, 2]\n", "train.steps must be an integer, not [1, 2]"),
     ("[train]\nsteps = 1979-05-27\n", "train.steps must be an integer"),
     ("[train]\nlr_g = 2020-01-01\n", "train.lr_g must be a number"),

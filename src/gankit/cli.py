@@ -1,4 +1,4 @@
-"""The command line: ``gankit train | sample | eval | upscale | probe | export | serve | data | datasets | models``.
+"""The command line: gankit train | sample | eval | upscale | probe | export | serve | data | datasets | models.
 
 Each command is a thin layer over the Python API. A ``GankitError`` (something the user can
 fix) becomes one line on stderr and exit status 2; ``--debug`` shows the traceback instead.
@@ -42,9 +42,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         if not isinstance(saved["model"], str):
             raise GankitError(f"{Path(args.resume) / 'config.json'} is not the file gankit wrote (its model entry is "
                               f"{saved['model']!r}); restore it, or start a new run with --out.")
-        if saved.get("model") != args.model:
-            raise GankitError(f"{args.resume} holds a {saved.get('model')} run, not {args.model}; "
-                              f"resume with `gankit train {saved.get('model')} --resume {args.resume}`.")
+        if saved["model"] != args.model:
+            raise GankitError(f"{args.resume} holds a {saved['model']} run, not {args.model}; "
+                              f"resume with `gankit train {saved['model']} --resume {args.resume}`.")
         cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], "config.json [model]"))
         apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]}, saved_run=Path(args.resume))
         cfg.train.progress = True  # how this invocation shows itself, not the run's: --no-progress again if wanted
@@ -133,6 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # --- sample ------------------------------------------------------------------------------------
 TRAVERSE_STEPS = 10  # columns of a --traverse grid
+GRID_DRAWS = 10  # columns of a one-attribute --grid: images drawn per value
 
 
 def requested_labels(pipe, args: argparse.Namespace):
@@ -175,7 +176,7 @@ def requested_labels(pipe, args: argparse.Namespace):
         if both:
             raise GankitError(f"{both[0]} is both a --grid axis, which takes every value, and an --attr; drop one.")
         rows = list(range(axes[0].num_classes))
-        cols = list(range(axes[1].num_classes)) if len(axes) > 1 else [None] * 10
+        cols = list(range(axes[1].num_classes)) if len(axes) > 1 else [None] * GRID_DRAWS
         cells = [(r, c) for r in rows for c in cols]
         labels = random_rows(attrs, fixed, len(cells), g)
         for row, (r, c) in zip(labels, cells):
@@ -437,10 +438,10 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, help="budget in generator updates")
     t.add_argument("--epochs", type=float, help="budget in passes over the data")
     t.add_argument("--minutes", type=float, help="budget in wall-clock minutes")
-    t.add_argument("--batch-size", type=int)
+    t.add_argument("--batch-size", type=int, help="images per step (default: the model's recipe)")
     t.add_argument("--lr", type=float, help="learning rate of both G and D")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int, help="seed of the weights, noise and data order (default 0)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: a GPU when there is one")
     t.add_argument("--config", metavar="FILE.toml", help="settings file with [train], [data], [model] tables")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. --set train.ema=0.999 (repeatable)")
@@ -460,19 +461,22 @@ def make_parser() -> argparse.ArgumentParser:
                    help="treat IMAGE as the true high-resolution image: shrink it by the run's scale first, "
                         "then upscale")
     u.add_argument("--tile", type=int, default=TILE, help=f"LR pixels per tile side; bounds memory (default {TILE})")
-    u.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    u.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="default auto: a GPU when there is one")
     u.set_defaults(func=cmd_upscale)
 
     s = sub.add_parser("sample", parents=[common], help="draw samples from a trained run")
     s.add_argument("run", help="run folder")
-    s.add_argument("--n", type=int, default=None, help="number of samples (default 100)")
+    s.add_argument("--n", type=int, default=None,
+                   help="number of samples (default 100; with --labels, one per label)")
     s.add_argument("--label", help="one class for every sample (a value name or number)")
     s.add_argument("--labels", help="comma-separated classes; each gets n/len samples (one grid row each)")
     s.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE",
                    help="fix an attribute, e.g. --attr hair=blue --attr eyes=red; VALUE random draws it per image")
-    s.add_argument("--grid", metavar="A[,B]", help="one image per combination of these attributes' values, e.g. hair,eyes")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", help="grid image path (default RUN/sample.png)")
+    s.add_argument("--grid", metavar="A[,B]", help="one image per combination of these attributes' values "
+                   "(10 per value with one attribute), e.g. hair,eyes")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latents and drawn labels (default 0)")
+    s.add_argument("--out", "-o", help="grid image path (default RUN/sample.png)")
     s.add_argument("--npz", help="write images and labels to this .npz (the grid too only when --out is given)")
     s.add_argument("--code", action="append", default=[], metavar="NAME=VALUE",
                    help="InfoGAN: fix a latent code, e.g. --code c1=3 --code c2=0.5 (repeatable)")
@@ -487,7 +491,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder")
     p.add_argument("--data", help="labelled dataset (default: the run's own)")
     p.add_argument("--labels", default="100,1000", help="label budgets for the linear classifier (default 100,1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and the probe (default 0)")
     p.set_defaults(func=cmd_probe)
 
     v = sub.add_parser("eval", parents=[common], help="score a run: FID, KID, IS, precision/recall, class accuracy")
@@ -515,7 +519,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", parents=[common], help="write a run's generator as ONNX or TorchScript")
     x.add_argument("run", help="run folder")
-    x.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    x.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default onnx")
     x.add_argument("--out", "-o", help="model file (default RUN/generator.onnx or RUN/generator.pt); "
                                        "its input layout goes to OUT.json")
     x.set_defaults(func=cmd_export)

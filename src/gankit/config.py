@@ -106,7 +106,9 @@ def _describe_type(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (tuple,):
-        return "a comma-separated list"
+        item = typing.get_args(tp)[0]
+        return {int: "comma-separated whole numbers such as 256,512", float: "comma-separated numbers"}.get(
+            item, "a comma-separated list")
     return {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(
         tp, str(tp)
     )

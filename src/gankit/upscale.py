@@ -145,5 +145,5 @@ def is_sr_run(run_dir: str | Path) -> bool:
 
     if not Path(run_dir).is_dir():
         return False  # the generic path names the missing folder
-    meta = read_generator_meta(Path(run_dir), "evaluate a folder that `gankit train` wrote.")
+    meta = read_generator_meta(Path(run_dir), "pass the run folder that `gankit train` wrote.")
     return issubclass(get_family(meta["family"]), SRGAN)

@@ -183,7 +183,7 @@ def latest_checkpoint(folder: Path) -> tuple[Checkpoint, list[str]]:
     found = list_checkpoints(folder)
     for path in reversed(found):
         try:
-            return read_checkpoint(path), [f"skipped {problem}" for problem in problems]
+            return read_checkpoint(path), [f"skipped: {problem}" for problem in problems]
         except GankitError as e:
             problems.append(str(e))
     run = folder.parent
