@@ -152,7 +152,10 @@ def test_default_path_is_inside_the_run(infogan_dir):
 @pytest.mark.parametrize("fmt, out, message", [
     ("tflite", "g.tflite", "Unknown export format 'tflite'; choose one of onnx, torchscript"),
     ("torchscript", ".", "is a folder; give a file path inside it"),
-    ("torchscript", "file.txt/g.pt", "Cannot create the folder of --out .* choose a writable path")])  # below a file
+    ("torchscript", "file.txt/g.pt", "Cannot create the folder of --out .* choose a writable path"),  # below a file
+    ("onnx", "m.pt", "ends in .pt, which names the torchscript format, but the format is onnx; end it in .onnx"),
+    ("torchscript", "m.ONNX", "which names the onnx format, but the format is torchscript"),
+    ("torchscript", "m.onnx.json", "ends in .json, the name of an export's input layout; end it in .pt")])
 def test_bad_requests_are_user_errors_before_the_export_runs(infogan_dir, tmp_path, monkeypatch, fmt, out, message):
     import gankit.export
 
@@ -193,6 +196,9 @@ def test_cli_export_writes_the_file_and_its_layout(infogan_dir, tmp_path, capsys
     assert main(["export", str(infogan_dir), "--format", "torchscript", "--out", str(out)]) == 0
     assert out.stat().st_size > 0 and sidecar_path(out).exists()
     assert str(out) in capsys.readouterr().out
+    inferred = tmp_path / "cli" / "h.pth"  # no --format: the suffix names TorchScript, a zip archive
+    assert main(["export", str(infogan_dir), "--out", str(inferred)]) == 0
+    assert inferred.read_bytes()[:2] == b"PK"
 
 
 def test_cli_export_of_a_missing_run_is_one_line_and_status_2(tmp_path, capsys):

@@ -402,9 +402,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 # --- export / serve ----------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from gankit.export import export_generator, sidecar_path
+    from gankit.export import export_generator, format_of, sidecar_path
 
-    out = export_generator(args.run, args.format, args.out)
+    out = export_generator(args.run, args.format or format_of(args.out) or "onnx", args.out)
     print(f"wrote {out} and its input layout {sidecar_path(out)}")
     return 0
 
@@ -519,7 +519,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", parents=[common], help="write a run's generator as ONNX or TorchScript")
     x.add_argument("run", help="run folder")
-    x.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default onnx")
+    x.add_argument("--format", choices=["onnx", "torchscript"],
+                   help="default: the one --out's suffix names (.onnx, .pt/.pth), else onnx")
     x.add_argument("--out", "-o", help="model file (default RUN/generator.onnx or RUN/generator.pt); "
                                        "its input layout goes to OUT.json")
     x.set_defaults(func=cmd_export)

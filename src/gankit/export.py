@@ -39,6 +39,7 @@ from gankit.pipeline import GeneratorPipeline, load
 
 ExportFormat = Literal["onnx", "torchscript"]
 FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}  # format -> default file suffix
+SUFFIXES: dict[str, tuple[str, ...]] = {"onnx": (".onnx",), "torchscript": (".pt", ".pth")}  # suffixes naming each
 METADATA_FORMAT = "gankit-export/1"
 EXAMPLE_BATCH = 2  # torch.export treats sizes 0 and 1 as constants, so trace with a larger batch
 EXAMPLE_SIDE = 12  # the side of the example low-resolution image a super-resolution graph is traced with
@@ -53,6 +54,22 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise GankitError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     return fmt
+
+
+def format_of(path: str | Path | None) -> str | None:
+    """The format a model file's suffix names (.onnx, or .pt/.pth for TorchScript), or None."""
+    suffix = Path(path).suffix.lower() if path is not None else ""
+    return next((fmt for fmt, suffixes in SUFFIXES.items() if suffix in suffixes), None)
+
+
+def check_suffix(out: Path, fmt: str) -> None:
+    """A model file named as another format, or as its own input layout, misleads whoever opens it."""
+    named = format_of(out)
+    if named is not None and named != fmt:
+        raise GankitError(f"--out {out} ends in {out.suffix}, which names the {named} format, but the format is "
+                          f"{fmt}; end it in {FORMATS[fmt]} or give --format {named}.")
+    if out.suffix.lower() == ".json":
+        raise GankitError(f"--out {out} ends in .json, the name of an export's input layout; end it in {FORMATS[fmt]}.")
 
 
 # --- the input layout ------------------------------------------------------------------------
@@ -161,7 +178,9 @@ def export_generator(run_dir: str | Path, fmt: ExportFormat = "onnx", out_path: 
     .pt) and its input layout as ``<out_path>.json``; returns the model file's path."""
     check_format(fmt)
     pipe = load(run_dir)  # on the CPU: exported graphs are device-independent
-    out = writable(out_path if out_path is not None else default_path(run_dir, fmt), "--out")  # before the slow part
+    out = Path(out_path) if out_path is not None else default_path(run_dir, fmt)
+    check_suffix(out, fmt)
+    out = writable(out, "--out")  # before the slow part
     writable(sidecar_path(out), "The input layout of --out")  # RUN/generator as --out would replace generator.json
     metadata = export_metadata(pipe, fmt)
     data = onnx_bytes(pipe, metadata) if fmt == "onnx" else torchscript_bytes(pipe, metadata)
