@@ -205,6 +205,7 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--lr", "1e-3", "--set", "train.lr_g=5e-4"], "--set train.lr_g and --lr both set train.lr_g"),
     (["train", "gan", "--data", "mnist", "--set", "data.spec=toy:ring8"], "--set data.spec and --data both set"),
     (["train", "gan", "--steps", "5", "--epochs", "1"], "--steps and --epochs both set how long to train; give one"),
+    (["train", "gan", "--resume", "/nonexistent-run", "--seed", "7"], "--seed does not apply with --resume"),
     (["train", "gan", "--steps", "99999999999999999999999"], "train.steps must be at most 1,000,000,000, not 99,999"),
     (["train", "gan", "--minutes", "1e9"], "train.minutes must be at most 525,600, not 1,000,000,000"),
     (["train", "gan", "--batch-size", "0"], "train.batch_size must be at least 2, not 0"),

@@ -114,6 +114,9 @@ def check_resume_flags(args: argparse.Namespace) -> None:
         if value:
             raise GankitError(f"{flag} does not apply with --resume, which continues {args.resume} in place with its "
                               "own settings; drop it (change a setting with --set section.key=value).")
+    if args.seed is not None:  # the saved noise and data order continue; a new seed would only relabel the run
+        raise GankitError(f"--seed does not apply with --resume: {args.resume} continues the random streams its "
+                          "checkpoint saved; drop it, or start a new run with --out to use another seed.")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
