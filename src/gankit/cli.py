@@ -137,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- sample ------------------------------------------------------------------------------------
 TRAVERSE_STEPS = 10  # columns of a --traverse grid
 GRID_DRAWS = 10  # columns of a one-attribute --grid: images drawn per value
+MIN_TILE = 8  # LR pixels per side of an upscale tile
 
 
 def requested_labels(pipe, args: argparse.Namespace):
@@ -355,6 +356,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_upscale(args: argparse.Namespace) -> int:
     from gankit.upscale import upscale_file
 
+    # Every tile also runs G's context around it (about 40 LR pixels), so tiny tiles cost hours on a photo.
+    require_whole(args.tile, "--tile", MIN_TILE, 2**16)
     out = upscale_file(args.run, args.image, args.out, args.compare, args.from_hr, args.tile, args.device)
     print(f"wrote {out}")
     return 0
@@ -463,7 +466,7 @@ def make_parser() -> argparse.ArgumentParser:
     u.add_argument("--from-hr", action="store_true",
                    help="treat IMAGE as the true high-resolution image: shrink it by the run's scale first, "
                         "then upscale")
-    u.add_argument("--tile", type=int, default=TILE, help=f"LR pixels per tile side; bounds memory (default {TILE})")
+    u.add_argument("--tile", type=int, default=TILE, help=f"LR pixels per tile side, at least 8; bounds memory (default {TILE})")
     u.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="default auto: a GPU when there is one")
     u.set_defaults(func=cmd_upscale)
