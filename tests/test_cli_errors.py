@@ -617,3 +617,11 @@ def test_no_progress_is_this_invocations_choice_not_the_runs(tmp_path: Path):
 def test_eval_names_n_when_it_asks_for_too_many(capsys, cgan_run: Path):
     code, err = run_cli(capsys, "eval", str(cgan_run), "--n", "10000000")
     assert code == 2 and "--n must be at most 1,000,000, not 10,000,000." in err
+
+
+def test_a_grid_too_large_to_open_is_refused_before_sampling(capsys, cgan_run: Path, tmp_path: Path, monkeypatch):
+    import gankit.pipeline
+
+    monkeypatch.setattr(gankit.pipeline.GeneratorPipeline, "generate", lambda *a, **k: pytest.fail("sampled first"))
+    code, err = run_cli(capsys, "sample", str(cgan_run), "--n", "10001", "--out", str(tmp_path / "big.png"))
+    assert code == 2 and "A grid picture of 10,001 images is too large to open (at most 10,000)" in err

@@ -138,6 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 TRAVERSE_STEPS = 10  # columns of a --traverse grid
 GRID_DRAWS = 10  # columns of a one-attribute --grid: images drawn per value
 MIN_TILE = 8  # LR pixels per side of an upscale tile
+MAX_GRID = 10_000  # images in one grid picture: 100,000 MNIST digits made 8,876 px a side, past Pillow's bomb limit
 
 
 def requested_labels(pipe, args: argparse.Namespace):
@@ -282,6 +283,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     # Both outputs checked before sampling, which can take minutes.
     grid = None if vectors or (args.npz and not args.out) else writable_image(args.out or Path(args.run) / "sample.png",
                                                                               "--out")
+    if grid is not None and n > MAX_GRID:
+        raise GankitError(f"A grid picture of {n:,} images is too large to open (at most {MAX_GRID:,}); write them "
+                          "with --npz FILE and no --out, or lower --n.")
     if vectors and not args.npz:  # points have no grid picture: save them
         args.npz = str(Path(args.run) / "samples.npz")
     npz = Path(args.npz) if args.npz else None
