@@ -58,10 +58,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         apply_mapping(cfg, toml)
     if args.vgg_weights and not hasattr(cfg.model_cfg, "vgg_weights"):
         raise GankitError(f"--vgg-weights applies to srgan's perceptual loss, not to {args.model}; drop it.")
-    flags = {"data.spec": args.data, "train.batch_size": args.batch_size, "train.seed": args.seed,
-             "train.device": args.device, "train.lr_g": args.lr, "train.lr_d": args.lr, "train.init": args.init,
-             "model.vgg_weights": args.vgg_weights}
-    budget = {"train.steps": args.steps, "train.epochs": args.epochs, "train.minutes": args.minutes}
+    flags = {key: getattr(args, option[2:].replace("-", "_")) for option, keys in OPTION_KEYS.items() for key in keys}
+    budget = {f"train.{option[2:]}": getattr(args, option[2:]) for option in BUDGET_OPTIONS}
     if args.steps is not None and args.epochs is not None:  # minutes may cap either; these two would compete
         raise GankitError("--steps and --epochs both set how long to train; give one (--minutes may cap either).")
     if any(v is not None for v in budget.values()):  # a budget given on the command line replaces the others
@@ -72,7 +70,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     for assignment in args.set:
         key, value = parse_set(assignment)
         if flags.get(key) is not None:  # one would silently replace the other
-            option = next(f for f, keys in OPTION_KEYS.items() if key in keys)
+            option = next((f for f, keys in OPTION_KEYS.items() if key in keys), "/".join(BUDGET_OPTIONS))
             raise GankitError(f"--set {key} and {option} both set {key}; give one of them.")
         set_value(cfg, key, value)
     if args.no_progress:
@@ -83,11 +81,11 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return cfg
 
 
-# The settings each option of `gankit train` sets (a budget option sets all three budgets: the others to 0).
+# The settings each option of `gankit train` sets; a budget option sets train.<its name> and the others to 0.
 OPTION_KEYS = {"--data": ("data.spec",), "--batch-size": ("train.batch_size",), "--seed": ("train.seed",),
                "--device": ("train.device",), "--lr": ("train.lr_g", "train.lr_d"), "--init": ("train.init",),
-               "--vgg-weights": ("model.vgg_weights",),
-               "--steps/--epochs/--minutes": ("train.steps", "train.epochs", "train.minutes")}
+               "--vgg-weights": ("model.vgg_weights",)}
+BUDGET_OPTIONS = ("--steps", "--epochs", "--minutes")
 
 
 def data_spec_given(args: argparse.Namespace, toml: dict) -> str:
@@ -137,7 +135,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- sample ------------------------------------------------------------------------------------
 TRAVERSE_STEPS = 10  # columns of a --traverse grid
 GRID_DRAWS = 10  # columns of a one-attribute --grid: images drawn per value
-MIN_TILE = 8  # LR pixels per side of an upscale tile
 MAX_GRID = 10_000  # images in one grid picture: 100,000 MNIST digits made 8,876 px a side, past Pillow's bomb limit
 
 
@@ -343,11 +340,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     if args.data:
         raise GankitError("--data applies to super-resolution runs (srresnet, srgan); drop it for this run.")
-    from gankit.pipeline import MAX_SEED
+    from gankit.pipeline import MAX_SAMPLES, MAX_SEED
 
     seed = 0 if args.seed is None else require_whole(args.seed, "--seed", 0, MAX_SEED)
-    from gankit.pipeline import MAX_SAMPLES
-
     if args.n is not None and args.n > MAX_SAMPLES:
         raise GankitError(f"--n must be at most {MAX_SAMPLES:,}, not {args.n:,}.")
     result = run_eval(args.run, n=EVAL_SAMPLES if args.n is None else args.n, features=args.features,
@@ -357,6 +352,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # --- upscale ---------------------------------------------------------------------------------
+MIN_TILE = 8  # LR pixels per side of an upscale tile
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from gankit.upscale import upscale_file
 

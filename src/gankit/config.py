@@ -272,9 +272,10 @@ def validate(cfg: RunConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise GankitError(f"{key} must not be negative, not {value}.")
-    for key, value in {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes}.items():
-        if value > MAX_BUDGET[key]:  # a typo's extra zeros, not a run anyone waits for
-            raise GankitError(f"{key} must be at most {MAX_BUDGET[key]:,}, not {value:,}.")
+    for key, limit in MAX_BUDGET.items():
+        value = getattr(t, key.removeprefix("train."))
+        if value > limit:  # a typo's extra zeros, not a run anyone waits for
+            raise GankitError(f"{key} must be at most {limit:,}, not {value:,}.")
     if t.eval_every and t.eval_samples < MIN_SCORED_SAMPLES:
         raise GankitError(f"train.eval_samples must be at least {MIN_SCORED_SAMPLES} when train.eval_every is set, "
                           f"not {t.eval_samples}.")

@@ -15,7 +15,7 @@ def resolve_device(choice: str | torch.device) -> torch.device:
         raise GankitError(f"Unknown device {text!r}; use auto, cpu, cuda or cuda:N.")
     if kind == "cuda" or (kind == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise GankitError(f"Device {text} was asked for but PyTorch sees no CUDA GPU; use cpu or auto (--device cpu).")
+            raise GankitError(f"Device {text} was asked for but PyTorch sees no CUDA GPU; use --device cpu (or auto).")
         if index and int(index) >= torch.cuda.device_count():
             raise GankitError(f"Device {text} does not exist: PyTorch sees {torch.cuda.device_count()} GPU(s).")
         return torch.device(text if index else "cuda")

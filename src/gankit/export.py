@@ -38,8 +38,8 @@ from gankit.models.srgan import SRResNetGenerator
 from gankit.pipeline import GeneratorPipeline, load
 
 ExportFormat = Literal["onnx", "torchscript"]
-FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}  # format -> default file suffix
 SUFFIXES: dict[str, tuple[str, ...]] = {"onnx": (".onnx",), "torchscript": (".pt", ".pth")}  # suffixes naming each
+FORMATS: dict[str, str] = {fmt: suffixes[0] for fmt, suffixes in SUFFIXES.items()}  # format -> default file suffix
 METADATA_FORMAT = "gankit-export/1"
 EXAMPLE_BATCH = 2  # torch.export treats sizes 0 and 1 as constants, so trace with a larger batch
 EXAMPLE_SIDE = 12  # the side of the example low-resolution image a super-resolution graph is traced with

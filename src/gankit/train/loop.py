@@ -514,8 +514,9 @@ class Meter:
 class SlowdownWatch:
     """Warns once when steps on a CPU with several threads run several times slower than the
     fastest log interval so far, for several intervals in a row (a single slow one is a hiccup;
-    the time spent saving, drawing and scoring is not counted: ``Meter.exclude``). Another program is then busy on a core: PyTorch's threads wait for each
-    other at every operation, and a step that shares a core takes far longer (README, Speed).
+    the time spent saving, drawing and scoring is not counted: ``Meter.exclude``). Another
+    program is then busy on a core: PyTorch's threads wait for each other at every operation,
+    and a step that shares a core takes far longer (README, Speed).
     The thread count is left alone, because it changes a run's numbers: an exact resume needs
     the same count."""
 
@@ -591,10 +592,10 @@ EARLY_RUN_ENTRIES = frozenset({"config.json", "metrics.jsonl", "samples", "tenso
 def refuse_occupied(run_dir: Path) -> None:
     """A new run goes into a new or empty folder, or over a run that stopped before its first
     checkpoint; never over a generator, a checkpoint or files that are not a run's."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise GankitError(f"--out {run_dir} is a file, not a folder; choose a folder for the run.")
-    if not run_dir.is_dir():
+    if not run_dir.exists():
         return
+    if not run_dir.is_dir():
+        raise GankitError(f"--out {run_dir} is a file, not a folder; choose a folder for the run.")
     if list_checkpoints(run_dir / "checkpoints") or (run_dir / "generator.json").exists():
         raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
     others = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in EARLY_RUN_ENTRIES)
