@@ -625,3 +625,8 @@ def test_a_grid_too_large_to_open_is_refused_before_sampling(capsys, cgan_run: P
     monkeypatch.setattr(gankit.pipeline.GeneratorPipeline, "generate", lambda *a, **k: pytest.fail("sampled first"))
     code, err = run_cli(capsys, "sample", str(cgan_run), "--n", "10001", "--out", str(tmp_path / "big.png"))
     assert code == 2 and "A grid picture of 10,001 images is too large to open (at most 10,000)" in err
+
+
+def test_eval_of_a_missing_run_makes_no_json_folder(capsys, tmp_path: Path):
+    code, err = run_cli(capsys, "eval", str(tmp_path / "missing"), "--json", str(tmp_path / "out/a/b.json"))
+    assert code == 2 and "does not exist" in err and not (tmp_path / "out").exists()

@@ -323,10 +323,12 @@ EVAL_SAMPLES = 5000  # generated samples gankit eval scores by default
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from gankit.artifacts import require_folder
     from gankit.metrics import format_table, run_eval
     from gankit.upscale import format_sr_table, is_sr_run, sr_eval
 
-    if args.json:
+    if args.json:  # named as the flag here (the Python API says "The JSON path"), once the run is there
+        require_folder(Path(args.run))
         writable(args.json, "--json")
     if is_sr_run(args.run):
         gan_only = {"--n": args.n, "--features": args.features, "--inception-weights": args.inception_weights,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gankit.artifacts import load_generator, read_generator_meta
+from gankit.artifacts import load_generator, read_generator_meta, require_folder
 from gankit.atomic import atomic_write_encoded, atomic_write_json, image_format, writable, writable_image
 from gankit.data.images import SkippedImage
 from gankit.data.base import signed
@@ -96,6 +96,7 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
     """PSNR/SSIM (Y channel) of the run and of bicubic on the run's held-out photographs, or
     on every image of ``data`` (``folder:PATH``) when given."""
     if json_path:
+        require_folder(Path(run_dir))  # before the JSON path's folder is made
         writable(json_path, "The JSON path")
     generator, meta = load_upscaler(run_dir, device)
     trained = meta.get("data_spec") or "photos"

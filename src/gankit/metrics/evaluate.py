@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gankit.artifacts import read_generator_meta
+from gankit.artifacts import read_generator_meta, require_folder
 from gankit.atomic import atomic_write_json, writable
 from gankit.config import MIN_SCORED_SAMPLES, DataConfig
 from gankit.data import DataInfo, TensorData, load_dataset
@@ -172,6 +172,7 @@ def run_eval(run_dir: str | Path, n: int = 5000, features: str | None = None, in
     (default: the feature space training scores this data in, ``default_extractor``)."""
     check_sample_count(n)  # before loading anything: the data can take seconds
     if json_path:
+        require_folder(Path(run_dir))  # before the JSON path's folder is made
         writable(json_path, "The JSON path")
     if inception_weights and features not in (None, "inception"):
         raise GankitError(f"--inception-weights applies to --features inception, not {features}; drop it.")
