@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 import math
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from gankit.artifacts import load_generator, save_generator
+from gankit.artifacts import load_generator, read_json, save_generator
 from gankit.atomic import atomic_write_json, checkpoints_owner
 from gankit.config import RUN_CONFIG_KEYS, RunConfig, validate
 from gankit.device import resolve_device
@@ -609,10 +608,10 @@ def refuse_occupied(run_dir: Path) -> None:
 def is_run_config(path: Path) -> bool:
     """Whether ``path`` is a config.json that `gankit train` wrote."""
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        read_json(path, "", RUN_CONFIG_KEYS)  # the check resume makes of it
+    except GankitError:
         return False
-    return isinstance(saved, dict) and all(key in saved for key in RUN_CONFIG_KEYS)
+    return True
 
 
 def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData | None = None) -> Path:
