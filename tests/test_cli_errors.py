@@ -244,17 +244,22 @@ def test_settings_a_model_would_ignore_are_refused(capsys, tmp_path, argv, words
 
 
 @pytest.mark.parametrize("toml, words", [
-    ("[model]\ng_hidden = 256\n", "model.g_hidden must be comma-separated whole numbers such as 256,512, not 256"),
-    ("[train]\nsteps = [1, 2]\n", "train.steps must be an integer, not [1, 2]"),
-    ("[train]\nsteps = 1979-05-27\n", "train.steps must be an integer"),
-    ("[train]\nlr_g = 2020-01-01\n", "train.lr_g must be a number"),
-    ("train = 5\n", "train must be a table of settings, not 5"),
-    ("[optim]\nlr = 1\n", "Unknown config section [optim]"),
+    ("[model]\ng_hidden = 256\n", "model.g_hidden in {} must be comma-separated whole numbers such as 256,512, not 256"),
+    ("[train]\nsteps = [1, 2]\n", "train.steps in {} must be an integer, not [1, 2]"),
+    ("[train]\nsteps = 1979-05-27\n", "train.steps in {} must be an integer"),
+    ("[train]\nsteps = 1e3\n", "train.steps in {} must be an integer, not 1000.0"),  # as --set refuses "1e3"
+    ("[train]\nseed = 5.0\n", "train.seed in {} must be an integer, not 5.0"),
+    ("[train]\nlr_g = 2020-01-01\n", "train.lr_g in {} must be a number"),
+    ("[train]\nstep = 5\n", "Unknown setting 'train.step' in {}; valid keys in [train] are: steps,"),
+    ("train = 5\n", "train in {} must be a table of settings, not 5; write [train] on its own line"),
+    ("steps = 5\n[train]\nseed = 1\n", "steps in {} is outside any table; put it under [train]."),
+    ("latent_dim = 5\n", "latent_dim in {} is outside any table; put it under [model]."),
+    ("[optim]\nlr = 1\n", "Unknown config section [optim] in {}"),
 ])
-def test_toml_values_of_the_wrong_type_name_the_key(capsys, tmp_path, toml, words):
+def test_toml_errors_name_the_file_and_the_key(capsys, tmp_path, toml, words):
     (tmp_path / "c.toml").write_text(toml)
     code, err = run_cli(capsys, "train", "gan", "--config", str(tmp_path / "c.toml"))
-    assert code == 2 and words in err
+    assert code == 2 and words.format(tmp_path / "c.toml") in err and err.count("\n") == 1
 
 
 def test_a_damaged_config_json_is_named_on_resume_not_given_toml_advice(capsys, tmp_path):
@@ -263,8 +268,30 @@ def test_a_damaged_config_json_is_named_on_resume_not_given_toml_advice(capsys, 
     (tmp_path / "config.json").write_text(json.dumps({"model": "gan", "train": 5, "data": {}, "model_cfg": {}}))
     code, err = run_cli(capsys, "train", "gan", "--resume", str(tmp_path))
     assert code == 2 and err.count("\n") == 1
-    assert "train must be a table of settings, not 5" in err and f"{tmp_path / 'config.json'} is not the file" in err
+    assert f"train in {tmp_path / 'config.json'} must be a table of settings, not 5; restore the file" in err
     assert "key = value" not in err
+
+
+@pytest.mark.parametrize("section, entry, words", [
+    ("model_cfg", {"latent_dim": "x"}, "model_cfg.latent_dim in {} must be an integer, not 'x'; restore the file as "
+                                       "gankit wrote it."),
+    ("model_cfg", {"wings": 2}, "model_cfg.wings in {} is not a setting of this gankit version"),
+    ("train", {"steps": "x"}, "train.steps in {} must be an integer, not 'x'; restore the file as gankit wrote it."),
+    ("train", {"wings": 2}, "train.wings in {} is not a setting of this gankit version"),
+])
+def test_a_bad_entry_in_a_saved_config_json_names_the_file_and_the_fix(capsys, tmp_path, section, entry, words):
+    import json
+
+    run = tmp_path / "run"
+    code, _ = run_cli(capsys, "train", "gan", "--steps", "2", "--batch-size", "8", "--no-progress", "--out", str(run))
+    assert code == 0
+    saved = json.loads((run / "config.json").read_text())
+    saved[section].update(entry)
+    (run / "config.json").write_text(json.dumps(saved))
+    readers = [["train", "gan", "--resume", str(run), "--steps", "3"]] + [["probe", str(run)]] * (section == "model_cfg")
+    for argv in readers:  # probe reads only model_cfg, to build D
+        code, err = run_cli(capsys, *argv)
+        assert code == 2 and words.format(run / "config.json") in err and err.count("\n") == 1
 
 
 def test_unreadable_config_files_name_the_file(capsys, tmp_path):

@@ -113,7 +113,7 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
         raise GankitError(f"{folder / 'generator.safetensors'} does not match its recorded checksum; copy it again "
                           "(in the run's own folder, resuming the run writes both files again from its checkpoint).")
     family = get_family(meta["family"])
-    cfg = config_from_dict(family.Config, meta["model_cfg"], "generator.json model_cfg")
+    cfg = config_from_dict(family.Config, meta["model_cfg"], folder / "generator.json", "model_cfg")
     info = DataInfo.from_dict(meta["data"])  # checked by read_generator_meta
     settings = folder / "generator.json"
     generator = built_from_file(lambda: family.build_generator(cfg, info), cfg, settings, "a generator")

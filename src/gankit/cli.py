@@ -37,16 +37,17 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         shared = (" on every machine, at the same path: resuming a run on several machines needs its folder on "
                   "a filesystem they share" if launched_world() > 1 else "")
         require_folder(Path(args.resume), shared)
-        saved = read_json(Path(args.resume) / "config.json", f"resume needs the run folder that train wrote{shared}.",
+        saved_file = Path(args.resume) / "config.json"
+        saved = read_json(saved_file, f"resume needs the run folder that train wrote{shared}.",
                           RUN_CONFIG_KEYS)
         if not isinstance(saved["model"], str):
-            raise GankitError(f"{Path(args.resume) / 'config.json'} is not the file gankit wrote (its model entry is "
+            raise GankitError(f"{saved_file} is not the file gankit wrote (its model entry is "
                               f"{saved['model']!r}); restore it, or start a new run with --out.")
         if saved["model"] != args.model:
             raise GankitError(f"{args.resume} holds a {saved['model']} run, not {args.model}; "
                               f"resume with `gankit train {saved['model']} --resume {args.resume}`.")
-        cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], "config.json [model]"))
-        apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]}, saved_run=Path(args.resume))
+        cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], saved_file, "model_cfg"))
+        apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]}, saved_file, saved=True)
         cfg.train.progress = True  # how this invocation shows itself, not the run's: --no-progress again if wanted
     else:
         toml = load_toml(Path(args.config)) if args.config else {}
@@ -55,7 +56,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         cfg.data.spec = spec
         for key, value in family.default_train(spec or family.default_data).items():
             set_value(cfg, f"train.{key}", value)
-        apply_mapping(cfg, toml)
+        apply_mapping(cfg, toml, Path(args.config) if args.config else None)
     if args.vgg_weights and not hasattr(cfg.model_cfg, "vgg_weights"):
         raise GankitError(f"--vgg-weights applies to srgan's perceptual loss, not to {args.model}; drop it.")
     flags = {key: getattr(args, option[2:].replace("-", "_")) for option, keys in OPTION_KEYS.items() for key in keys}

@@ -138,10 +138,10 @@ def _convert(value: Any, tp: Any) -> Any:
         raise ValueError
     if isinstance(value, bool):  # TOML true is not a number
         raise ValueError
-    if tp is int:
-        if not isinstance(value, (int, float, str)) or isinstance(value, float) and not value.is_integer():
+    if tp is int:  # a float is refused, as "1e3" is from --set: 1e3 or 5.0 is a typo's kind of integer
+        if not isinstance(value, (int, str)):
             raise ValueError
-        return int(value.strip()) if isinstance(value, str) else int(value)
+        return int(value.strip()) if isinstance(value, str) else value
     if tp is float:
         if not isinstance(value, (int, float, str)):  # a TOML date or table
             raise ValueError
@@ -156,16 +156,22 @@ def _convert(value: Any, tp: Any) -> Any:
     raise TypeError(f"unsupported setting type {tp}")  # a bug in a config class, not user input
 
 
-def coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert ``value`` (text from --set, or a TOML/JSON value) to the field type ``tp``."""
+def coerce(value: Any, tp: Any, where: str, fix: str = "") -> Any:
+    """Convert ``value`` (text from --set, or a TOML/JSON value) to the field type ``tp``; ``where``
+    names the setting (and its file) in the error, which ends with ``fix`` when one is given."""
     try:
         return _convert(value, tp)
     except (ValueError, OverflowError):
-        raise GankitError(f"{where} must be {_describe_type(tp)}, not {value!r}.") from None
+        raise GankitError(f"{where} must be {_describe_type(tp)}, not {value!r}{'; ' + fix if fix else ''}.") from None
 
 
-def set_value(cfg: RunConfig, key: str, value: Any) -> None:
-    """Apply one ``section.key=value`` override, validating the key and the value's type."""
+# The fix for a bad entry in a file gankit wrote (a run's config.json, generator.json)
+RESTORE = "restore the file as gankit wrote it"
+
+
+def set_value(cfg: RunConfig, key: str, value: Any, file: Path | None = None, saved: bool = False) -> None:
+    """Apply one ``section.key=value`` setting, validating the key and the value's type. ``file`` is
+    the TOML file (or, when ``saved``, the run's config.json) it came from, for the error message."""
     section, _, name = key.partition(".")
     if section not in SECTIONS or not name:
         raise GankitError(
@@ -173,10 +179,14 @@ def set_value(cfg: RunConfig, key: str, value: Any) -> None:
         )
     target = section_object(cfg, section)
     hints = typing.get_type_hints(type(target))
+    named = f" in {file}" if file is not None else ""
     if name not in hints:
+        if saved:
+            raise GankitError(f"{key}{named} is not a setting of this gankit version; the file was written by another "
+                              "version: resume the run with that version, or remove the entry.")
         valid = ", ".join(f.name for f in dataclasses.fields(target))
-        raise GankitError(f"Unknown setting {key!r}; valid keys in [{section}] are: {valid}.")
-    setattr(target, name, coerce(value, hints[name], key))
+        raise GankitError(f"Unknown setting {key!r}{named}; valid keys in [{section}] are: {valid}.")
+    setattr(target, name, coerce(value, hints[name], key + named, RESTORE if saved else ""))
 
 
 def parse_set(assignment: str) -> tuple[str, str]:
@@ -186,16 +196,18 @@ def parse_set(assignment: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def config_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build dataclass ``cls`` from saved values (JSON turns tuples into lists), checking each key."""
+def config_from_dict(cls: type, values: dict[str, Any], file: Path, key: str) -> Any:
+    """Build dataclass ``cls`` from the values saved under ``key`` in ``file`` (JSON turns tuples
+    into lists), checking each entry."""
     if not isinstance(values, dict):
-        raise GankitError(f"{where} must hold a table of settings, not {values!r}; the file was not written by gankit.")
+        raise GankitError(f"{key} in {file} must hold a table of settings, not {values!r}; {RESTORE}.")
     hints = typing.get_type_hints(cls)
     obj = cls()
     for name, value in values.items():
         if name not in hints:
-            raise GankitError(f"{where}: unknown key {name!r}; the file was written by another gankit version.")
-        setattr(obj, name, coerce(value, hints[name], f"{where}.{name}"))
+            raise GankitError(f"{key}.{name} in {file} is not a setting of this gankit version; the file was written by "
+                              "another version: use that version, or remove the entry.")
+        setattr(obj, name, coerce(value, hints[name], f"{key}.{name} in {file}", RESTORE))
     return obj
 
 
@@ -213,26 +225,27 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise GankitError(f"Config file {path} is not valid TOML ({e}); fix the syntax.") from None
 
 
-def apply_mapping(cfg: RunConfig, mapping: dict[str, Any], saved_run: Path | None = None) -> None:
-    """Apply a mapping of sections to key/value tables: a TOML config file's, or the config.json
-    of ``saved_run`` when one is given (the fix for a bad entry differs)."""
+def apply_mapping(cfg: RunConfig, mapping: dict[str, Any], file: Path | None = None, saved: bool = False) -> None:
+    """Apply a mapping of sections to key/value tables: the TOML ``file`` given to --config, or
+    (``saved``) a run's config.json, whose fix for a bad entry differs."""
+    named = f" in {file}" if file is not None else ""
     for section, table in mapping.items():
         if section == "model" and isinstance(table, str):
             if table != cfg.model:  # the family is chosen on the command line
-                raise GankitError(f"The config file names model {table!r} but the command trains {cfg.model}; "
+                raise GankitError(f"The config file{named} names model {table!r} but the command trains {cfg.model}; "
                                   f"run `gankit train {table} --config ...` or drop the model line.")
             continue
+        home = next((s for s in SECTIONS if section in typing.get_type_hints(type(section_object(cfg, s)))), None)
+        if section not in SECTIONS and home and not saved:  # `steps = 5` written above any [table]
+            raise GankitError(f"{section}{named} is outside any table; put it under [{home}].")
         if section not in SECTIONS:
-            raise GankitError(
-                f"Unknown config section [{section}]; valid sections are {', '.join(SECTIONS)}."
-            )
+            raise GankitError(f"Unknown config section [{section}]{named}; valid sections are {', '.join(SECTIONS)}.")
         if not isinstance(table, dict):
-            fix = (f"{saved_run / 'config.json'} is not the file gankit wrote: restore it, or start a new run "
-                   "with --out" if saved_run is not None
+            fix = (f"{RESTORE}, or start a new run with --out" if saved
                    else f"write [{section}] on its own line, then one key = value per line")
-            raise GankitError(f"{section} must be a table of settings, not {table!r}; {fix}.")
+            raise GankitError(f"{section}{named} must be a table of settings, not {table!r}; {fix}.")
         for name, value in table.items():
-            set_value(cfg, f"{section}.{name}", value)
+            set_value(cfg, f"{section}.{name}", value, file, saved)
 
 
 MAX_IMAGE_SIZE = 1024  # a side in pixels: larger is a typo here (one such dataset of 5,000 images is 60 GB)

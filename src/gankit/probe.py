@@ -56,7 +56,7 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
     run = Path(run_dir)
     saved = run_config(run)
     family = get_family(saved["model"])
-    cfg = config_from_dict(family.Config, saved["model_cfg"], "config.json [model]")
+    cfg = config_from_dict(family.Config, saved["model_cfg"], run / "config.json", "model_cfg")
     info = run_info(run)
     D = built_from_file(lambda: family.build_discriminator(cfg, info), cfg, run / "config.json", "a discriminator")
     if not list_checkpoints(run / "checkpoints"):
