@@ -91,6 +91,20 @@ def test_a_busy_machine_is_noted_before_a_long_run(monkeypatch):
     assert runtime.busy_cores(0.01) is None
 
 
+def test_more_threads_than_cores_are_noted_and_a_log_gets_no_progress_bar(capsys, tmp_path, monkeypatch):
+    from conftest import TINY
+    from gankit.cli import main
+    from gankit.train import runtime
+
+    with_bar = [a for a in TINY if a != "--no-progress"]  # stderr here is not a terminal
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    assert runtime.oversubscription_note(2) is None
+    code = main(["train", "gan", *with_bar, "--steps", "2", "--set", "train.threads=3", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 0 and "note: train.threads=3 is more than this machine's 2 cores" in err
+    assert "\r" not in err and "step/s" not in err and "it/s" not in err
+
+
 def test_collapse_watch_warns_once_after_patience():
     watch = CollapseWatch(patience=3)
     pinned = {"step": 1, "d_real": 0.999, "d_fake": 0.001}

@@ -31,8 +31,8 @@ from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoi
 from gankit.train.ema import EMA
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.train.runlog import RunLog
-from gankit.train.runtime import (autocast, busy_cores, compiled, contention_note, resolve_precision,
-                                  seed_everything)
+from gankit.train.runtime import (autocast, busy_cores, compiled, contention_note, oversubscription_note,
+                                  resolve_precision, seed_everything)
 from gankit.train.signals import StopRequests
 
 
@@ -71,6 +71,9 @@ class Trainer:
         self.dtype = resolve_precision(t.precision, self.device)
         if t.threads:
             torch.set_num_threads(t.threads)
+            note = oversubscription_note(t.threads) if self.dist.is_main else None
+            if note:  # a run resumed on a smaller machine, or a typo: it trains, slowly
+                print(note, file=sys.stderr)
         seed_everything(t.seed + self.dist.rank)
         family = get_family(cfg.model)
         self.data_spec = cfg.data.spec or family.default_data

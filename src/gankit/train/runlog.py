@@ -23,7 +23,7 @@ class RunLog:
         self._file = open(self.path, "a", buffering=1)
         self._tb = _tensorboard_writer(folder / "tensorboard", start_step)
         self._bar = tqdm(total=total_steps if total_steps < 10**12 else None, initial=start_step, unit="step",
-                         dynamic_ncols=True, disable=not show_progress, file=sys.stderr)
+                         dynamic_ncols=True, disable=None if show_progress else True, file=sys.stderr)  # None: only on a terminal; a log gets no bar frames
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")

@@ -75,6 +75,15 @@ def contention_note(threads: int, busy: float | None) -> str | None:
             "faster while they run.")
 
 
+def oversubscription_note(threads: int) -> str | None:
+    """A note for train.threads above the machine's core count; None when it fits."""
+    cores = os.cpu_count() or 1
+    if threads <= cores:
+        return None
+    return (f"note: train.threads={threads} is more than this machine's {cores} cores, and threads that share a core "
+            f"wait for each other at every operation; set train.threads to {cores} or fewer (0 keeps PyTorch's choice).")
+
+
 def resolve_precision(choice: str, device: torch.device) -> torch.dtype:
     if choice == "fp32":
         return torch.float32
