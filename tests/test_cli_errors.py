@@ -215,6 +215,9 @@ def test_console_entry_point_exits_2():
                                                           "and 1,024 pixels, not 100000"),
     (["data", "export", "faces", "/tmp/gankit-never-written", "--n", "5", "--size", "100000"],
      "--size 100000 is larger than 1,024 pixels"),
+    (["data", "export", "faces", "/tmp/gankit-never-written", "--n", "5", "--size", "3"],
+     "--size 3 is too small to draw a face's eyes; give --size 8 or more"),
+    (["data", "export", "faces", "/tmp/gankit-never-written", "--n", "0"], "--n 0 exports no face; give --n 1 or more"),
 ])
 def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
     code, err = run_cli(capsys, *argv)
@@ -358,10 +361,12 @@ def test_probe_and_eval_refuse_runs_they_cannot_read_in_one_sentence(capsys, tmp
     assert train_cli("gan", tmp_path / "toy", "--steps", "2", "--data", "toy:ring8") == 0
     code, err = run_cli(capsys, "eval", str(tmp_path / "toy"), "--n", "20")
     assert code == 2 and "These scores compare images" in err and "Inception" not in err
-    saved = json.loads((tmp_path / "toy/config.json").read_text())
-    saved["model_cfg"]["d_hidden"] = [-1]  # a D no settings gankit accepts can build
-    (tmp_path / "toy/config.json").write_text(json.dumps(saved))
     code, err = run_cli(capsys, "probe", str(tmp_path / "toy"), "--labels", "20")
+    assert code == 2 and "toy trained on vectors of shape (2,), not images; probe reads the discriminator" in err
+    saved = json.loads((tmp_path / "gan/config.json").read_text())
+    saved["model_cfg"]["d_hidden"] = [-1]  # a D no settings gankit accepts can build
+    (tmp_path / "gan/config.json").write_text(json.dumps(saved))
+    code, err = run_cli(capsys, "probe", str(tmp_path / "gan"), "--labels", "20")
     assert code == 2 and "config.json holds settings gankit never writes" in err and "Traceback" not in err
 
 
@@ -393,6 +398,8 @@ def test_probe_and_serve_arguments(capsys, cgan_run: Path):
     # other data are loaded at the run's size and channels, then must be large enough to probe
     code, err = run_cli(capsys, "probe", str(cgan_run), "--data", "faces:300", "--labels", "20")
     assert code == 2 and "The probe holds out 2000 test images" in err and "the dataset holds 300" in err
+    code, err = run_cli(capsys, "probe", str(cgan_run), "--data", "toy:ring8")
+    assert code == 2 and "--data toy:ring8 holds vectors, not images" in err and "image_size" not in err
     for port in ("70000", "0"):
         code, err = run_cli(capsys, "serve", str(cgan_run), "--port", port)
         assert code == 2 and f"--port must be between 1 and 65535, not {port}" in err

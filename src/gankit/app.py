@@ -29,7 +29,7 @@ from gankit.data.base import DataInfo
 from gankit.data.images import DECODE_ERRORS
 from gankit.errors import GankitError
 from gankit.models.infogan import TRAVERSE_RANGE, InfoGenerator
-from gankit.pipeline import MAX_SEED, GeneratorPipeline, load
+from gankit.pipeline import SAMPLE_SEED_MAX, GeneratorPipeline, load
 from gankit.upscale import comparison, read_image
 
 if TYPE_CHECKING:
@@ -56,9 +56,9 @@ def whole_number(value: object, low: int, high: int) -> int | None:
 
 
 def check_seed(seed: object, what: str = "seed") -> int:
-    checked = whole_number(seed, 0, MAX_SEED)
+    checked = whole_number(seed, 0, SAMPLE_SEED_MAX)
     if checked is None:
-        raise GankitError(f"The {what} must be a whole number from 0 to {MAX_SEED}, not {seed}.")
+        raise GankitError(f"The {what} must be a whole number from 0 to {SAMPLE_SEED_MAX}, not {seed}.")
     return checked
 
 

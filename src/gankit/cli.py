@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gankit.atomic import atomic_write_encoded, writable, writable_image
-from gankit.config import (RUN_CONFIG_KEYS, SEED_MAX, TILE, RunConfig, apply_mapping, config_from_dict, load_toml,
+from gankit.config import (RUN_CONFIG_KEYS, TILE, RunConfig, apply_mapping, config_from_dict, load_toml,
                             parse_set, require_whole, set_value, validate)
 from gankit.data.registry import absolute_spec
 from gankit.errors import GankitError
@@ -252,9 +252,9 @@ def check_sample_modes(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     import gankit
-    from gankit.pipeline import MAX_SAMPLES, MAX_SEED
+    from gankit.pipeline import MAX_SAMPLES, SAMPLE_SEED_MAX
 
-    require_whole(args.seed, "--seed", 0, MAX_SEED)
+    require_whole(args.seed, "--seed", 0, SAMPLE_SEED_MAX)
     if not 1 <= args.n <= MAX_SAMPLES:
         raise GankitError(f"--n must be between 1 and {MAX_SAMPLES:,}, not {args.n}.")
     check_sample_modes(args)
@@ -343,9 +343,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     if args.data:
         raise GankitError("--data applies to super-resolution runs (srresnet, srgan); drop it for this run.")
-    from gankit.pipeline import MAX_SAMPLES, MAX_SEED
+    from gankit.pipeline import MAX_SAMPLES, SAMPLE_SEED_MAX
 
-    seed = 0 if args.seed is None else require_whole(args.seed, "--seed", 0, MAX_SEED)
+    seed = 0 if args.seed is None else require_whole(args.seed, "--seed", 0, SAMPLE_SEED_MAX)
     if args.n is not None and args.n > MAX_SAMPLES:
         raise GankitError(f"--n must be at most {MAX_SAMPLES:,}, not {args.n:,}.")
     result = run_eval(args.run, n=EVAL_SAMPLES if args.n is None else args.n, features=args.features,
@@ -371,15 +371,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 # --- probe -----------------------------------------------------------------------------------
 def cmd_probe(args: argparse.Namespace) -> int:
     from gankit.config import coerce
-    from gankit.metrics.evaluate import data_shaped_like
-    from gankit.probe import probe_run, run_info
+    from gankit.probe import PROBE_SEED_MAX, probe_run
 
     budgets = coerce(args.labels, tuple[int, ...], "--labels")
     if not budgets or min(budgets) < 1:
         raise GankitError(f"--labels must list label budgets of at least 1, e.g. 100,1000, not {args.labels!r}.")
-    require_whole(args.seed, "--seed", 0, SEED_MAX)  # scikit-learn's random_state takes at most 2^32 - 1
-    data = data_shaped_like(args.data, run_info(args.run)) if args.data else None  # at the run's size
-    result = probe_run(args.run, data, budgets, args.seed)
+    require_whole(args.seed, "--seed", 0, PROBE_SEED_MAX)
+    result = probe_run(args.run, args.data or None, budgets, args.seed)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -254,7 +254,7 @@ MAX_IMAGE_SIZE = 1024  # a side in pixels: larger is a typo here (one such datas
 # took 3.7x as long as one pass. At 192 a tile's largest map (256 channels at twice its side) is ~300 MB.
 TILE = 192
 MIN_SCORED_SAMPLES = 10  # IS uses 10 splits and precision/recall 3 neighbours (metrics/evaluate.py)
-SEED_MAX = 2**31 - 1  # the noise streams derive seeds from it (seed * 7919 + ...), which must fit in 64 bits
+TRAIN_SEED_MAX = 2**31 - 1  # the noise streams derive seeds from it (seed * 7919 + ...), which must fit in 64 bits
 
 
 def require_whole(value: object, what: str, low: int, high: int) -> int:
@@ -267,7 +267,7 @@ def require_whole(value: object, what: str, low: int, high: int) -> int:
 def validate(cfg: RunConfig) -> None:
     """Range checks that a type alone does not express."""
     t = cfg.train
-    require_whole(t.seed, "train.seed", 0, SEED_MAX)
+    require_whole(t.seed, "train.seed", 0, TRAIN_SEED_MAX)
     positive = {
         "train.d_steps": t.d_steps, "train.log_every": t.log_every,
         "train.sample_every": t.sample_every, "train.checkpoint_every": t.checkpoint_every,

@@ -20,7 +20,7 @@ from gankit.models.infogan import codes_of
 MAX_SAMPLES = 1_000_000
 MAX_INTERPOLATION = 64  # images in one interpolation strip
 MAX_VALUES = 2**30  # float32 values one call may return (4 GiB): MAX_SAMPLES MNIST digits fit, large images do not
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
+SAMPLE_SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 
 
 # Labels as the pipeline takes them: one row per sample, one row for all, a dict fixing some
@@ -108,7 +108,7 @@ class GeneratorPipeline:
                               "seed for each batch.")
         batch_size = require_whole(batch_size, "batch_size", 1, MAX_SAMPLES)
         g = torch.Generator(device=self.device)
-        g.manual_seed(require_whole(seed, "The seed", 0, MAX_SEED) if seed is not None else torch.seed())
+        g.manual_seed(require_whole(seed, "The seed", 0, SAMPLE_SEED_MAX) if seed is not None else torch.seed())
         y = self.labels_tensor(n, labels, g)
         z = codes_of(self.generator).latent_with_codes(n, codes, g, self.device) if codes \
             else self.generator.sample_latent(n, g, self.device)
@@ -123,7 +123,7 @@ class GeneratorPipeline:
     # --- latent tools (the DCGAN paper's walks and vector arithmetic) -------------------------
     def latents(self, n: int, seed: int = 0) -> Tensor:
         n = require_whole(n, "The number of latents", 1, MAX_SAMPLES)
-        g = torch.Generator(device=self.device).manual_seed(require_whole(seed, "The seed", 0, MAX_SEED))
+        g = torch.Generator(device=self.device).manual_seed(require_whole(seed, "The seed", 0, SAMPLE_SEED_MAX))
         return self.generator.sample_latent(n, g, self.device)
 
     @torch.inference_mode()

@@ -29,7 +29,8 @@ from gankit.config import RUN_CONFIG_KEYS, config_from_dict
 from gankit.data import TensorData
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
-from gankit.metrics.evaluate import run_data
+from gankit.data.registry import holds_vectors
+from gankit.metrics.evaluate import data_shaped_like, run_data
 from gankit.models import get_family
 from gankit.models.base import evaluating
 from gankit.models.infogan import InfoGenerator, LatentCodes, latent_codes
@@ -38,6 +39,7 @@ from gankit.upscale import is_sr_run
 
 POOL_GRID = 4  # the DCGAN paper pools every conv layer to 4x4
 BATCH = 500
+PROBE_SEED_MAX = 2**32 - 1  # the seed is scikit-learn's random_state, which takes at most this
 
 
 # --- loading a run's D ---------------------------------------------------------------------
@@ -51,13 +53,14 @@ def run_info(run_dir: str | Path) -> DataInfo:
     return DataInfo.from_dict(read_generator_meta(Path(run_dir), "train the run until it writes a checkpoint.")["data"])
 
 
-def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
-    """(family, model settings, D with the newest checkpoint's weights, in eval mode) of a run."""
+def load_discriminator(run_dir: str | Path, info: DataInfo | None = None) -> tuple[type, Any, nn.Module]:
+    """(family, model settings, D with the newest checkpoint's weights, in eval mode) of a run
+    whose data ``info`` describes (read from its generator.json when not given)."""
     run = Path(run_dir)
     saved = run_config(run)
     family = get_family(saved["model"])
     cfg = config_from_dict(family.Config, saved["model_cfg"], run / "config.json", "model_cfg")
-    info = run_info(run)
+    info = info or run_info(run)
     D = built_from_file(lambda: family.build_discriminator(cfg, info), cfg, run / "config.json", "a discriminator")
     if not list_checkpoints(run / "checkpoints"):
         raise GankitError(f"{run} has no checkpoint, which is where D is kept; train (or resume) it until one is "
@@ -73,9 +76,9 @@ def load_discriminator(run_dir: str | Path) -> tuple[type, Any, nn.Module]:
     return family, cfg, D.eval().requires_grad_(False)
 
 
-def check_same_shape(run_dir: str | Path, data: TensorData) -> None:
-    """D reads images of the shape it trained on; other data must be resized to it first."""
-    shape = tuple(run_info(run_dir).shape)
+def check_same_shape(run_dir: str | Path, info: DataInfo, data: TensorData) -> None:
+    """D reads images of the shape it trained on (``info``'s); other data must be resized to it first."""
+    shape = tuple(info.shape)
     if tuple(data.info.shape) != shape:
         raise GankitError(f"{data.name} holds images of shape {tuple(data.info.shape)} but {run_dir} trained on "
                           f"{shape}; probe with data of the run's shape, or drop --data to use the run's own.")
@@ -165,9 +168,11 @@ def probe(source: str | Path | nn.Module, data: TensorData, n_labels: Sequence[i
 
     ``source`` is a run folder (D from its newest checkpoint) or a discriminator module.
     """
+    D = source
     if isinstance(source, (str, Path)):
-        check_same_shape(source, data)
-    D = load_discriminator(source)[2] if isinstance(source, (str, Path)) else source
+        info = run_info(source)
+        check_same_shape(source, info, data)
+        D = load_discriminator(source, info)[2]
     labels = digit_labels(data)
     train, test = labelled_splits(labels, n_labels, n_test, seed)
     with evaluating(D):  # the caller's module goes back to the mode it had
@@ -266,15 +271,26 @@ def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500, 
     return {"code_recovery": code_recovery(pipe.generator, load_extractor(classifier), per_value, seed=seed), **scores}
 
 
-def probe_run(run_dir: str | Path, data: TensorData | None = None, n_labels: Sequence[int] = (100, 1000),
+def probe_run(run_dir: str | Path, data: TensorData | str | None = None, n_labels: Sequence[int] = (100, 1000),
               seed: int = 0) -> dict[str, float | int]:
-    """What `gankit probe RUN` prints: the linear probe, plus code recovery for infogan runs."""
+    """What `gankit probe RUN` prints: the linear probe, plus code recovery for infogan runs.
+    ``data`` is labelled images, a dataset spec (loaded at the run's image size), or None for the
+    data the run trained on."""
     if is_sr_run(run_dir):
         raise GankitError(f"{run_dir} is a super-resolution run; probe reads the discriminator of a GAN trained on "
                           f"labelled images, and `gankit eval {run_dir}` scores super-resolution.")
-    data = data if data is not None else run_data(Path(run_dir), run_info(run_dir))
-    check_same_shape(run_dir, data)
-    loaded = load_discriminator(run_dir)  # once: it prints any checkpoint it had to skip
+    info = run_info(run_dir)
+    if not info.is_image:
+        raise GankitError(f"{run_dir} trained on vectors of shape {tuple(info.shape)}, not images; probe reads the "
+                          f"discriminator of a GAN trained on labelled images (`gankit eval {run_dir}` scores toy runs).")
+    if isinstance(data, str) and holds_vectors(data):  # checked by name: its loader would blame the image size
+        raise GankitError(f"--data {data} holds vectors, not images; probe {run_dir} with labelled images of its "
+                          "shape, or drop --data to use the run's own.")
+    if isinstance(data, str):
+        data = data_shaped_like(data, info)
+    data = data if data is not None else run_data(Path(run_dir), info)
+    check_same_shape(run_dir, info, data)
+    loaded = load_discriminator(run_dir, info)  # once: it prints any checkpoint it had to skip
     result = probe(loaded[2], data, n_labels, seed=seed)
     if loaded[0].name == "infogan":
         result.update(infogan_scores(run_dir, data, seed=seed, loaded=loaded))

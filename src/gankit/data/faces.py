@@ -207,6 +207,7 @@ def to_grayscale(images: torch.Tensor) -> torch.Tensor:
 
 
 MAX_COUNT = 1_000_000
+MIN_EXPORT_SIZE = 8  # below it the eyes, one of the two labels, are a pixel or none
 
 
 def is_faces_spec(data_spec: str) -> bool:
@@ -244,8 +245,11 @@ def load_faces(argument: str | None, options: DataConfig) -> TensorData:
 def export_faces(directory: Path, n: int = DEFAULT_COUNT, image_size: int = DEFAULT_SIZE) -> Path:
     """Write n faces as ``directory/faces/<id>.png`` and ``directory/tags.csv`` ('id,blue hair red eyes')."""
     directory = Path(directory).expanduser()
-    if n < 1 or image_size < 1:
-        raise GankitError(f"Exporting needs at least one face of at least 1 pixel, not n={n}, size={image_size}.")
+    if n < 1:
+        raise GankitError(f"--n {n} exports no face; give --n 1 or more.")
+    if image_size < MIN_EXPORT_SIZE:
+        raise GankitError(f"--size {image_size} is too small to draw a face's eyes; give --size {MIN_EXPORT_SIZE} or "
+                          "more (the convolutional models train on 16 or more).")
     if n > MAX_COUNT:  # each face is rendered: a typo could run for hours
         raise GankitError(f"--n {n} asks for more than {MAX_COUNT:,} faces; export at most that many.")
     if image_size > MAX_IMAGE_SIZE:  # rendered in memory before anything is written

@@ -20,16 +20,17 @@ class Source:
     usage: str
     # How much of the argument names a file or folder: "" none, "all" of it, "first" (up to a comma: options follow)
     path: str = ""
+    vectors: bool = False  # samples are points, not images: commands that read images refuse it by name
 
 
 _SOURCES: dict[str, Source] = {}
 
 
-def register(name: str, summary: str, usage: str, path: str = ""):
+def register(name: str, summary: str, usage: str, path: str = "", vectors: bool = False):
     """Decorator: make ``loader(argument, options)`` available as dataset ``name[:argument]``."""
 
     def add(loader: Callable[[str | None, DataConfig], TensorData]):
-        _SOURCES[name] = Source(name, loader, summary, usage, path)
+        _SOURCES[name] = Source(name, loader, summary, usage, path, vectors)
         return loader
 
     return add
@@ -46,6 +47,12 @@ def absolute_spec(spec: str) -> str:
     if not path.strip():
         return spec  # the loader names what is missing
     return f"{name}:{Path(path).expanduser().absolute()}{comma}{rest}"
+
+
+def holds_vectors(spec: str) -> bool:
+    """Whether ``spec`` names a source of points rather than images (the toy distributions)."""
+    source = _SOURCES.get(spec.partition(":")[0].strip())
+    return source is not None and source.vectors
 
 
 def sources() -> list[Source]:

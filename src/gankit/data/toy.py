@@ -160,6 +160,7 @@ def toy_distribution(spec: str) -> Distribution | None:
     summary="Toy distributions with known modes (vectors): gauss1d, ring8, grid25, spiral.",
     usage="toy:gauss1d[,mean=4,std=0.5] | toy:ring8[,modes=8,radius=2,std=0.02] | "
           "toy:grid25[,size=5,spacing=2,std=0.05] | toy:spiral[,turns=2,radius=4,std=0.05]; all take n=, seed=",
+    vectors=True,
 )
 def load_toy(argument: str | None, options: DataConfig) -> TensorData:
     if options.image_size or options.channels:
