@@ -400,6 +400,10 @@ def test_probe_and_serve_arguments(capsys, cgan_run: Path):
     assert code == 2 and "The probe holds out 2000 test images" in err and "the dataset holds 300" in err
     code, err = run_cli(capsys, "probe", str(cgan_run), "--data", "toy:ring8")
     assert code == 2 and "--data toy:ring8 holds vectors, not images" in err and "image_size" not in err
+    if not torch.cuda.is_available():  # a GPU asked for is an error before anything loads, not a CPU run
+        for argv in (["probe", str(cgan_run), "--data", "faces:300"], ["sample", str(cgan_run)]):
+            code, err = run_cli(capsys, *argv, "--device", "cuda")
+            assert code == 2 and "PyTorch sees no CUDA GPU; use --device cpu (or auto)." in err
     for port in ("70000", "0"):
         code, err = run_cli(capsys, "serve", str(cgan_run), "--port", port)
         assert code == 2 and f"--port must be between 1 and 65535, not {port}" in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
@@ -70,9 +69,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_and_sync(path: Path, data: bytes) -> None:
+def _write_and_sync(path: Path, write: Callable[[BinaryIO], object]) -> None:
     with open(path, "wb") as f:
-        f.write(data)
+        write(f)
         f.flush()
         os.fsync(f.fileno())
 
@@ -80,7 +79,7 @@ def _write_and_sync(path: Path, data: bytes) -> None:
 def write_bytes_synced(path: Path, data: bytes) -> None:
     """Write and fsync ``path`` (no rename: for files inside a folder that is renamed later)."""
     try:
-        _write_and_sync(path, data)
+        _write_and_sync(path, lambda f: f.write(data))
     except OSError as e:
         raise GankitError(  # checkpoints are written through here: the older ones are untouched
             f"Cannot write {path} ({e.strerror or e}); free disk space or make the folder writable, then try "
@@ -90,12 +89,20 @@ def write_bytes_synced(path: Path, data: bytes) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old file or the new one, never half."""
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Replace ``path`` with what ``write`` puts in a file object, through a temp file beside it
+    that is removed when anything fails; the file system's errors become one sentence."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        _write_and_sync(tmp, data)
+        _write_and_sync(tmp, write)
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if not isinstance(e, OSError) or e.errno is None:  # an encoder's refusal (Pillow raises OSError too)
+            raise
         reason = "it is a folder" if path.is_dir() else e.strerror or str(e)
         fix = "free disk space or choose" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
         raise GankitError(f"Cannot write {path} ({reason}); {fix} a writable path.") from None
@@ -106,17 +113,16 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
-def atomic_write_encoded(path: Path, encode: Callable[[BinaryIO], None]) -> None:
-    """Replace ``path`` with what ``encode`` writes to a file object (an image or figure encoder):
-    encoded in memory first, so a failed encoding leaves no file and a reader never sees half one."""
-    buffer = io.BytesIO()
-    encode(buffer)
+def atomic_write_encoded(path: Path, encode: Callable[[BinaryIO], object]) -> None:
+    """Replace ``path`` with what ``encode`` writes to a file object (an image, figure or npz
+    encoder), streamed into the temp file rather than held in memory twice: a failed encoding
+    leaves no file, and a reader never sees half one."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # e.g. a file where the folder should be
         raise GankitError(f"Cannot create the folder {path.parent} ({e.strerror}); move away what is in its "
                           "place.") from None
-    atomic_write_bytes(path, buffer.getvalue())
+    _atomic_write(path, encode)
 
 
 def writable_image(path: str | Path, what: str) -> Path:

@@ -258,7 +258,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not 1 <= args.n <= MAX_SAMPLES:
         raise GankitError(f"--n must be between 1 and {MAX_SAMPLES:,}, not {args.n}.")
     check_sample_modes(args)
-    pipe = gankit.load(args.run)
+    pipe = gankit.load(args.run, args.device)
     if args.traverse:
         from gankit.models.infogan import save_traversal
 
@@ -296,7 +296,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         images, y = pipe.generate(n, labels, seed=args.seed)
     if npz is not None:
-        arrays = {"images": images.numpy().astype(np.float32)}
+        arrays = {"images": images.numpy()}  # float32 already: no copy
         if y is not None:
             arrays["labels"] = y.numpy()[:, 0] if y.shape[1] == 1 else y.numpy()
             for i, a in enumerate(pipe.info.attributes):
@@ -377,7 +377,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not budgets or min(budgets) < 1:
         raise GankitError(f"--labels must list label budgets of at least 1, e.g. 100,1000, not {args.labels!r}.")
     require_whole(args.seed, "--seed", 0, PROBE_SEED_MAX)
-    result = probe_run(args.run, args.data or None, budgets, args.seed)
+    result = probe_run(args.run, args.data or None, budgets, args.seed, args.device)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -494,6 +494,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help=f"columns of a --traverse grid (default {TRAVERSE_STEPS})")
     s.add_argument("--interpolate", type=int, metavar="STEPS",
                    help="a strip of STEPS images along a spherical path between two latents")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                   help="where G runs (default cpu, where a seed draws the same images on every machine; "
+                        "a GPU's random streams differ)")
     s.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("probe", parents=[common], help="linear probe of D's features (and InfoGAN's code recovery)")
@@ -501,6 +504,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="labelled dataset (default: the run's own)")
     p.add_argument("--labels", default="100,1000", help="label budgets for the linear classifier (default 100,1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and the probe (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where D (and infogan's G) run (default auto: a GPU when there is one)")
     p.set_defaults(func=cmd_probe)
 
     v = sub.add_parser("eval", parents=[common], help="score a run: FID, KID, IS, precision/recall, class accuracy")

@@ -112,9 +112,10 @@ class GeneratorPipeline:
         y = self.labels_tensor(n, labels, g)
         z = codes_of(self.generator).latent_with_codes(n, codes, g, self.device) if codes \
             else self.generator.sample_latent(n, g, self.device)
-        chunks = [self.generator(z[i:i + batch_size], None if y is None else y[i:i + batch_size]).float().cpu()
-                  for i in range(0, n, batch_size)]
-        return torch.cat(chunks), None if y is None else y.cpu()
+        samples = torch.empty((n, *self.info.shape))  # filled in place: chunks and their concatenation would be 2x
+        for i in range(0, n, batch_size):
+            samples[i:i + batch_size] = self.generator(z[i:i + batch_size], None if y is None else y[i:i + batch_size])
+        return samples, None if y is None else y.cpu()
 
     def sample(self, n: int, labels: Labels = None, seed: int | None = None) -> Tensor:
         """``n`` samples, float32 on the CPU (see ``generate``)."""

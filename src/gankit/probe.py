@@ -30,6 +30,7 @@ from gankit.data import TensorData
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
 from gankit.data.registry import holds_vectors
+from gankit.device import resolve_device
 from gankit.metrics.evaluate import data_shaped_like, run_data
 from gankit.models import get_family
 from gankit.models.base import evaluating
@@ -260,7 +261,8 @@ def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500, 
     family, cfg, D = loaded or load_discriminator(run_dir)
     if family.name != "infogan":
         raise GankitError(f"{run_dir} holds a {family.name} run; code recovery applies to infogan runs.")
-    pipe = gankit.load(run_dir)
+    device = next(D.parameters()).device
+    pipe = gankit.load(run_dir, device)
     scores = {"q_accuracy": q_accuracy(D, latent_codes(cfg), data),
               "continuous_r2": continuous_r2(pipe.generator, D, seed=seed)}
     classifier = default_extractor(pipe.info, pipe.meta.get("data_spec", ""))
@@ -268,21 +270,23 @@ def infogan_scores(run_dir: str | Path, data: TensorData, per_value: int = 500, 
         print(f"note: code recovery needs a classifier of {data.name}'s classes, which gankit has for digits and "
               "faces only; it is left out.", file=sys.stderr)
         return scores
-    return {"code_recovery": code_recovery(pipe.generator, load_extractor(classifier), per_value, seed=seed), **scores}
+    recovered = code_recovery(pipe.generator, load_extractor(classifier, device=device), per_value, seed=seed)
+    return {"code_recovery": recovered, **scores}
 
 
 def probe_run(run_dir: str | Path, data: TensorData | str | None = None, n_labels: Sequence[int] = (100, 1000),
-              seed: int = 0) -> dict[str, float | int]:
+              seed: int = 0, device: str = "cpu") -> dict[str, float | int]:
     """What `gankit probe RUN` prints: the linear probe, plus code recovery for infogan runs.
     ``data`` is labelled images, a dataset spec (loaded at the run's image size), or None for the
-    data the run trained on."""
+    data the run trained on; the networks run on ``device`` (auto, cpu, cuda)."""
+    target = resolve_device(device)  # before any loading: a GPU that is not there is the first error
     if is_sr_run(run_dir):
         raise GankitError(f"{run_dir} is a super-resolution run; probe reads the discriminator of a GAN trained on "
                           f"labelled images, and `gankit eval {run_dir}` scores super-resolution.")
     info = run_info(run_dir)
     if not info.is_image:
         raise GankitError(f"{run_dir} trained on vectors of shape {tuple(info.shape)}, not images; probe reads the "
-                          f"discriminator of a GAN trained on labelled images (`gankit eval {run_dir}` scores toy runs).")
+                          f"discriminator of a GAN trained on labelled images (a toy run's mode metrics are in its metrics.jsonl).")
     if isinstance(data, str) and holds_vectors(data):  # checked by name: its loader would blame the image size
         raise GankitError(f"--data {data} holds vectors, not images; probe {run_dir} with labelled images of its "
                           "shape, or drop --data to use the run's own.")
@@ -290,8 +294,9 @@ def probe_run(run_dir: str | Path, data: TensorData | str | None = None, n_label
         data = data_shaped_like(data, info)
     data = data if data is not None else run_data(Path(run_dir), info)
     check_same_shape(run_dir, info, data)
-    loaded = load_discriminator(run_dir, info)  # once: it prints any checkpoint it had to skip
-    result = probe(loaded[2], data, n_labels, seed=seed)
-    if loaded[0].name == "infogan":
+    family, cfg, D = load_discriminator(run_dir, info)  # once: it prints any checkpoint it had to skip
+    loaded = (family, cfg, D.to(target))
+    result = probe(D, data, n_labels, seed=seed)
+    if family.name == "infogan":
         result.update(infogan_scores(run_dir, data, seed=seed, loaded=loaded))
     return result

@@ -111,8 +111,14 @@ def test_an_encoder_that_fails_leaves_the_old_image_and_no_stray_file(tmp_path: 
         f.write(b"half an image")
         raise OSError("disk went away mid-encode")
 
-    with pytest.raises(OSError):
+    def disk_full(f):  # the encoder streams into the temporary file, so the disk can fill mid-encode
+        f.write(b"half an image")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="mid-encode"):  # an encoder's own error (no errno) is passed on
         atomic_write_encoded(path, failing)
+    with pytest.raises(GankitError, match=r"Cannot write .*grid.png \(No space left on device\); free disk space"):
+        atomic_write_encoded(path, disk_full)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["grid.png"]
     assert image_format(tmp_path / "x.JPG") == "JPEG" and image_format(tmp_path / "x") == "PNG"
     with pytest.raises(GankitError, match="ends in .foo, which is not an image format gankit can write"):
