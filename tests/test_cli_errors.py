@@ -354,19 +354,19 @@ def test_probe_and_eval_refuse_runs_they_cannot_read_in_one_sentence(capsys, tmp
     assert code == 2 and "is a super-resolution run" in err and "drop --data" not in err
     assert train_cli("gan", tmp_path / "gan", "--steps", "2") == 0
     shutil.rmtree(tmp_path / "gan/checkpoints")
-    code, err = run_cli(capsys, "probe", str(tmp_path / "gan"), "--labels", "20")
+    code, err = run_cli(capsys, "probe", str(tmp_path / "gan"), "--budgets", "20")
     assert code == 2 and "has no checkpoint, which is where D is kept" in err and "--resume" not in err
     with pytest.raises(GankitError, match="holds out 2000 test images .* probe a larger dataset"):
         labelled_splits(np.arange(200) % 10, (10,), 2000, 0)
     assert train_cli("gan", tmp_path / "toy", "--steps", "2", "--data", "toy:ring8") == 0
     code, err = run_cli(capsys, "eval", str(tmp_path / "toy"), "--n", "20")
     assert code == 2 and "These scores compare images" in err and "Inception" not in err
-    code, err = run_cli(capsys, "probe", str(tmp_path / "toy"), "--labels", "20")
+    code, err = run_cli(capsys, "probe", str(tmp_path / "toy"), "--budgets", "20")
     assert code == 2 and "toy trained on vectors of shape (2,), not images; probe reads the discriminator" in err
     saved = json.loads((tmp_path / "gan/config.json").read_text())
     saved["model_cfg"]["d_hidden"] = [-1]  # a D no settings gankit accepts can build
     (tmp_path / "gan/config.json").write_text(json.dumps(saved))
-    code, err = run_cli(capsys, "probe", str(tmp_path / "gan"), "--labels", "20")
+    code, err = run_cli(capsys, "probe", str(tmp_path / "gan"), "--budgets", "20")
     assert code == 2 and "config.json holds settings gankit never writes" in err and "Traceback" not in err
 
 
@@ -393,10 +393,10 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
 
 
 def test_probe_and_serve_arguments(capsys, cgan_run: Path):
-    code, err = run_cli(capsys, "probe", str(cgan_run), "--labels", ",")
-    assert code == 2 and "--labels must list label budgets of at least 1" in err
+    code, err = run_cli(capsys, "probe", str(cgan_run), "--budgets", ",")
+    assert code == 2 and "--budgets must list label budgets of at least 1" in err
     # other data are loaded at the run's size and channels, then must be large enough to probe
-    code, err = run_cli(capsys, "probe", str(cgan_run), "--data", "faces:300", "--labels", "20")
+    code, err = run_cli(capsys, "probe", str(cgan_run), "--data", "faces:300", "--budgets", "20")
     assert code == 2 and "The probe holds out 2000 test images" in err and "the dataset holds 300" in err
     code, err = run_cli(capsys, "probe", str(cgan_run), "--data", "toy:ring8")
     assert code == 2 and "--data toy:ring8 holds vectors, not images" in err and "image_size" not in err
@@ -481,7 +481,7 @@ def test_run_files_of_valid_json_but_the_wrong_content(capsys, cgan_run: Path, t
     command = ["sample", str(run)] if name == "generator.json" else ["train", "cgan", "--resume", str(run)]
     code, err = run_cli(capsys, *command)
     assert code == 2 and name in err and "Traceback" not in err
-    code, err = run_cli(capsys, "probe", str(run), "--labels", "20")
+    code, err = run_cli(capsys, "probe", str(run), "--budgets", "20")
     assert code == 2 and name in err
 
 

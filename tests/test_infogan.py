@@ -347,7 +347,7 @@ def test_probe_prints_json_alone_on_stdout_and_a_skipped_checkpoint_once_on_stde
     newest = sorted((copy / "checkpoints").iterdir())[-1]
     (newest / "weights.safetensors").write_bytes(b"damaged")
     capsys.readouterr()
-    assert main(["probe", str(copy), "--labels", "20"]) == 0
+    assert main(["probe", str(copy), "--budgets", "20"]) == 0
     out, err = capsys.readouterr()
     assert {"code_recovery", "q_accuracy", "accuracy_20"} <= json.loads(out).keys()
     assert err.count("warning: skipped") == 1
@@ -359,7 +359,7 @@ def test_probe_of_an_infogan_without_a_classifier_of_its_classes_leaves_code_rec
     assert main(["train", "infogan", "--data", "faces:3000", "--out", str(out), "--steps", "2", "--batch-size", "16",
                  "--no-progress", "--set", "data.channels=1", *sets]) == 0  # gray faces: no faces classifier
     capsys.readouterr()
-    assert main(["probe", str(out), "--labels", "20"]) == 0
+    assert main(["probe", str(out), "--labels", "20"]) == 0  # --budgets by its other name
     result, err = capsys.readouterr()
     assert "code_recovery" not in json.loads(result) and "q_accuracy" in json.loads(result)
     assert "code recovery needs a classifier of" in err

@@ -373,9 +373,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from gankit.config import coerce
     from gankit.probe import PROBE_SEED_MAX, probe_run
 
-    budgets = coerce(args.labels, tuple[int, ...], "--labels")
+    budgets = coerce(args.budgets, tuple[int, ...], "--budgets")
     if not budgets or min(budgets) < 1:
-        raise GankitError(f"--labels must list label budgets of at least 1, e.g. 100,1000, not {args.labels!r}.")
+        raise GankitError(f"--budgets must list label budgets of at least 1, e.g. 100,1000, not {args.budgets!r}.")
     require_whole(args.seed, "--seed", 0, PROBE_SEED_MAX)
     result = probe_run(args.run, args.data or None, budgets, args.seed, args.device)
     print(json.dumps(result, indent=2))
@@ -502,7 +502,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe", parents=[common], help="linear probe of D's features (and InfoGAN's code recovery)")
     p.add_argument("run", help="run folder")
     p.add_argument("--data", help="labelled dataset (default: the run's own)")
-    p.add_argument("--labels", default="100,1000", help="label budgets for the linear classifier (default 100,1000)")
+    # --labels, its first name, lists classes in `sample`; here it is kept as another name of --budgets
+    p.add_argument("--budgets", "--labels", dest="budgets", default="100,1000",
+                   help="labelled images the linear classifier may learn from, one probe each (default 100,1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and the probe (default 0)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where D (and infogan's G) run (default auto: a GPU when there is one)")

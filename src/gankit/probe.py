@@ -147,7 +147,7 @@ def labelled_splits(labels: np.ndarray, n_labels: Sequence[int], n_test: int,
                           f"but the dataset holds {len(labels)}; probe a larger dataset.")
     if largest + n_test > len(labels):
         raise GankitError(f"{largest} labelled and {n_test} test images need {largest + n_test} images but the "
-                          f"dataset holds {len(labels)}; lower the label budgets (--labels) or probe a larger dataset.")
+                          f"dataset holds {len(labels)}; lower the label budgets (--budgets) or probe a larger dataset.")
     for n in n_labels:
         if n < classes:
             raise GankitError(f"A probe with {n} labels cannot see each of the {classes} classes; give at least {classes}.")
@@ -159,7 +159,7 @@ def labelled_splits(labels: np.ndarray, n_labels: Sequence[int], n_test: int,
         values, counts = np.unique(labels, return_counts=True)
         raise GankitError(f"Class {values[counts.argmin()]} has only {counts.min()} image(s) in the data, too few to "
                           "appear in both the probe's training and test images; probe data with more of each class, "
-                          "or lower --labels.") from None
+                          "or lower --budgets.") from None
     return train, test
 
 
