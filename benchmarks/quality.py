@@ -95,7 +95,8 @@ def plain_scores_here(model: str, budgets: list[float], real, extractor, n: int,
     def at_mark(plain_model, seconds: float) -> None:
         generator = PlainGenerator(plain_model, info)
         plain_model.eval()
-        rows.append({"minutes": seconds / 60, **score(GeneratorPipeline(generator, {"family": model}), real, extractor, n)})
+        pipeline = GeneratorPipeline(generator, {"family": model})
+        rows.append({"minutes": seconds / 60, **score(pipeline, real, extractor, n)})
         plain_model.train()
         print(f"  plain  {model} {seconds / 60:g} min: {rows[-1]}", flush=True)
 

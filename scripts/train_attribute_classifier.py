@@ -50,14 +50,15 @@ def augment(x: Tensor, g: torch.Generator) -> Tensor:
 
 def loss_of(net: FacesNet, x: Tensor, y: Tensor) -> Tensor:
     logits = split_by_attribute(net(x)[1], ATTRIBUTES).values()
-    return sum(F.cross_entropy(l, y[:, i], label_smoothing=0.05) for i, l in enumerate(logits))
+    return sum(F.cross_entropy(scores, y[:, i], label_smoothing=0.05) for i, scores in enumerate(logits))
 
 
 @torch.no_grad()
 def accuracies(net: FacesNet, x: Tensor, y: Tensor) -> dict[str, float]:
     net.eval()
     logits = split_by_attribute(torch.cat([net(x[i:i + 1000])[1] for i in range(0, len(x), 1000)]), ATTRIBUTES)
-    return {name: float((l.argmax(1) == y[:, i]).float().mean()) for i, (name, l) in enumerate(logits.items())}
+    return {name: float((scores.argmax(1) == y[:, i]).float().mean())
+            for i, (name, scores) in enumerate(logits.items())}
 
 
 def main() -> None:

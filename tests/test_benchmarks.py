@@ -13,7 +13,8 @@ from plain import CONV_FAMILIES, plain_loop, plain_model  # noqa: E402
 from gankit.data.base import Attribute, DataInfo  # noqa: E402
 
 INFO = {"dcgan": DataInfo((3, 16, 16)),
-        "acgan": DataInfo((3, 16, 16), (Attribute("hair", ("a", "b", "c")), Attribute("eyes", ("d", "e", "f", "g")))), "infogan": DataInfo((1, 28, 28))}
+        "acgan": DataInfo((3, 16, 16), (Attribute("hair", ("a", "b", "c")), Attribute("eyes", ("d", "e", "f", "g")))),
+        "infogan": DataInfo((1, 28, 28))}
 
 
 def tiny_data(info: DataInfo, n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

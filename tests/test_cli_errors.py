@@ -201,7 +201,8 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--vgg-weights", "vgg.pth"], "--vgg-weights applies to srgan's perceptual loss, not to gan"),
     (["train", "gan", "--steps", "5", "--set", "train.steps=7"],
      "--set train.steps and --steps/--epochs/--minutes both set train.steps; give one of them."),
-    (["train", "gan", "--minutes", "1", "--set", "train.epochs=2"], "--set train.epochs and --steps/--epochs/--minutes"),
+    (["train", "gan", "--minutes", "1", "--set", "train.epochs=2"], "--set train.epochs and "
+                                                                    "--steps/--epochs/--minutes"),
     (["train", "gan", "--lr", "1e-3", "--set", "train.lr_g=5e-4"], "--set train.lr_g and --lr both set train.lr_g"),
     (["train", "gan", "--data", "mnist", "--set", "data.spec=toy:ring8"], "--set data.spec and --data both set"),
     (["train", "gan", "--steps", "5", "--epochs", "1"], "--steps and --epochs both set how long to train; give one"),
@@ -247,7 +248,8 @@ def test_settings_a_model_would_ignore_are_refused(capsys, tmp_path, argv, words
 
 
 @pytest.mark.parametrize("toml, words", [
-    ("[model]\ng_hidden = 256\n", "model.g_hidden in {} must be comma-separated whole numbers such as 256,512, not 256"),
+    ("[model]\ng_hidden = 256\n", "model.g_hidden in {} must be comma-separated whole numbers such as 256,512, not "
+                                  "256"),
     ("[train]\nsteps = [1, 2]\n", "train.steps in {} must be an integer, not [1, 2]"),
     ("[train]\nsteps = 1979-05-27\n", "train.steps in {} must be an integer"),
     ("[train]\nsteps = 1e3\n", "train.steps in {} must be an integer, not 1000.0"),  # as --set refuses "1e3"
@@ -291,7 +293,8 @@ def test_a_bad_entry_in_a_saved_config_json_names_the_file_and_the_fix(capsys, t
     saved = json.loads((run / "config.json").read_text())
     saved[section].update(entry)
     (run / "config.json").write_text(json.dumps(saved))
-    readers = [["train", "gan", "--resume", str(run), "--steps", "3"]] + [["probe", str(run)]] * (section == "model_cfg")
+    readers = [["train", "gan", "--resume", str(run), "--steps", "3"]]
+    readers += [["probe", str(run)]] * (section == "model_cfg")
     for argv in readers:  # probe reads only model_cfg, to build D
         code, err = run_cli(capsys, *argv)
         assert code == 2 and words.format(run / "config.json") in err and err.count("\n") == 1
@@ -308,7 +311,8 @@ def test_unreadable_config_files_name_the_file(capsys, tmp_path):
 def test_sample_arguments_out_of_range(capsys, cgan_run: Path, tmp_path: Path):
     for argv, words in [(["--n", "-1"], "--n must be between 1 and 1,000,000, not -1"),
                         (["--n", "0", "--code", "c1=3"], "--n must be between 1"),
-                        (["--seed", str(2**70)], "--seed must be a whole number between 0 and 9,223,372,036,854,775,807")]:
+                        (["--seed", str(2**70)], "--seed must be a whole number between 0 and "
+                                                 "9,223,372,036,854,775,807")]:
         code, err = run_cli(capsys, "sample", str(cgan_run), *argv)
         assert code == 2 and words in err
     code, err = run_cli(capsys, "sample", str(cgan_run), "--traverse", "c2", "--out", str(tmp_path))
@@ -485,9 +489,9 @@ def test_run_files_of_valid_json_but_the_wrong_content(capsys, cgan_run: Path, t
     assert code == 2 and name in err
 
 
-@pytest.mark.parametrize("entry, value", [("data", {"shape": [1, 28, 28]}), ("data", {"shape": "abc", "attributes": []}),
-                                          ("data", [1, 2]), ("family", ["cgan"]), ("model_cfg", [1]),
-                                          ("data_spec", 5)])
+@pytest.mark.parametrize("entry, value", [("data", {"shape": [1, 28, 28]}),
+                                          ("data", {"shape": "abc", "attributes": []}), ("data", [1, 2]),
+                                          ("family", ["cgan"]), ("model_cfg", [1]), ("data_spec", 5)])
 def test_generator_json_entries_of_the_wrong_content(capsys, cgan_run: Path, tmp_path: Path, entry, value):
     import json
     import shutil

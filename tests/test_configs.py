@@ -42,7 +42,8 @@ def test_a_config_file_for_another_model_is_refused(tmp_path: Path):
     with pytest.raises(GankitError, match="names model 'dcgan' but the command trains gan"):
         build_config(make_parser().parse_args(["train", "gan", "--config", str(tmp_path / "c.toml")]))
     (tmp_path / "c.toml").write_text('model = "gan"\n[train]\nsteps = 5\n')
-    assert build_config(make_parser().parse_args(["train", "gan", "--config", str(tmp_path / "c.toml")])).train.steps == 5
+    args = make_parser().parse_args(["train", "gan", "--config", str(tmp_path / "c.toml")])
+    assert build_config(args).train.steps == 5
 
 
 def test_whole_numbers_are_read_in_decimal():

@@ -171,7 +171,8 @@ def test_an_export_never_replaces_a_file_of_its_run(cgan_dir, monkeypatch, name)
 
     monkeypatch.setattr(gankit.export, "torchscript_bytes", lambda *a: pytest.fail("exported before checking --out"))
     before = (cgan_dir / f"{name}.json").read_bytes()
-    with pytest.raises(GankitError, match=f"The input layout of --out .*{name}.json would overwrite a file that the run"):
+    with pytest.raises(GankitError, match=f"The input layout of --out .*{name}.json would overwrite a file that the "
+                                          "run"):
         export_generator(cgan_dir, "torchscript", cgan_dir / name)  # its layout would be RUN/{name}.json
     assert (cgan_dir / f"{name}.json").read_bytes() == before
 

@@ -104,8 +104,8 @@ def test_parse_code_assignments(generator):
     assert parse_code_assignments([], generator) == {}
     errors = {"c9=1": "Unknown code 'c9'; this model's codes are c1 (categorical, 0-9), c2 (continuous), c3",
               "c1=10": "categorical with values 0-9, not '10'", "c1=2.5": "categorical with values 0-9, not '2.5'",
-              "c2=abc": "continuous and needs a number between -1,000,000 and 1,000,000 such as 0.5 (its prior is -1 to 1), "
-                        "not 'abc'", "c2=nan": "not 'nan'", "c2=1e308": "not '1e308'",
+              "c2=abc": "continuous and needs a number between -1,000,000 and 1,000,000 such as 0.5 (its prior is "
+                        "-1 to 1), not 'abc'", "c2=nan": "not 'nan'", "c2=1e308": "not '1e308'",
               "c1": "must look like NAME=VALUE", "=3": "must look like NAME=VALUE"}
     for assignment, message in errors.items():
         with pytest.raises(GankitError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -213,7 +213,8 @@ def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
             model.d_loss(mnist.samples[:8], None, fake.detach(), codes, ctx)[0].backward()
         else:
             model.g_loss(fake, codes, ctx).backward(retain_graph=True)
-        grad = lambda m: None if m.weight.grad is None else m.weight.grad.clone()
+        def grad(m):
+            return None if m.weight.grad is None else m.weight.grad.clone()
         return grad(model.generator.net[0]), grad(model.discriminator.q_head[0])
 
     with_info, without_info = gradients(1.0, "g"), gradients(0.0, "g")

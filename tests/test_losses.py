@@ -47,7 +47,7 @@ def test_lsgan_and_hinge():
 
 def test_label_smoothing_lowers_the_real_target():
     t = 0.9
-    expected = mean([-(t * log_sigmoid(l) + (1 - t) * log_sigmoid(-l)) for l in (2.0, -1.0)])
+    expected = mean([-(t * log_sigmoid(x) + (1 - t) * log_sigmoid(-x)) for x in (2.0, -1.0)])
     expected += mean([-log_sigmoid(-0.5), -log_sigmoid(3.0)])
     assert LOSSES["nonsaturating"].d(REAL, FAKE, t).item() == pytest.approx(expected, rel=1e-6)
 

@@ -38,7 +38,8 @@ def test_idx_files_load_with_the_values_written(tmp_path, digits, gz, labels_gz)
     suffix = ".gz" if gz else ""
     with (gzip.open if gz else open)(tmp_path / f"train-images-idx3-ubyte{suffix}", "wb") as f:
         f.write(idx_bytes(images, 2051))
-    with (gzip.open if labels_gz else open)(tmp_path / f"train-labels-idx1-ubyte{'.gz' if labels_gz else ''}", "wb") as f:
+    labels_file = tmp_path / f"train-labels-idx1-ubyte{'.gz' if labels_gz else ''}"
+    with (gzip.open if labels_gz else open)(labels_file, "wb") as f:
         f.write(idx_bytes(labels, 2049))
     for spec in (f"mnist:{tmp_path}", f"mnist:{tmp_path}/train-images-idx3-ubyte{suffix}"):
         data = load_dataset(spec)

@@ -280,13 +280,15 @@ def test_a_new_run_never_replaces_a_generator_or_other_files(tmp_path: Path, cap
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "4", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "still samples and exports. To train again, choose a new --out." in err and "--out " + str(tmp_path) not in err
+    assert "still samples and exports. To train again, choose a new --out." in err
+    assert "--out " + str(tmp_path) not in err
     assert (tmp_path / "r/generator.safetensors").read_bytes() == before
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "config.json").write_text('{"my": "settings"}')
     assert train_cli("gan", mine, "--steps", "2") == 2
-    assert "holds files that are not a gankit run (config.json); choose a new or empty --out." in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds files that are not a gankit run (config.json); choose a new or empty --out." in err
     (mine / "config.json").unlink()
     (mine / "notes.txt").write_text("mine")
     assert train_cli("gan", mine, "--steps", "2") == 2
@@ -503,7 +505,8 @@ def test_compile_trains_the_same_run_and_saves_bare_weights(tmp_path: Path, monk
     monkeypatch.setattr("gankit.train.runtime.COMPILE_BACKEND", "eager")
     monkeypatch.setattr(torch._dynamo.config, "suppress_errors", False)  # restored after the test
     backends, real_compile = [], torch.compile
-    monkeypatch.setattr(torch, "compile", lambda module, **kw: backends.append(kw["backend"]) or real_compile(module, **kw))
+    monkeypatch.setattr(torch, "compile",
+                        lambda module, **kw: backends.append(kw["backend"]) or real_compile(module, **kw))
     assert train_cli("gan", tmp_path / "eager", "--steps", "4", "--set", "train.precision=fp32") == 0
     assert train_cli("gan", tmp_path / "compiled", "--steps", "4", "--set", "train.precision=fp32",
                      "--set", "train.compile=true") == 0

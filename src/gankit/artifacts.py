@@ -108,7 +108,8 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
     try:
         raw = (folder / "generator.safetensors").read_bytes()
     except OSError as e:
-        raise GankitError(f"Cannot read {folder / 'generator.safetensors'} ({e.strerror}); copy the run folder again.") from None
+        raise GankitError(f"Cannot read {folder / 'generator.safetensors'} ({e.strerror}); copy the run folder "
+                          "again.") from None
     if meta.get("sha256") and sha256_bytes(raw) != meta["sha256"]:
         raise GankitError(f"{folder / 'generator.safetensors'} does not match its recorded checksum; copy it again "
                           "(in the run's own folder, resuming the run writes both files again from its checkpoint).")

@@ -50,7 +50,8 @@ def writable(path: str | Path, what: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise GankitError(f"Cannot create the folder of {what} {path} ({e.strerror}); choose a writable path.") from None
+        raise GankitError(f"Cannot create the folder of {what} {path} ({e.strerror}); choose a writable "
+                          "path.") from None
     if not os.access(path.parent, os.W_OK):
         raise GankitError(f"The folder of {what} {path} is not writable; choose another path.")
     return path

@@ -155,7 +155,8 @@ def requested_labels(pipe, args: argparse.Namespace):
             raise GankitError("--attr and --label/--labels both choose the labels; give one of them.")
         if len(attrs) > 1:
             example = " ".join(f"--attr {a.name}={a.values[0]}" for a in attrs)
-            raise GankitError(f"This model has attributes {', '.join(a.name for a in attrs)}; choose values with {example}.")
+            raise GankitError(f"This model has attributes {', '.join(a.name for a in attrs)}; choose values with "
+                              f"{example}.")
         if args.label is not None:
             return [[attrs[0].index(args.label)]], args.n, square
         values = [attrs[0].index(v) for v in args.labels.split(",") if v.strip()]
@@ -163,7 +164,8 @@ def requested_labels(pipe, args: argparse.Namespace):
             raise GankitError("--labels is empty; give comma-separated labels such as 0,1,2.")
         n = args.n if args.n_given else len(values)
         if n % len(values):
-            raise GankitError(f"--n {n} is not a multiple of the {len(values)} labels given; each label gets n/{len(values)} samples.")
+            raise GankitError(f"--n {n} is not a multiple of the {len(values)} labels given; each label gets "
+                              f"n/{len(values)} samples.")
         per = n // len(values)
         return [[v] for v in values for _ in range(per)], n, per
     import torch
@@ -174,7 +176,8 @@ def requested_labels(pipe, args: argparse.Namespace):
         names = [name.strip() for name in args.grid.split(",")]
         axes = [attribute_named(attrs, name) for name in names]
         if not 1 <= len(axes) <= 2 or len(set(names)) != len(names):
-            raise GankitError(f"--grid takes one or two different attributes, e.g. --grid {','.join(a.name for a in attrs[:2])}.")
+            raise GankitError("--grid takes one or two different attributes, e.g. --grid "
+                              f"{','.join(a.name for a in attrs[:2])}.")
         both = [a.name for a in axes if a.name in fixed]
         if both:
             raise GankitError(f"{both[0]} is both a --grid axis, which takes every value, and an --attr; drop one.")
@@ -205,7 +208,8 @@ def parse_attr_values(attrs, assignments: list[str]) -> dict[str, int | None]:
     for text in assignments:
         name, sep, value = text.partition("=")
         if not sep:
-            raise GankitError(f"--attr {text!r} must look like name=value, e.g. --attr {attrs[0].name}={attrs[0].values[0]}.")
+            raise GankitError(f"--attr {text!r} must look like name=value, e.g. --attr "
+                              f"{attrs[0].name}={attrs[0].values[0]}.")
         attribute = attribute_named(attrs, name.strip())
         if attribute.name in fixed:
             raise GankitError(f"--attr {attribute.name} is given twice; give each attribute once.")
@@ -245,7 +249,8 @@ def check_sample_modes(args: argparse.Namespace) -> None:
     if args.interpolate is not None and not 2 <= args.interpolate <= MAX_INTERPOLATION:
         raise GankitError(f"--interpolate must be between 2 and {MAX_INTERPOLATION}, not {args.interpolate}.")
     if args.steps is not None and not args.traverse:
-        raise GankitError("--steps sets the columns of a --traverse grid; drop it (--interpolate N takes its own count).")
+        raise GankitError("--steps sets the columns of a --traverse grid; drop it (--interpolate N takes its own "
+                          "count).")
     if args.interpolate is not None and args.labels is not None and "," in args.labels:
         raise GankitError("--interpolate draws one row, for one label; give it with --label N.")
 
@@ -469,7 +474,8 @@ def make_parser() -> argparse.ArgumentParser:
     u.add_argument("--from-hr", action="store_true",
                    help="treat IMAGE as the true high-resolution image: shrink it by the run's scale first, "
                         "then upscale")
-    u.add_argument("--tile", type=int, default=TILE, help=f"LR pixels per tile side, at least 8; bounds memory (default {TILE})")
+    u.add_argument("--tile", type=int, default=TILE, help="LR pixels per tile side, at least 8; bounds memory "
+                                                          f"(default {TILE})")
     u.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="default auto: a GPU when there is one")
     u.set_defaults(func=cmd_upscale)

@@ -205,8 +205,8 @@ def config_from_dict(cls: type, values: dict[str, Any], file: Path, key: str) ->
     obj = cls()
     for name, value in values.items():
         if name not in hints:
-            raise GankitError(f"{key}.{name} in {file} is not a setting of this gankit version; the file was written by "
-                              "another version: use that version, or remove the entry.")
+            raise GankitError(f"{key}.{name} in {file} is not a setting of this gankit version; the file was written "
+                              "by another version: use that version, or remove the entry.")
         setattr(obj, name, coerce(value, hints[name], f"{key}.{name} in {file}", RESTORE))
     return obj
 
@@ -218,7 +218,8 @@ def load_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise GankitError(f"Config file {path} does not exist; check the path given to --config.") from None
     except OSError as e:
-        raise GankitError(f"Cannot read the config file {path} ({e.strerror}); give --config a readable TOML file.") from None
+        raise GankitError(f"Cannot read the config file {path} ({e.strerror}); give --config a readable TOML "
+                          "file.") from None
     except UnicodeDecodeError:
         raise GankitError(f"Config file {path} is not UTF-8 text; give --config a TOML file.") from None
     except tomllib.TOMLDecodeError as e:

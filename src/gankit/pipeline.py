@@ -73,7 +73,8 @@ class GeneratorPipeline:
         for i, a in enumerate(attrs):
             bad = y[:, i][(y[:, i] < 0) | (y[:, i] >= a.num_classes)]
             if len(bad):
-                raise GankitError(f"Label {int(bad[0])} is outside {a.name!r}, whose classes are 0-{a.num_classes - 1}.")
+                raise GankitError(f"Label {int(bad[0])} is outside {a.name!r}, whose classes are "
+                                  f"0-{a.num_classes - 1}.")
         return y.to(self.device)
 
     def draw_labels(self, n: int, fixed: dict[str, int], generator: torch.Generator) -> Tensor:
@@ -103,9 +104,9 @@ class GeneratorPipeline:
         n = require_whole(n, "The number of samples", 1, MAX_SAMPLES)
         per_sample = math.prod(self.info.shape)
         if n * per_sample > MAX_VALUES:
-            raise GankitError(f"{n:,} samples of shape {tuple(self.info.shape)} would take {n * per_sample * 4 / 2**30:.0f} "
-                              f"GiB of memory; ask for at most {MAX_VALUES // per_sample:,} at a time, with another "
-                              "seed for each batch.")
+            raise GankitError(f"{n:,} samples of shape {tuple(self.info.shape)} would take "
+                              f"{n * per_sample * 4 / 2**30:.0f} GiB of memory; ask for at most "
+                              f"{MAX_VALUES // per_sample:,} at a time, with another seed for each batch.")
         batch_size = require_whole(batch_size, "batch_size", 1, MAX_SAMPLES)
         g = torch.Generator(device=self.device)
         g.manual_seed(require_whole(seed, "The seed", 0, SAMPLE_SEED_MAX) if seed is not None else torch.seed())

@@ -147,10 +147,12 @@ def labelled_splits(labels: np.ndarray, n_labels: Sequence[int], n_test: int,
                           f"but the dataset holds {len(labels)}; probe a larger dataset.")
     if largest + n_test > len(labels):
         raise GankitError(f"{largest} labelled and {n_test} test images need {largest + n_test} images but the "
-                          f"dataset holds {len(labels)}; lower the label budgets (--budgets) or probe a larger dataset.")
+                          f"dataset holds {len(labels)}; lower the label budgets (--budgets) or probe a larger "
+                          "dataset.")
     for n in n_labels:
         if n < classes:
-            raise GankitError(f"A probe with {n} labels cannot see each of the {classes} classes; give at least {classes}.")
+            raise GankitError(f"A probe with {n} labels cannot see each of the {classes} classes; give at least "
+                              f"{classes}.")
     try:
         pool, test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=seed)
         train = {n: pool if n == len(pool) else
@@ -286,7 +288,8 @@ def probe_run(run_dir: str | Path, data: TensorData | str | None = None, n_label
     info = run_info(run_dir)
     if not info.is_image:
         raise GankitError(f"{run_dir} trained on vectors of shape {tuple(info.shape)}, not images; probe reads the "
-                          f"discriminator of a GAN trained on labelled images (a toy run's mode metrics are in its metrics.jsonl).")
+                          "discriminator of a GAN trained on labelled images (a toy run's mode metrics are in its "
+                          "metrics.jsonl).")
     if isinstance(data, str) and holds_vectors(data):  # checked by name: its loader would blame the image size
         raise GankitError(f"--data {data} holds vectors, not images; probe {run_dir} with labelled images of its "
                           "shape, or drop --data to use the run's own.")

@@ -74,7 +74,8 @@ def upscale_file(run_dir: str | Path, source: str | Path, out: str | Path | None
     s = generator.scale
     source = Path(source)
     if out is not None and Path(out).resolve() == source.resolve():
-        raise GankitError(f"--out {out} is the image being upscaled, which writing it would replace; choose another --out.")
+        raise GankitError(f"--out {out} is the image being upscaled, which writing it would replace; choose another "
+                          "--out.")
     out = writable_image(out or source.with_name(f"{source.stem}-x{s}.png"), "--out")
     image = read_image(source)
     if from_hr:

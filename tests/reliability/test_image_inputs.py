@@ -187,7 +187,8 @@ def test_anime_counted_tags_keep_and_drop(tmp_path: Path) -> None:
     assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")], [HAIR.index("aqua"), EYES.index("gray")]]
     assert data.info.attributes == (HAIR, EYES) and data.samples.shape == (2, 3, 8, 8)
     assert data.notes == [f"anime:{root}: kept 2 of 9 rows; dropped 2 ambiguous (no or several hair/eye "
-                          "colours), 1 with a colour outside the lists, 2 bad, 1 with a duplicate id, 1 without an image."]
+                          "colours), 1 with a colour outside the lists, 2 bad, 1 with a duplicate id, 1 without an "
+                          "image."]
     save(root / "faces" / "7.png")
     save(root / "faces" / "8.png")
     assert load(f"anime:{root}").notes[0].endswith(" 2 images in faces/ without a row in tags.csv left out.")
@@ -226,7 +227,8 @@ def test_anime_rows_may_name_the_image_file(tmp_path: Path) -> None:
     # '20' and '20.jpg' name one image: the second row is a duplicate, not a second copy of it
     root = anime_folder(tmp_path / "twice", ["20,blue hair red eyes", "20.jpg,pink hair green eyes"], ["20"])
     data = load(f"anime:{root}")
-    assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")]] and "1 with a duplicate id" in data.notes[0]
+    assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")]]
+    assert "1 with a duplicate id" in data.notes[0]
 
 
 def test_anime_errors(tmp_path: Path) -> None:

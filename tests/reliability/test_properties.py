@@ -46,7 +46,8 @@ def test_any_dataset_spec_loads_or_fails_in_one_sentence(spec):
 
 
 @FAST
-@given(labels=st.lists(st.integers(-3, 14), max_size=12) | st.lists(st.lists(st.integers(-3, 14), max_size=3), max_size=4),
+@given(labels=st.lists(st.integers(-3, 14), max_size=12)
+       | st.lists(st.lists(st.integers(-3, 14), max_size=3), max_size=4),
        n=st.integers(1, 12))
 def test_any_labels_sample_or_fail_in_one_sentence(cgan_run: Path, labels, n):
     pipe = gankit.load(cgan_run)

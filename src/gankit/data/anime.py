@@ -217,7 +217,8 @@ def load_anime(root: Path, size: int, channels: int) -> TensorData:
 
 @register(
     "anime",
-    summary="Anime faces with labels 'hair' (12 colours) and 'eyes' (11): PATH/faces/<id>.jpg + PATH/tags.csv; 3x64x64.",
+    summary="Anime faces with labels 'hair' (12 colours) and 'eyes' (11): PATH/faces/<id>.jpg + PATH/tags.csv; "
+            "3x64x64.",
     usage="anime:PATH  (tags.csv rows 'id,blue hair red eyes' or 'id,blue hair:1<TAB>red eyes:1')",
     path="all",
 )

@@ -202,7 +202,8 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
 
 @register(
     "celeba",
-    summary="CelebA aligned faces, 3x64x64; labels chosen by attrs (hair colour, identity, any of the 40 binary attributes).",
+    summary="CelebA aligned faces, 3x64x64; labels chosen by attrs (hair colour, identity, any of the 40 binary "
+            "attributes).",
     usage="celeba:PATH | celeba:PATH,attrs=hair+Smiling+Male  (PATH holds img_align_celeba/ and list_attr_celeba.txt)",
     path="first",
 )

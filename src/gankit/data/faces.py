@@ -170,7 +170,8 @@ def draw_eye(draw: ImageDraw.ImageDraw, face: Face, x: float, y: float, r: float
     draw.arc((x - 1.15 * w, y - 1.1 * h, x + 1.15 * w, y + 1.3 * h), 195, 345, fill=DARK,
              width=max(1, round(0.22 * h)))
     brow_y = y - 1.45 * h
-    draw.line((x - 0.8 * w, brow_y, x + 0.8 * w, brow_y), fill=shaded(face.hair_rgb, 0.7), width=max(1, round(0.12 * h)))
+    draw.line((x - 0.8 * w, brow_y, x + 0.8 * w, brow_y), fill=shaded(face.hair_rgb, 0.7),
+              width=max(1, round(0.12 * h)))
 
 
 def draw_front_hair(draw: ImageDraw.ImageDraw, face: Face, cx: float, cy: float, r: float) -> None:
@@ -228,7 +229,8 @@ def parse_count(argument: str | None) -> int:
 
 @register(
     "faces",
-    summary="Embedded cartoon faces labelled 'hair' (12 colours) and 'eyes' (11), drawn procedurally; 20,000 at 3x32x32.",
+    summary="Embedded cartoon faces labelled 'hair' (12 colours) and 'eyes' (11), drawn procedurally; 20,000 at "
+            "3x32x32.",
     usage="faces | faces:N  (N faces; data.image_size and data.channels change size and colour)",
 )
 def load_faces(argument: str | None, options: DataConfig) -> TensorData:
@@ -264,5 +266,6 @@ def export_faces(directory: Path, n: int = DEFAULT_COUNT, image_size: int = DEFA
         rows = (f"{i},{HAIR.values[h]} hair {EYES.values[e]} eyes\n" for i, (h, e) in enumerate(labels.tolist()))
         (directory / "tags.csv").write_text("".join(rows))
     except OSError as e:
-        raise GankitError(f"Cannot write the faces into {directory} ({e.strerror or e}); choose a writable folder.") from None
+        raise GankitError(f"Cannot write the faces into {directory} ({e.strerror or e}); choose a writable "
+                          "folder.") from None
     return directory

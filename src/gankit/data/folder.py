@@ -42,7 +42,8 @@ def text_lines(path: Path, missing: str) -> list[str]:
     except FileNotFoundError:
         raise GankitError(f"{path} does not exist; {missing}.") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise GankitError(f"{path} cannot be read as UTF-8 text ({e}); replace it with the dataset's own copy.") from None
+        raise GankitError(f"{path} cannot be read as UTF-8 text ({e}); replace it with the dataset's own "
+                          "copy.") from None
 
 
 def dropped_summary(dropped: dict[str, int]) -> str:

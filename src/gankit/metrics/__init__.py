@@ -14,6 +14,7 @@ from gankit.metrics.features import (
 from gankit.metrics.reference import ReferenceStats, reference_stats
 
 __all__ = [
-    "FeatureExtractor", "ReferenceStats", "default_extractor", "evaluate", "extractor_names", "format_table", "load_extractor",
+    "FeatureExtractor", "ReferenceStats", "default_extractor", "evaluate", "extractor_names", "format_table",
+    "load_extractor",
     "quick_scores", "reference_stats", "register_extractor", "run_eval",
 ]

@@ -70,8 +70,8 @@ class FacesExtractor(FeatureExtractor):
 
 def attribute_accuracy(logits: dict[str, Tensor], labels: Tensor) -> dict[str, float]:
     """For each attribute, the fraction of samples classified as the value in its label column."""
-    return {name: conditional_accuracy(labels[:, i].cpu(), l.argmax(1).cpu(), l.shape[1]).overall
-            for i, (name, l) in enumerate(logits.items())}
+    return {name: conditional_accuracy(labels[:, i].cpu(), scores.argmax(1).cpu(), scores.shape[1]).overall
+            for i, (name, scores) in enumerate(logits.items())}
 
 
 @register_extractor("faces")

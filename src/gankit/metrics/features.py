@@ -72,10 +72,10 @@ class FeatureExtractor:
         features, logits = [], []
         for start in range(0, len(images), self.batch_size):
             batch = images[start:start + self.batch_size].to(self.device, torch.float32)
-            f, l = self.network(self.prepare(batch))
+            f, scores = self.network(self.prepare(batch))
             features.append(f.float().cpu())
-            if l is not None:
-                logits.append(l.float().cpu())
+            if scores is not None:
+                logits.append(scores.float().cpu())
         return torch.cat(features), torch.cat(logits) if logits else None
 
     def split_logits(self, logits: Tensor) -> dict[str, Tensor]:

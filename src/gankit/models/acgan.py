@@ -88,12 +88,12 @@ def auxiliary_loss(logits: list[Tensor], labels: Tensor, weights: tuple[float, .
     ``F.cross_entropy`` takes the logits themselves: applying softmax first (PyTorch-GAN's
     ACGAN) squashes the gradients and slows the classifier down.
     """
-    return sum(w * F.cross_entropy(l.float(), labels[:, i]) for i, (l, w) in enumerate(zip(logits, weights)))
+    return sum(w * F.cross_entropy(scores.float(), labels[:, i]) for i, (scores, w) in enumerate(zip(logits, weights)))
 
 
 def head_accuracy(logits: list[Tensor], labels: Tensor) -> Tensor:
     """The fraction of samples whose every attribute is classified as labelled."""
-    right = torch.stack([l.argmax(1) == labels[:, i] for i, l in enumerate(logits)]).all(0)
+    right = torch.stack([scores.argmax(1) == labels[:, i] for i, scores in enumerate(logits)]).all(0)
     return right.float().mean()
 
 

@@ -34,7 +34,8 @@ the pose, so it takes the digit; the continuous codes are left out of the term, 
 to hold the pose. On the AMX Xeon, 4,000 steps with it (and unit variance) gave code recovery of
 99.9-100% and Q accuracy of 95.9-97.0% for seeds 0-5, against 10-99.9% and 18-94% without it, at
 about a quarter more time per step; with the learnt variance (the default), 98.7-100% and 94.9-96.7%
-for seeds 0-4 and 93.2% / 89.4% for seed 5 (README, ACGAN and InfoGAN). ``model.q_augment=0`` trains the paper's objective alone.
+for seeds 0-4 and 93.2% / 89.4% for seed 5 (README, ACGAN and InfoGAN). ``model.q_augment=0`` trains
+the paper's objective alone.
 
 ``q_update="d"`` is the scheme of the paper's released code, and was gankit's until measured: D's
 loss adds L_I on the fakes, so Q learns at D's learning rate and D's body learns to read the codes
@@ -126,7 +127,8 @@ class InfoGANConfig(GANConfig):
             if value < 0:
                 raise GankitError(f"model.{key} must not be negative, not {value}.")
         if not 0 <= self.q_augment <= 180:
-            raise GankitError(f"model.q_augment is a rotation in degrees between 0 (off) and 180, not {self.q_augment}.")
+            raise GankitError("model.q_augment is a rotation in degrees between 0 (off) and 180, not "
+                              f"{self.q_augment}.")
         for key, value in {"dense": self.dense, "channels": self.channels, "q_hidden": self.q_hidden}.items():
             if value < 1:
                 raise GankitError(f"model.{key} must be at least 1, not {value}.")

@@ -168,7 +168,8 @@ def check_state(state: object) -> None:
     step, optimizers = state.get("step"), state.get("optimizers")
     if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
         raise ValueError(f"state.json's step is {step!r}, not a whole number")
-    if not (isinstance(optimizers, dict) and "g" in optimizers and all(isinstance(m, dict) for m in optimizers.values())):
+    if not (isinstance(optimizers, dict) and "g" in optimizers
+            and all(isinstance(m, dict) for m in optimizers.values())):
         raise ValueError("state.json does not describe G's optimizer")
     wrong = [key for key, ok in (("elapsed", number), ("lr_scale", number), ("best_fid", number),
                                  ("family", lambda v: isinstance(v, dict)), ("model", lambda v: isinstance(v, str)))

@@ -155,8 +155,8 @@ def setup(device_choice: str) -> Distributed:
     if device_choice == "cuda" and not use_cuda:
         raise GankitError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
     if use_cuda and local_rank >= torch.cuda.device_count():
-        raise GankitError(f"Local rank {local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()}; "
-                          "start torchrun with --nproc_per_node no larger than that.")
+        raise GankitError(f"Local rank {local_rank} has no GPU of its own: this machine has "
+                          f"{torch.cuda.device_count()}; start torchrun with --nproc_per_node no larger than that.")
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)

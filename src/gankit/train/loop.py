@@ -77,7 +77,9 @@ class Trainer:
         seed_everything(t.seed + self.dist.rank)
         family = get_family(cfg.model)
         self.data_spec = cfg.data.spec or family.default_data
-        self.data = (data if data is not None else family.load_data(self.data_spec, cfg.data, cfg.model_cfg)).to(self.device)
+        if data is None:
+            data = family.load_data(self.data_spec, cfg.data, cfg.model_cfg)
+        self.data = data.to(self.device)
         if self.dist.is_main:
             for note in self.data.notes:
                 print(f"note: {note}", file=sys.stderr)
@@ -167,7 +169,8 @@ class Trainer:
         # Rank 0's streams under their own names, each other rank's with its number: an exact resume
         # needs every rank's (one run resumed with another number of ranks starts the others anew).
         rng = dict(rng_states[0])
-        rng.update({f"{name}.rank{rank}": v for rank, state in enumerate(rng_states[1:], 1) for name, v in state.items()})
+        rng.update({f"{name}.rank{rank}": v
+                    for rank, state in enumerate(rng_states[1:], 1) for name, v in state.items()})
         optimizers = {"g": self.opt_g.state_dict()}
         if self.opt_d is not None:
             optimizers["d"] = self.opt_d.state_dict()
@@ -224,7 +227,8 @@ class Trainer:
                       file=sys.stderr)
 
     def _reseed_noise(self) -> None:
-        """A noise stream derived from the seed, the rank and the step, for a resume that cannot continue the saved one."""
+        """A noise stream derived from the seed, the rank and the step, for a resume that cannot
+        continue the saved one."""
         self.noise.manual_seed(self.cfg.train.seed * 7919 + self.dist.rank + self.step * 1_000_003)
 
     def _load_optimizer(self, opt: torch.optim.Optimizer, state: dict, network: str) -> None:
@@ -453,8 +457,8 @@ class Trainer:
                 "(--set train.lr_d=... --set train.lr_g=...), another model.loss, or data of a smaller scale.")
         if self.rollbacks_left <= 0:
             lower = "resume from it with lower learning rates (--set train.lr_d=... --set train.lr_g=...)"
-            remedy = (f", and all its automatic rollbacks (train.rollbacks={t.rollbacks}) are used: {lower}" if t.rollbacks
-                      else f": {lower} or allow automatic rollbacks with --set train.rollbacks=2")
+            remedy = (f", and all its automatic rollbacks (train.rollbacks={t.rollbacks}) are used: {lower}"
+                      if t.rollbacks else f": {lower} or allow automatic rollbacks with --set train.rollbacks=2")
             raise GankitError(f"{where}; the last checkpoint in {self.run_dir / 'checkpoints'} is intact{remedy}.")
         self.rollbacks_left -= 1
         scale = self.lr_scale * t.rollback_lr_factor  # survives the restore, which reads the old one
@@ -599,7 +603,8 @@ def refuse_occupied(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise GankitError(f"--out {run_dir} is a file, not a folder; choose a folder for the run.")
     if list_checkpoints(run_dir / "checkpoints") or (run_dir / "generator.json").exists():
-        raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out.")
+        raise GankitError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another "
+                          "--out.")
     others = sorted(entry.name for entry in run_dir.iterdir() if entry.name not in EARLY_RUN_ENTRIES)
     if not others and (run_dir / "config.json").exists() and not is_run_config(run_dir / "config.json"):
         others = ["config.json"]

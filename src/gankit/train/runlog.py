@@ -22,8 +22,9 @@ class RunLog:
         keep_records_until(self.path, start_step)  # at 0: a fresh start where a run crashed before its first checkpoint
         self._file = open(self.path, "a", buffering=1)
         self._tb = _tensorboard_writer(folder / "tensorboard", start_step)
+        # disable=None shows the bar on a terminal only: a log file gets no bar frames
         self._bar = tqdm(total=total_steps if total_steps < 10**12 else None, initial=start_step, unit="step",
-                         dynamic_ncols=True, disable=None if show_progress else True, file=sys.stderr)  # None: only on a terminal; a log gets no bar frames
+                         dynamic_ncols=True, disable=None if show_progress else True, file=sys.stderr)
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")

@@ -81,7 +81,8 @@ def oversubscription_note(threads: int) -> str | None:
     if threads <= cores:
         return None
     return (f"note: train.threads={threads} is more than this machine's {cores} cores, and threads that share a core "
-            f"wait for each other at every operation; set train.threads to {cores} or fewer (0 keeps PyTorch's choice).")
+            f"wait for each other at every operation; set train.threads to {cores} or fewer (0 keeps PyTorch's "
+            "choice).")
 
 
 def resolve_precision(choice: str, device: torch.device) -> torch.dtype:
