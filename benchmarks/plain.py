@@ -17,7 +17,9 @@ D, all in fp32; srresnet's G alone on the pixel MSE.
 
 The benchmarks run this loop in a fresh process (``in_fresh_process``), as a script runs:
 nothing a gankit run leaves behind in the benchmark's process (allocator state, thread
-settings, compiled code) reaches it.
+settings, compiled code) reaches it. On a GPU (``device="cuda"``) the loop is the scripts'
+too: networks on the GPU, each batch copied there from the DataLoader, noise drawn there, and
+the losses read back every step (the scripts print them every batch).
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ class PlainModel(nn.Module):
     def d_parameters(self) -> list[nn.Parameter]:
         return list(self.D.parameters())
 
-    def draw(self, n: int) -> tuple[Tensor, Tensor]:
+    def draw(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """Noise and the labels the fakes are asked for."""
-        return torch.randn(n, LATENT), torch.randint(0, 10, (n,))
+        return torch.randn(n, LATENT, device=device), torch.randint(0, 10, (n,), device=device)
 
     def discriminate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
         """(probability of real, any other outputs of D)."""
@@ -134,13 +136,13 @@ class PlainFamily(PlainModel):
         held = {id(p) for p in self.with_g}
         return [p for p in self.D.parameters() if id(p) not in held]
 
-    def draw(self, n: int) -> tuple[Tensor, Tensor]:
+    def draw(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
         if self.family.name == "infogan":
-            codes = self.G.codes.sample(n, None, "cpu")
-            return torch.cat([torch.randn(n, self.G.noise_dim), codes], dim=1), codes
-        labels = torch.stack([torch.randint(0, k, (n,)) for k in self.G.info.num_classes], 1) \
-            if self.G.info.num_classes else torch.zeros(n, 0, dtype=torch.long)
-        return torch.randn(n, self.G.latent_dim), labels
+            codes = self.G.codes.sample(n, None, device)
+            return torch.cat([torch.randn(n, self.G.noise_dim, device=device), codes], dim=1), codes
+        labels = torch.stack([torch.randint(0, k, (n,), device=device) for k in self.G.info.num_classes], 1) \
+            if self.G.info.num_classes else torch.zeros(n, 0, dtype=torch.long, device=device)
+        return torch.randn(n, self.G.latent_dim, device=device), labels
 
     def generate(self, z, y):
         return self.G(z, y if self.family.name == "acgan" else None)  # InfoGAN's codes are inside z
@@ -180,13 +182,14 @@ def plain_model(name: str, info: DataInfo | None = None) -> PlainModel:
 def plain_loop(model_name: str, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                seconds: float, on_mark: Callable[[nn.Module, float], None] | None = None,
                marks: tuple[float, ...] = (), seed: int = 0, info: DataInfo | None = None,
-               ) -> tuple[nn.Module, int, float]:
+               device: str = "cpu") -> tuple[nn.Module, int, float]:
     """Train for ``seconds`` of training time; call ``on_mark(model, t)`` at each mark (its time
     is not counted). ``labels`` are what the model's D takes: the digit (N,) for the MLP models,
     every attribute (N, A) for the conv families (which also need the data's ``info``).
     Returns the model, the number of steps and the training seconds."""
     torch.manual_seed(seed)
-    model = plain_model(model_name, info)
+    device = torch.device(device)
+    model = plain_model(model_name, info).to(device)
     opt_g = torch.optim.Adam(model.g_parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(model.d_parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = nn.BCELoss()
@@ -200,8 +203,9 @@ def plain_loop(model_name: str, images: torch.Tensor, labels: torch.Tensor, batc
         except StopIteration:
             batches = iter(loader)
             x, y = next(batches)
-        valid, fake_t = torch.ones(len(x), 1), torch.zeros(len(x), 1)
-        z, gen_y = model.draw(len(x))
+        x, y = x.to(device), y.to(device)
+        valid, fake_t = torch.ones(len(x), 1, device=device), torch.zeros(len(x), 1, device=device)
+        z, gen_y = model.draw(len(x), device)
         opt_g.zero_grad()
         gen = model.generate(z, gen_y)
         p_fake, extra = model.discriminate(gen, gen_y)
@@ -214,6 +218,7 @@ def plain_loop(model_name: str, images: torch.Tensor, labels: torch.Tensor, batc
                   + bce(model.discriminate(gen.detach(), gen_y)[0], fake_t)) / 2
         d_loss.backward()
         opt_d.step()
+        d_loss.item(), g_loss.item()  # the scripts print both every batch; on a GPU this waits for the step
         steps += 1
         trained += time.perf_counter() - start
         while pending and trained >= pending[0]:
@@ -232,14 +237,15 @@ def random_vgg_features(layer: str = "vgg54") -> nn.Module:
 
 
 def plain_sr_loop(model_name: str, tiles: torch.Tensor, batch_size: int, seconds: float,
-                  info: DataInfo) -> tuple[nn.Module, nn.Module, int, float]:
+                  info: DataInfo, device: str = "cpu") -> tuple[nn.Module, nn.Module, int, float]:
     """Seed 004's loop on gankit's SR networks for ``seconds`` of training time:
     (G, D, steps, training seconds)."""
     family = get_family(model_name)
     cfg = family.default_config(family.default_data)
-    G, D = family.build_generator(cfg, info), family.build_discriminator(cfg, info)
+    device = torch.device(device)
+    G, D = family.build_generator(cfg, info).to(device), family.build_discriminator(cfg, info).to(device)
     adversarial = any(p.requires_grad for p in D.parameters())  # srresnet's D is empty
-    vgg = random_vgg_features() if adversarial else None
+    vgg = random_vgg_features().to(device) if adversarial else None
     crop, margin = cfg.crop, (tiles.shape[-1] - cfg.crop) // 2
     hr = tiles[..., margin:margin + crop, margin:margin + crop]  # fixed centre crops, as a dataset folder holds
     loader = DataLoader(TensorDataset(downscale(hr, cfg.scale), hr), batch_size=batch_size, shuffle=True,
@@ -255,10 +261,11 @@ def plain_sr_loop(model_name: str, tiles: torch.Tensor, batch_size: int, seconds
         except StopIteration:
             batches = iter(loader)
             lr, real = next(batches)
+        lr, real = lr.to(device), real.to(device)
         opt_g.zero_grad()
         sr = G(lr)
         if adversarial:
-            valid, fake = torch.ones(len(lr), 1), torch.zeros(len(lr), 1)
+            valid, fake = torch.ones(len(lr), 1, device=device), torch.zeros(len(lr), 1, device=device)
             loss_g = l1(vgg(sr), vgg(real).detach()) + 1e-3 * mse(D(sr), valid)
         else:
             loss_g = mse(sr, real)
@@ -269,6 +276,7 @@ def plain_sr_loop(model_name: str, tiles: torch.Tensor, batch_size: int, seconds
             loss_d = (mse(D(real), valid) + mse(D(sr.detach()), fake)) / 2
             loss_d.backward()
             opt_d.step()
+        loss_g.item()  # printed every batch, as above
         steps += 1
         trained += time.perf_counter() - start
     return G, D, steps, trained

@@ -8,7 +8,12 @@ convolutional ones at batch 64 and 256, super-resolution (srresnet, srgan) at th
 srgan with a VGG19 of random weights (the same work as ImageNet's). Prints a table and writes
 benchmarks/results/speed.json, keeping the rows of models and batch sizes it did not measure.
 
+On a GPU (``--device cuda``) it also reports the GPU's mean utilisation during each loop (from
+nvidia-smi, polled every 0.2 s), measures gankit with ``--compile`` when asked, and writes
+speed_cuda.json with the GPU's name.
+
     python benchmarks/speed.py [--models gan cgan] [--batches 64 256] [--seconds 10] [--repeats 3]
+    python benchmarks/speed.py --device cuda [--compile]
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,7 +45,8 @@ from gankit.train.runtime import cpu_description, resolve_precision  # noqa: E40
 RESULTS = Path(__file__).parent / "results"
 
 
-def gankit_images_per_s(model: str, batch: int, seconds: float, spec: str) -> tuple[float, str]:
+def gankit_images_per_s(model: str, batch: int, seconds: float, spec: str, device: str = "cpu",
+                        compile_networks: bool = False) -> tuple[float, str]:
     """Steady-state images/s of the real loop (logging, EMA and checks included); run in a fresh
     process, as the plain loop is: runs of earlier models in one process slowed later ones."""
     family = get_family(model)
@@ -56,7 +64,7 @@ def gankit_images_per_s(model: str, batch: int, seconds: float, spec: str) -> tu
     t = cfg.train
     # The first log interval is warm-up; a super-resolution step takes about a second, not milliseconds.
     probe_steps, t.log_every = (4, 2) if model in SR_FAMILIES else (50, 25)
-    t.batch_size, t.progress = batch, False
+    t.batch_size, t.progress, t.device, t.compile = batch, False, device, compile_networks
     t.sample_every = t.checkpoint_every = 10**9
     with tempfile.TemporaryDirectory() as tmp:
         if model == "srgan":
@@ -84,22 +92,53 @@ def write_random_vgg(folder: Path) -> Path:
     return path
 
 
-def plain_images_per_s(model: str, batch: int, seconds: float, spec: str) -> float:
+def plain_images_per_s(model: str, batch: int, seconds: float, spec: str, device: str = "cpu") -> float:
     """The plain loop's images/s; run in a fresh process (``in_fresh_process``)."""
     if model in SR_FAMILIES:
         family = get_family(model)
         data = family.load_data(spec, DataConfig(), family.default_config(spec))
-        plain_sr_loop(model, data.samples, batch, 1.0, data.info)  # warm-up
-        _, _, steps, trained = plain_sr_loop(model, data.samples, batch, seconds, data.info)
+        plain_sr_loop(model, data.samples, batch, 1.0, data.info, device)  # warm-up
+        _, _, steps, trained = plain_sr_loop(model, data.samples, batch, seconds, data.info, device)
         return steps * batch / trained
     data = load_dataset(spec)
     labels = data.labels if model in CONV_FAMILIES else data.labels[:, 0]
-    plain_loop(model, data.samples, labels, batch, 2.0, info=data.info)  # warm-up
-    _, steps, trained = plain_loop(model, data.samples, labels, batch, seconds, info=data.info)
+    plain_loop(model, data.samples, labels, batch, 2.0, info=data.info, device=device)  # warm-up
+    _, steps, trained = plain_loop(model, data.samples, labels, batch, seconds, info=data.info, device=device)
     return steps * batch / trained
 
 
-def matmul_bound(model: str, batch: int, dtype: torch.dtype, repeats: int = 50, rounds: int = 3) -> float | None:
+class GpuUtilisation:
+    """The GPU's mean utilisation (percent) while the block runs, polled from nvidia-smi every
+    ``interval`` seconds in a thread; ``mean`` is None where nvidia-smi cannot be run."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.samples, self.mean = interval, [], None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout.split()
+                self.samples.append(float(out[0]))
+            except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+                return  # no nvidia-smi (or no GPU): no figure, rather than a wrong one
+
+    def __enter__(self) -> "GpuUtilisation":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        # the start-up (imports, data, a short sizing run) idles the GPU: its first fifth is left out
+        kept = self.samples[len(self.samples) // 5:]
+        self.mean = round(statistics.mean(kept), 1) if kept else None
+
+
+def matmul_bound(model: str, batch: int, dtype: torch.dtype, device: str = "cpu", repeats: int = 50,
+                 rounds: int = 3) -> float | None:
     """Seconds per step of the step's matrix products alone (forward, input and weight grads);
     None for the convolutional families (super-resolution included), whose work is mostly convolutions."""
     if model not in PLAIN_MODELS:
@@ -115,21 +154,21 @@ def matmul_bound(model: str, batch: int, dtype: torch.dtype, repeats: int = 50, 
                 shapes += [(rows, layer.in_features, layer.out_features, p) for p in passes]
     tensors = []
     for rows, fan_in, fan_out, kind in shapes:
-        if kind == "fwd":
-            a, b = torch.randn(rows, fan_in, dtype=dtype), torch.randn(fan_in, fan_out, dtype=dtype)
-        elif kind == "din":
-            a, b = torch.randn(rows, fan_out, dtype=dtype), torch.randn(fan_out, fan_in, dtype=dtype)
-        else:
-            a, b = torch.randn(fan_out, rows, dtype=dtype), torch.randn(rows, fan_in, dtype=dtype)
-        tensors.append((a, b))
+        a_shape, b_shape = {"fwd": ((rows, fan_in), (fan_in, fan_out)), "din": ((rows, fan_out), (fan_out, fan_in)),
+                            "dw": ((fan_out, rows), (rows, fan_in))}[kind]
+        tensors.append((torch.randn(a_shape, dtype=dtype, device=device),
+                        torch.randn(b_shape, dtype=dtype, device=device)))
+    wait = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for a, b in tensors:
         a @ b
     best = float("inf")
     for _ in range(rounds):  # the fastest round: other work on a shared machine only slows rounds down
+        wait()
         start = time.perf_counter()
         for _ in range(repeats):
             for a, b in tensors:
                 a @ b
+        wait()
         best = min(best, (time.perf_counter() - start) / repeats)
     return best
 
@@ -141,41 +180,61 @@ def main() -> None:
                         help="batch sizes (default 64 and 256; 16, the paper's, for srresnet and srgan)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per loop, setting and repeat")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop; the median counts")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--compile", action="store_true", help="gankit with torch.compile (train.compile)")
     args = parser.parse_args()
-    rows = []
-    for model in args.models:
-        spec = get_family(model).default_data
-        for batch in args.batches or ((16,) if model in SR_FAMILIES else (64, 256)):
-            # Alternated and repeated: on a shared VM a single pair can differ by 20% either way.
-            ours_runs, plain_runs = [], []
-            for _ in range(args.repeats):
-                ours, precision = in_fresh_process(gankit_images_per_s, model, batch, args.seconds, spec)
-                ours_runs.append(ours)
-                plain_runs.append(in_fresh_process(plain_images_per_s, model, batch, args.seconds, spec))
-            ours, plain = statistics.median(ours_runs), statistics.median(plain_runs)
-            dtype = resolve_precision("auto", torch.device("cpu"))
-            bound = matmul_bound(model, batch, dtype)
-            step = batch / ours
-            rows.append({"model": model, "data": spec, "batch": batch, "device": "cpu", "precision": precision,
-                         "gankit_images_per_s": round(ours), "plain_images_per_s": round(plain),
-                         "ratio": round(ours / plain, 2), "step_ms": round(step * 1e3, 2),
-                         "gankit_runs": [round(x) for x in ours_runs], "plain_runs": [round(x) for x in plain_runs]})
-            r = rows[-1]
-            line = (f"{model:7s} {batch:4d} {precision:8s} gankit {r['gankit_images_per_s']:7d} img/s  "
-                    f"plain {r['plain_images_per_s']:6d} img/s  x{r['ratio']:.2f}  step {r['step_ms']:.2f} ms")
-            if bound is not None:
-                r.update(matmul_ms=round(bound * 1e3, 2), step_over_matmul=round(step / bound, 2))
-                line += f" = {r['step_over_matmul']:.2f} x matmul {r['matmul_ms']:.2f} ms"
-            print(line, flush=True)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: PyTorch sees no CUDA GPU here")
+    rows = [measure(model, batch, args) for model in args.models
+            for batch in args.batches or ((16,) if model in SR_FAMILIES else (64, 256))]
     machine = {"cpu": cpu_description(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "python": platform.python_version()}
+    if args.device == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name()
     RESULTS.mkdir(exist_ok=True)
-    saved = RESULTS / "speed.json"
-    measured = {(r["model"], r["batch"]) for r in rows}
-    kept = [r for r in json.loads(saved.read_text())["rows"] if (r["model"], r["batch"]) not in measured] \
+    saved = RESULTS / ("speed.json" if args.device == "cpu" else "speed_cuda.json")
+    measured = {(r["model"], r["batch"], r.get("compiled", False)) for r in rows}
+    kept = [r for r in json.loads(saved.read_text())["rows"]
+            if (r["model"], r["batch"], r.get("compiled", False)) not in measured] \
         if saved.exists() else []  # rows of models and batches not measured this time stay
     saved.write_text(json.dumps({"machine": machine, "rows": kept + rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'speed.json'}")
+    print(f"wrote {saved}")
+
+
+def measure(model: str, batch: int, args: argparse.Namespace) -> dict:
+    """One row of the table: both loops, alternated and repeated (on a shared VM a single pair can
+    differ by 20% either way), and the matrix-product bound."""
+    spec = get_family(model).default_data
+    ours_runs, plain_runs, ours_util, plain_util = [], [], [], []
+    for _ in range(args.repeats):
+        with GpuUtilisation() as util:
+            ours, precision = in_fresh_process(gankit_images_per_s, model, batch, args.seconds, spec, args.device,
+                                               args.compile)
+        ours_runs.append(ours)
+        ours_util.append(util.mean)
+        with GpuUtilisation() as util:
+            plain_runs.append(in_fresh_process(plain_images_per_s, model, batch, args.seconds, spec, args.device))
+        plain_util.append(util.mean)
+    ours, plain = statistics.median(ours_runs), statistics.median(plain_runs)
+    dtype = resolve_precision("auto", torch.device(args.device))
+    bound = matmul_bound(model, batch, dtype, args.device)
+    step = batch / ours
+    row = {"model": model, "data": spec, "batch": batch, "device": args.device, "precision": precision,
+           "gankit_images_per_s": round(ours), "plain_images_per_s": round(plain),
+           "ratio": round(ours / plain, 2), "step_ms": round(step * 1e3, 2),
+           "gankit_runs": [round(x) for x in ours_runs], "plain_runs": [round(x) for x in plain_runs]}
+    line = (f"{model:7s} {batch:4d} {args.device:4s} {precision:8s} gankit {row['gankit_images_per_s']:7d} img/s  "
+            f"plain {row['plain_images_per_s']:6d} img/s  x{row['ratio']:.2f}  step {row['step_ms']:.2f} ms")
+    if args.compile:
+        row["compiled"] = True
+    if bound is not None:
+        row.update(matmul_ms=round(bound * 1e3, 2), step_over_matmul=round(step / bound, 2))
+        line += f" = {row['step_over_matmul']:.2f} x matmul {row['matmul_ms']:.2f} ms"
+    if args.device == "cuda" and None not in ours_util + plain_util:
+        row.update(gankit_gpu_util=statistics.median(ours_util), plain_gpu_util=statistics.median(plain_util))
+        line += f"  GPU busy {row['gankit_gpu_util']:.0f}% / {row['plain_gpu_util']:.0f}%"
+    print(line, flush=True)
+    return row
 
 
 if __name__ == "__main__":

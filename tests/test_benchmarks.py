@@ -77,8 +77,29 @@ def test_infogan_q_head_learns_with_g_not_d():
     q_head = {id(p) for p in model.D.q_head.parameters()}
     assert q_head <= {id(p) for p in model.g_parameters()}
     assert not q_head & {id(p) for p in model.d_parameters()}
-    z, codes = model.draw(5)
+    z, codes = model.draw(5, torch.device("cpu"))
     assert z.shape == (5, model.G.latent_dim) and torch.equal(z[:, model.G.noise_dim:], codes)
+
+
+def test_gpu_utilisation_is_polled_from_nvidia_smi_or_left_out(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from speed import GpuUtilisation, matmul_bound
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi: no figure rather than a wrong one
+    with GpuUtilisation(interval=0.01) as util:
+        time.sleep(0.1)
+    assert util.mean is None
+    fake = tmp_path / "nvidia-smi"  # answers as `nvidia-smi --query-gpu=utilization.gpu ...` does
+    fake.write_text("#!/bin/sh\necho 40\n")
+    fake.chmod(0o755)
+    with GpuUtilisation(interval=0.01) as util:
+        time.sleep(0.3)
+    assert util.mean == 40.0 and len(util.samples) >= 5
+    monkeypatch.setenv("PATH", os.defpath)
+    assert 0 < matmul_bound("gan", 8, torch.float32, "cpu", repeats=2, rounds=1) < 1
+    assert matmul_bound("dcgan", 8, torch.float32, "cpu") is None  # convolutions: no matmul bound
 
 
 def test_the_plain_loop_runs_in_a_fresh_process():
