@@ -185,7 +185,7 @@ def requested_labels(pipe, args: argparse.Namespace):
         cols = list(range(axes[1].num_classes)) if len(axes) > 1 else [None] * GRID_DRAWS
         cells = [(r, c) for r in rows for c in cols]
         labels = random_rows(attrs, fixed, len(cells), g)
-        for row, (r, c) in zip(labels, cells):
+        for row, (r, c) in zip(labels, cells, strict=True):
             row[attrs.index(axes[0])] = r
             if c is not None:
                 row[attrs.index(axes[1])] = c
