@@ -126,6 +126,23 @@ def test_resume_continues_exactly(tmp_path: Path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("model, small", [
+    ("dcgan", ["--data", "mnist", "--set", "model.g_width=4", "--set", "model.d_width=4", "--set", "model.max_width=8"]),
+    ("srresnet", ["--set", "model.blocks=1", "--set", "model.channels=8", "--set", "model.crop=32"]),
+])
+def test_resume_of_channels_last_networks_continues_exactly(tmp_path: Path, model, small):
+    """The conv families keep weights channels_last, and a checkpoint holds Adam's moments
+    contiguous: loaded as they are, the fused Adam paired each weight with another's moments."""
+    common = ["--no-progress", "--batch-size", "8", "--seed", "5", "--set", "train.checkpoint_every=4",
+              "--set", "train.lr_decay=0", "--device", "cpu", *small]
+    assert main(["train", model, "--out", str(tmp_path / "straight"), "--steps", "8", *common]) == 0
+    assert main(["train", model, "--out", str(tmp_path / "split"), "--steps", "4", *common]) == 0
+    assert main(["train", model, "--resume", str(tmp_path / "split"), "--steps", "8", "--no-progress"]) == 0
+    a = load_file(tmp_path / "straight/generator.safetensors")
+    b = load_file(tmp_path / "split/generator.safetensors")
+    assert any(v.dim() == 4 for v in a.values()) and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_at_its_budget_trains_nothing_and_says_so(capsys, tmp_path: Path):
     assert train_cli("cgan", tmp_path / "r", "--steps", "6") == 0
     files = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}

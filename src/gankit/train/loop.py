@@ -46,6 +46,19 @@ def make_optimizer(params, lr: float, cfg, device: torch.device) -> torch.optim.
         return torch.optim.Adam(params, foreach=device.type == "cuda", **kwargs)
 
 
+def in_parameter_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded optimizer state tensor its parameter's memory layout. A checkpoint holds
+    them contiguous, and ``load_state_dict`` keeps that, but the conv families keep weights
+    channels_last: the fused CPU Adam then pairs each weight with another's moments (silently),
+    and CUDA's refuses tensors of different strides."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p).copy_(value)
+
+
 LONG_RUN_STEPS = 1000  # runs this long are worth a look at the machine's load before they start
 
 
@@ -240,6 +253,7 @@ class Trainer:
                 f"did on 2026-11-23): set the run's own values in {self.run_dir / 'config.json'} (for such a cgan "
                 f"run, d_embedding_lr_mult and g_embedding_lr_mult of 1 under model_cfg) and resume again.")
         opt.load_state_dict(state)
+        in_parameter_layouts(opt)
 
     def _initialise_generator(self, source: Path) -> None:
         """Start G (and its EMA) from the generator of another run: SRGAN from SRResNet."""
