@@ -72,6 +72,37 @@ def test_info_loss_with_learnt_variance_and_several_codes():
     assert codes.info_loss(q, c, 1.0, 0.1).item() == pytest.approx(expected_cat + 0.1 * expected_cont, rel=1e-6)
 
 
+def test_info_loss_reads_nothing_back_and_matches_torchs_gaussian_nll():
+    """On a GPU a value read back to the host waits for the step; torch's gaussian_nll_loss reads
+    one (its check for negative variances), so gankit writes the loss out, with equal values and
+    gradients, a variance below its floor included."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from gankit.models.infogan import gaussian_nll
+
+    class ReadBacks(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default):
+                ReadBacks.count += 1
+            return func(*args, **(kwargs or {}))
+
+    codes = LatentCodes((10,), 2, learn_variance=True)
+    q = torch.randn(16, codes.q_width, requires_grad=True)
+    c = codes.sample(16, torch.Generator().manual_seed(0), "cpu")
+    with ReadBacks():
+        codes.info_loss(q, c, 1.0, 0.1).backward()
+    assert ReadBacks.count == 0
+    mean, target = torch.randn(32, 2, requires_grad=True), torch.rand(32, 2)
+    log_var = torch.linspace(-20, 5, 64).view(32, 2).requires_grad_()  # exp(-20) is below the 1e-6 floor
+    ours = gaussian_nll(mean, target, log_var.exp())
+    grads = torch.autograd.grad(ours.sum(), (mean, log_var))
+    torchs = F.gaussian_nll_loss(mean, target, log_var.exp(), reduction="none")
+    assert torch.equal(ours, torchs)
+    assert all(torch.equal(a, b) for a, b in zip(grads, torch.autograd.grad(torchs.sum(), (mean, log_var))))
+
+
 # --- codes in the latent ---------------------------------------------------------------------------
 def test_sampled_latents_hold_valid_codes(generator):
     z = generator.sample_latent(500, torch.Generator().manual_seed(1))

@@ -241,9 +241,18 @@ class LatentCodes:
             first, m = self.continuous[0].start, len(self.continuous)
             mean, target = q[:, first:first + m], codes[:, first:first + m]
             variance = q[:, first + m:first + 2 * m].exp() if self.learn_variance else torch.ones_like(mean)
-            nll = F.gaussian_nll_loss(mean, target, variance, reduction="none")  # full=False: no constant
-            loss = loss + lambda_cont * nll.sum(1).mean()
+            loss = loss + lambda_cont * gaussian_nll(mean, target, variance).sum(1).mean()
         return loss
+
+
+def gaussian_nll(mean: Tensor, target: Tensor, variance: Tensor, eps: float = 1e-6) -> Tensor:
+    """``F.gaussian_nll_loss(..., reduction="none")`` without its constant, written out: torch's
+    checks that no variance is negative, which reads a value back from a GPU twice a step.
+    The variance is clamped at ``eps`` for the value only, as torch does, so its gradient is kept."""
+    variance = variance.clone()
+    with torch.no_grad():
+        variance.clamp_(min=eps)
+    return 0.5 * (variance.log() + (mean - target).square() / variance)
 
 
 def latent_codes(cfg: InfoGANConfig) -> LatentCodes:
