@@ -575,3 +575,18 @@ def test_log_rates_leave_out_the_time_spent_saving(monkeypatch):
     meter.exclude(6.0)  # a checkpoint and a sample grid took 6 of the 10 s
     record = meter.flush(["loss_d", "loss_g"], step=4)
     assert record == {"loss_d": 1.0, "loss_g": 3.0, "images_per_s": 64.0}  # 4 steps of 64 in 4 s, not 10
+
+
+def test_auto_precision_is_bf16_only_on_gpus_with_bf16_units(monkeypatch):
+    """torch.cuda.is_bf16_supported() also says yes where bf16 is only emulated (V100, T4), and
+    there cuDNN has no bf16 convolutions: auto must keep those GPUs in fp32. The GPU asked about is
+    the training one, not the current one."""
+    from gankit.train.runtime import resolve_precision
+
+    asked = []
+    capabilities = {0: (8, 0), 1: (7, 0)}  # an A100 as cuda:0, a V100 as cuda:1
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d: asked.append(d) or capabilities[d.index])
+    assert resolve_precision("auto", torch.device("cuda", 0)) == torch.bfloat16
+    assert resolve_precision("auto", torch.device("cuda", 1)) == torch.float32
+    assert [d.index for d in asked] == [0, 1]
+    assert resolve_precision("bf16", torch.device("cuda", 1)) == torch.bfloat16  # asked for: given

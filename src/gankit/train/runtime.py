@@ -90,8 +90,8 @@ def resolve_precision(choice: str, device: torch.device) -> torch.dtype:
         return torch.float32
     if choice == "bf16":
         return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if device.type == "cuda":  # bf16 units from Ampere (compute capability 8) on; earlier GPUs only emulate it
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float32
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
 
 
