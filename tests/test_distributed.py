@@ -183,3 +183,34 @@ def test_launcher_variables_without_torchrun_are_one_sentence(tmp_path: Path, mo
     monkeypatch.setenv("WORLD_SIZE", "two")
     assert main(["train", "gan", "--steps", "1", "--out", str(tmp_path / "run")]) == 2
     assert "The environment variable WORLD_SIZE is 'two', not a whole number" in capsys.readouterr().err
+
+
+def test_a_rank_that_fails_before_training_leaves_the_process_group(tmp_path: Path, monkeypatch):
+    """Otherwise the other ranks wait in their next collective: on NCCL until its watchdog's timeout."""
+    import pytest
+
+    from gankit.config import RunConfig
+    from gankit.errors import GankitError
+    from gankit.models import get_family
+    from gankit.train import distributed, loop
+
+    closed = []
+
+    class OneRankOfTwo(distributed.Distributed):
+        def from_main(self, read):
+            return read()
+
+        def close(self, finished: bool = True) -> None:
+            closed.append(finished)
+
+    monkeypatch.setattr(distributed, "setup", lambda device: OneRankOfTwo(rank=1, world=2, device=torch.device("cpu")))
+    family = get_family("gan")
+
+    def unreadable(*args):
+        raise GankitError("the data cannot be read")
+
+    monkeypatch.setattr(family, "load_data", unreadable)
+    cfg = RunConfig("gan", family.default_config("mnist"))
+    with pytest.raises(GankitError, match="the data cannot be read"):
+        loop.Trainer(cfg, tmp_path / "run")
+    assert closed == [False]

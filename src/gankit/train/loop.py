@@ -78,10 +78,21 @@ class Trainer:
         self.cfg = cfg
         t = cfg.train
         self.dist = distributed.setup(t.device)
+        try:
+            self._prepare(run_dir, resume, data)
+        except BaseException:  # leave the process group: a rank that never trains must not keep the others waiting
+            self.dist.close(finished=False)
+            raise
+
+    def _prepare(self, run_dir: Path, resume: bool, data: TensorData | None) -> None:
+        """Everything a run needs before its first step: data, networks, optimizers, state."""
+        cfg, t = self.cfg, self.cfg.train
         # Rank 0's folder: without --out each rank names one from its own clock.
         self.run_dir = self.dist.from_main(lambda: Path(run_dir))
         self.device = self.dist.device if self.dist.active else resolve_device(t.device)
         self.dtype = resolve_precision(t.precision, self.device)
+        if self.device.type == "cuda":  # every convolution's shape is fixed, so cuDNN's timed choice pays once
+            torch.backends.cudnn.benchmark = True
         if t.threads:
             torch.set_num_threads(t.threads)
             note = oversubscription_note(t.threads) if self.dist.is_main else None
