@@ -127,7 +127,8 @@ def test_resume_continues_exactly(tmp_path: Path):
 
 
 @pytest.mark.parametrize("model, small", [
-    ("dcgan", ["--data", "mnist", "--set", "model.g_width=4", "--set", "model.d_width=4", "--set", "model.max_width=8"]),
+    ("dcgan", ["--data", "mnist", "--set", "model.g_width=4", "--set", "model.d_width=4",
+               "--set", "model.max_width=8"]),
     ("srresnet", ["--set", "model.blocks=1", "--set", "model.channels=8", "--set", "model.crop=32"]),
 ])
 def test_resume_of_channels_last_networks_continues_exactly(tmp_path: Path, model, small):

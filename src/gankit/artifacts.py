@@ -27,8 +27,10 @@ FORMAT = "gankit-generator/1"
 
 
 def state_to_safetensors(state: dict[str, torch.Tensor]) -> bytes:
-    # safetensors refuses views that share memory; contiguous clones are cheap at this size.
-    return save_safetensors({k: v.detach().contiguous().clone().cpu() for k, v in state.items()})
+    # safetensors refuses views that share memory: each tensor is copied once, contiguous, straight to
+    # the host (a clone on the GPU first would hold a second copy of the checkpoint there).
+    return save_safetensors({k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+                             for k, v in state.items()})
 
 
 def save_generator(folder: Path, family: str, model_cfg: Any, info: DataInfo,

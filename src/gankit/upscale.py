@@ -62,7 +62,7 @@ def side_by_side(images: list[torch.Tensor]) -> np.ndarray:
 def comparison(generator: SRResNetGenerator, lr: torch.Tensor, hr: torch.Tensor | None = None,
                tile: int = TILE) -> tuple[torch.Tensor, np.ndarray]:
     """G's output for ``lr`` (1, 3, h, w) and the strip bicubic | SR (| HR when given)."""
-    sr = upscale(generator, lr.to(next(generator.parameters()).device), tile).cpu()
+    sr = upscale(generator, lr.to(next(generator.parameters()).device), tile)
     return sr, side_by_side([bicubic_upscale(lr, generator.scale), sr] + ([hr] if hr is not None else []))
 
 
@@ -107,7 +107,7 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
         raise GankitError(f"{spec} holds out no validation image (a folder of one image, or photos with an empty "
                           "held=); evaluate on another folder with --data folder:PATH.")
     device_of = next(generator.parameters()).device
-    scores = evaluate_sr(lambda lr: upscale(generator, lr.to(device_of), tile).cpu(), photos, generator.scale)
+    scores = evaluate_sr(lambda lr: upscale(generator, lr.to(device_of), tile), photos, generator.scale)
     result = {"run": str(run_dir), "family": meta["family"], "step": meta.get("step"), "data": spec,
               "split": split_name(trained, spec, data),
               "protocol": f"Y channel (BT.601), border {generator.scale} px shaved, 8-bit", **scores}

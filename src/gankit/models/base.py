@@ -167,12 +167,14 @@ def world_size() -> int:
 
 def average_across_ranks(parameters: list[nn.Parameter]) -> None:
     """Average the gradients of ``parameters`` over the ranks of a distributed run (else nothing)."""
-    if not parameters or world_size() == 1:
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads or world_size() == 1:
         return
-    for p in parameters:
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= world_size()
+    flat = torch.cat([g.flatten() for g in grads])  # one collective, not one per tensor
+    dist.all_reduce(flat)
+    flat /= world_size()
+    for g, averaged in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        g.copy_(averaged.view_as(g))
 
 
 def mean_across_ranks(value: Tensor) -> Tensor:

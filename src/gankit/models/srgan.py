@@ -332,18 +332,20 @@ def upscale(generator: SRResNetGenerator, lr: Tensor, tile: int = TILE, overlap:
 
     Each tile is run with ``overlap`` pixels of context on every side (by default G's receptive
     radius, so the result equals one pass over the whole image) and only its centre is kept:
-    memory stays bounded by the tile size however large the image.
+    memory stays bounded by the tile size however large the image. The result is on the CPU, where
+    a large photograph's output (4.6 GB for 6000x4000 at 4x) fits more easily than on a GPU.
     """
     if tile < 1:
         raise GankitError(f"The tile size must be at least 1 pixel, not {tile}.")
     overlap = receptive_radius(generator) if overlap is None else overlap
     s = generator.scale
     n, _, h, w = lr.shape
-    out = lr.new_empty(n, 3, h * s, w * s, dtype=torch.float32)
+    out = torch.empty(n, 3, h * s, w * s)
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
             ya, xa = max(y0 - overlap, 0), max(x0 - overlap, 0)
             part = generator(lr[..., ya:min(y1 + overlap, h), xa:min(x1 + overlap, w)]).float()
-            out[..., y0 * s:y1 * s, x0 * s:x1 * s] = part[..., (y0 - ya) * s:(y1 - ya) * s, (x0 - xa) * s:(x1 - xa) * s]
+            out[..., y0 * s:y1 * s, x0 * s:x1 * s] = part[..., (y0 - ya) * s:(y1 - ya) * s,
+                                                          (x0 - xa) * s:(x1 - xa) * s].cpu()
     return out
