@@ -290,16 +290,16 @@ def probe_run(run_dir: str | Path, data: TensorData | str | None = None, n_label
         raise GankitError(f"{run_dir} trained on vectors of shape {tuple(info.shape)}, not images; probe reads the "
                           "discriminator of a GAN trained on labelled images (a toy run's mode metrics are in its "
                           "metrics.jsonl).")
-    if isinstance(data, str) and holds_vectors(data):  # checked by name: its loader would blame the image size
-        raise GankitError(f"--data {data} holds vectors, not images; probe {run_dir} with labelled images of its "
-                          "shape, or drop --data to use the run's own.")
     if isinstance(data, str):
+        if holds_vectors(data):  # checked by name: its loader would blame the image size
+            raise GankitError(f"--data {data} holds vectors, not images; probe {run_dir} with labelled images of "
+                              "its shape, or drop --data to use the run's own.")
         data = data_shaped_like(data, info)
     data = data if data is not None else run_data(Path(run_dir), info)
     check_same_shape(run_dir, info, data)
     family, cfg, D = load_discriminator(run_dir, info)  # once: it prints any checkpoint it had to skip
-    loaded = (family, cfg, D.to(target))
+    D.to(target)
     result = probe(D, data, n_labels, seed=seed)
     if family.name == "infogan":
-        result.update(infogan_scores(run_dir, data, seed=seed, loaded=loaded))
+        result.update(infogan_scores(run_dir, data, seed=seed, loaded=(family, cfg, D)))
     return result
