@@ -109,10 +109,11 @@ def plain_images_per_s(model: str, batch: int, seconds: float, spec: str, device
 
 class GpuUtilisation:
     """The GPU's mean utilisation (percent) while the block runs, polled from nvidia-smi every
-    ``interval`` seconds in a thread; ``mean`` is None where nvidia-smi cannot be run."""
+    ``interval`` seconds in a thread; ``mean`` is None where nvidia-smi cannot be run, or when not
+    ``enabled`` (a CPU measurement, which the polling processes would slow)."""
 
-    def __init__(self, interval: float = 0.2):
-        self.interval, self.samples, self.mean = interval, [], None
+    def __init__(self, interval: float = 0.2, enabled: bool = True):
+        self.interval, self.samples, self.mean, self.enabled = interval, [], None, enabled
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -126,12 +127,14 @@ class GpuUtilisation:
                 return  # no nvidia-smi (or no GPU): no figure, rather than a wrong one
 
     def __enter__(self) -> "GpuUtilisation":
-        self._thread.start()
+        if self.enabled:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join()
+        if self.enabled:
+            self._thread.join()
         # the start-up (imports, data, a short sizing run) idles the GPU: its first fifth is left out
         kept = self.samples[len(self.samples) // 5:]
         self.mean = round(statistics.mean(kept), 1) if kept else None
@@ -206,13 +209,14 @@ def measure(model: str, batch: int, args: argparse.Namespace) -> dict:
     differ by 20% either way), and the matrix-product bound."""
     spec = get_family(model).default_data
     ours_runs, plain_runs, ours_util, plain_util = [], [], [], []
+    on_gpu = args.device == "cuda"
     for _ in range(args.repeats):
-        with GpuUtilisation() as util:
+        with GpuUtilisation(enabled=on_gpu) as util:
             ours, precision = in_fresh_process(gankit_images_per_s, model, batch, args.seconds, spec, args.device,
                                                args.compile)
         ours_runs.append(ours)
         ours_util.append(util.mean)
-        with GpuUtilisation() as util:
+        with GpuUtilisation(enabled=on_gpu) as util:
             plain_runs.append(in_fresh_process(plain_images_per_s, model, batch, args.seconds, spec, args.device))
         plain_util.append(util.mean)
     ours, plain = statistics.median(ours_runs), statistics.median(plain_runs)
@@ -230,7 +234,7 @@ def measure(model: str, batch: int, args: argparse.Namespace) -> dict:
     if bound is not None:
         row.update(matmul_ms=round(bound * 1e3, 2), step_over_matmul=round(step / bound, 2))
         line += f" = {row['step_over_matmul']:.2f} x matmul {row['matmul_ms']:.2f} ms"
-    if args.device == "cuda" and None not in ours_util + plain_util:
+    if on_gpu and None not in ours_util + plain_util:
         row.update(gankit_gpu_util=statistics.median(ours_util), plain_gpu_util=statistics.median(plain_util))
         line += f"  GPU busy {row['gankit_gpu_util']:.0f}% / {row['plain_gpu_util']:.0f}%"
     print(line, flush=True)

@@ -97,6 +97,9 @@ def test_gpu_utilisation_is_polled_from_nvidia_smi_or_left_out(tmp_path, monkeyp
     with GpuUtilisation(interval=0.01) as util:
         time.sleep(0.3)
     assert util.mean == 40.0 and len(util.samples) >= 5
+    with GpuUtilisation(interval=0.01, enabled=False) as util:  # a CPU measurement polls nothing
+        time.sleep(0.05)
+    assert util.mean is None and util.samples == []
     monkeypatch.setenv("PATH", os.defpath)
     assert 0 < matmul_bound("gan", 8, torch.float32, "cpu", repeats=2, rounds=1) < 1
     assert matmul_bound("dcgan", 8, torch.float32, "cpu") is None  # convolutions: no matmul bound
