@@ -6,13 +6,15 @@ in a fresh process), and the matrix-product bound: the time of the step's matrix
 alone, run back to back in the precision gankit uses. Every family is measured: the MLP and
 convolutional ones at batch 64 and 256, super-resolution (srresnet, srgan) at the paper's 16,
 srgan with a VGG19 of random weights (the same work as ImageNet's). Prints a table and writes
-benchmarks/results/speed.json, keeping the rows of models and batch sizes it did not measure.
+benchmarks/results/speed.json (or ``--out``), keeping the rows of models and batch sizes it did
+not measure; each row names the CPU and the time that measured it, since kept rows may come from
+another machine.
 
 On a GPU (``--device cuda``) it also reports the GPU's mean utilisation during each loop (from
 nvidia-smi, polled every 0.2 s), measures gankit with ``--compile`` when asked, and writes
 speed_cuda.json with the GPU's name.
 
-    python benchmarks/speed.py [--models gan cgan] [--batches 64 256] [--seconds 10] [--repeats 3]
+    python benchmarks/speed.py [--models gan cgan] [--batches 64 256] [--seconds 10] [--repeats 3] [--out F]
     python benchmarks/speed.py --device cuda [--compile]
 """
 
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop; the median counts")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--compile", action="store_true", help="gankit with torch.compile (train.compile)")
+    parser.add_argument("--out", type=Path, help="the JSON file (default results/speed.json, speed_cuda.json on a GPU)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: PyTorch sees no CUDA GPU here")
@@ -194,14 +197,19 @@ def main() -> None:
                "torch": torch.__version__, "python": platform.python_version()}
     if args.device == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
-    RESULTS.mkdir(exist_ok=True)
-    saved = RESULTS / ("speed.json" if args.device == "cpu" else "speed_cuda.json")
+    saved = args.out or RESULTS / ("speed.json" if args.device == "cpu" else "speed_cuda.json")
+    save_rows(saved, rows, machine)
+    print(f"wrote {saved}")
+
+
+def save_rows(saved: Path, rows: list[dict], machine: dict) -> None:
+    """Write ``rows`` to ``saved``, keeping its rows of models and batches not measured this time
+    (with the CPU and time each names); ``machine`` describes the latest run."""
     measured = {(r["model"], r["batch"], r.get("compiled", False)) for r in rows}
     kept = [r for r in json.loads(saved.read_text())["rows"]
-            if (r["model"], r["batch"], r.get("compiled", False)) not in measured] \
-        if saved.exists() else []  # rows of models and batches not measured this time stay
-    saved.write_text(json.dumps({"machine": machine, "rows": kept + rows}, indent=2) + "\n")
-    print(f"wrote {saved}")
+            if (r["model"], r["batch"], r.get("compiled", False)) not in measured] if saved.exists() else []
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"latest_run": machine, "rows": kept + rows}, indent=2) + "\n")
 
 
 def measure(model: str, batch: int, args: argparse.Namespace) -> dict:
@@ -224,6 +232,7 @@ def measure(model: str, batch: int, args: argparse.Namespace) -> dict:
     bound = matmul_bound(model, batch, dtype, args.device)
     step = batch / ours
     row = {"model": model, "data": spec, "batch": batch, "device": args.device, "precision": precision,
+           "cpu": cpu_description(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "gankit_images_per_s": round(ours), "plain_images_per_s": round(plain),
            "ratio": round(ours / plain, 2), "step_ms": round(step * 1e3, 2),
            "gankit_runs": [round(x) for x in ours_runs], "plain_runs": [round(x) for x in plain_runs]}

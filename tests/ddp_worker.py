@@ -43,6 +43,25 @@ TINY["gan-scored"] = {**TINY["gan"], "train.eval_every": "3", "train.eval_sample
 # A budget in minutes with the learning rates decaying over it: the ranks must follow one clock.
 TINY["gan-clock"] = {**TINY["gan"], "train.minutes": "0.03", "train.steps": "100000", "train.lr_decay": "1",
                      "train.log_every": "50"}
+# train.compile, with the second backward pass to compile failing on every rank (PyTorch compiles
+# them lazily): the ranks must fall back to eager together and stay in sync.
+TINY["gan-compile-fails"] = {**TINY["gan"], "train.compile": "true", "train.precision": "fp32"}
+if variant == "gan-compile-fails":
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    from gankit.train import runtime
+
+    backward_compiles = []
+
+    def fail_second_backward(graph, example_inputs):
+        backward_compiles.append(graph)
+        if len(backward_compiles) == 2:
+            raise RuntimeError("no compiler here")
+        return make_boxed_func(graph)
+
+    runtime.COMPILE_BACKEND = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph),
+                                           bw_compiler=fail_second_backward)
 model_name = variant.partition("-")[0]
 family = get_family(model_name)
 cfg = RunConfig(model_name, family.default_config(family.default_data))
@@ -90,3 +109,5 @@ state["augment_p"] = model.augment_p.reshape(1)
 out.mkdir(parents=True, exist_ok=True)  # a rank on another machine has no run folder: only rank 0 writes one
 save_file({k: v.contiguous() for k, v in state.items()}, str(out / f"rank{rank}.safetensors"))
 (out / f"rank{rank}.log").write_text(log.getvalue())
+if variant == "gan-compile-fails":  # how many backward passes each rank compiled, the failed one included
+    (out / f"rank{rank}.backward_compiles").write_text(str(len(backward_compiles)))

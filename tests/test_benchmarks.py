@@ -1,6 +1,7 @@
 """The plain baseline loop the speed and quality benchmarks compare against: it must train what it
 claims to train, or every ratio in the README is measured against the wrong thing."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -66,10 +67,28 @@ def test_results_name_the_cpu_and_its_bf16_unit():
     from gankit.train.runtime import cpu_description
 
     amx = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
-    epyc = "model name\t: AMD EPYC 9B14\nflags\t\t: fpu avx512f avx512_bf16\n"
     assert cpu_description(amx) == f"Intel(R) Xeon(R) Processor, {os.cpu_count()} cores, AMX"
-    assert cpu_description(epyc) == f"AMD EPYC 9B14, {os.cpu_count()} cores, AVX512-BF16"
+    # Two EPYC generations a VM names alike: the family and model numbers tell them apart.
+    zen4, zen5 = ("processor\t: 0\ncpu family\t: %d\nmodel\t\t: %d\nmodel name\t: AMD EPYC\n"
+                  "flags\t\t: fpu avx512f avx512_bf16\nprocessor\t: 1\ncpu family\t: 0\n" % numbers
+                  for numbers in ((25, 17), (26, 2)))
+    assert cpu_description(zen5) == f"AMD EPYC (family 26, model 2), {os.cpu_count()} cores, AVX512-BF16"
+    assert cpu_description(zen4) != cpu_description(zen5)
     assert cpu_description("flags : fpu sse2\n").endswith("cores, no fast bf16")
+
+
+def test_speed_results_keep_unmeasured_rows_with_the_machine_that_measured_them(tmp_path: Path):
+    from speed import save_rows
+
+    out = tmp_path / "results/speed.json"
+    xeon = {"model": "dcgan", "batch": 64, "cpu": "Xeon", "ratio": 2.1}
+    old_gan = {"model": "gan", "batch": 64, "cpu": "Xeon", "ratio": 1.5}
+    save_rows(out, [xeon, old_gan], {"cpu": "Xeon"})
+    new_gan = {"model": "gan", "batch": 64, "cpu": "EPYC", "ratio": 2.4}
+    save_rows(out, [new_gan], {"cpu": "EPYC"})
+    saved = json.loads(out.read_text())
+    assert saved["rows"] == [xeon, new_gan]  # the re-measured row replaced, the other kept as measured
+    assert saved["latest_run"] == {"cpu": "EPYC"}
 
 
 def test_infogan_q_head_learns_with_g_not_d():

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from gankit.cli import main
 from gankit.train.checkpoint import latest_checkpoint
 
-from conftest import free_port
+from conftest import free_port, read_metrics
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -203,7 +203,8 @@ def test_a_rank_that_fails_before_training_leaves_the_process_group(tmp_path: Pa
         def close(self, finished: bool = True) -> None:
             closed.append(finished)
 
-    monkeypatch.setattr(distributed, "setup", lambda device: OneRankOfTwo(rank=1, world=2, device=torch.device("cpu")))
+    one_rank_of_two = OneRankOfTwo(rank=1, world=2, device=torch.device("cpu"))
+    monkeypatch.setattr(distributed, "setup", lambda device, timeout: one_rank_of_two)
     family = get_family("gan")
 
     def unreadable(*args):
@@ -214,3 +215,38 @@ def test_a_rank_that_fails_before_training_leaves_the_process_group(tmp_path: Pa
     with pytest.raises(GankitError, match="the data cannot be read"):
         loop.Trainer(cfg, tmp_path / "run")
     assert closed == [False]
+
+
+def test_dist_timeout_bounds_every_wait_of_the_process_group(monkeypatch):
+    """train.dist_timeout reaches init_process_group; 0 leaves the backend's own default."""
+    from datetime import timedelta
+
+    import pytest
+
+    from gankit.config import RunConfig, validate
+    from gankit.errors import GankitError
+    from gankit.models import get_family
+    from gankit.train import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.setup("cpu", 2.5).rank == 1
+    assert distributed.setup("cpu").world == 2
+    assert calls == [{"backend": "gloo", "timeout": timedelta(minutes=2.5)}, {"backend": "gloo"}]
+
+    cfg = RunConfig("gan", get_family("gan").default_config("mnist"))
+    for wrong in (0.5, 2000, -1):
+        cfg.train.dist_timeout = wrong
+        with pytest.raises(GankitError, match="train.dist_timeout must"):
+            validate(cfg)
+
+
+def test_a_backward_pass_failing_to_compile_falls_back_on_every_rank_in_step(tmp_path: Path):
+    run_two_ranks(tmp_path / "run", "gan-compile-fails")  # finished, with identical weights
+    for rank in (0, 1):  # each met the failure (without the fallback it would have stopped there)
+        assert (tmp_path / f"run/rank{rank}.backward_compiles").read_text() == "2"
+    assert [r["step"] for r in read_metrics(tmp_path / "run")] == [1, 2, 3, 4, 5, 6]

@@ -537,6 +537,40 @@ def test_compile_trains_the_same_run_and_saves_bare_weights(tmp_path: Path, monk
     assert not any("_orig_mod" in k for k in weights)
 
 
+def test_a_backward_pass_that_fails_to_compile_falls_back_to_eager_from_the_same_start(tmp_path: Path, monkeypatch,
+                                                                                       capsys):
+    """PyTorch compiles backward passes when they first run, beyond dynamo's suppress_errors. Here
+    the second one fails (G's update, after D's has stepped): the run must go on eagerly from the
+    snapshot, and so train exactly as a run without train.compile."""
+    import torch._dynamo
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    compiled_backwards = []
+
+    def backward_compiler(graph, example_inputs):
+        compiled_backwards.append(graph)
+        if len(compiled_backwards) == 2:
+            raise RuntimeError("C++ compile error: no compiler here")
+        return make_boxed_func(graph)
+
+    backend = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph), bw_compiler=backward_compiler)
+    monkeypatch.setattr("gankit.train.runtime.COMPILE_BACKEND", backend)
+    assert train_cli("gan", tmp_path / "eager", "--steps", "4", "--set", "train.precision=fp32") == 0
+    assert train_cli("gan", tmp_path / "compiled", "--steps", "4", "--set", "train.precision=fp32",
+                     "--set", "train.compile=true") == 0
+    torch._dynamo.reset()
+    assert len(compiled_backwards) == 2
+    assert "train.compile could not compile the backward passes (C++ compile error: no compiler here); training " \
+           "goes on without compiling" in capsys.readouterr().err
+    eager, fallen_back = (read_metrics(tmp_path / n) for n in ("eager", "compiled"))
+    assert [r["loss_g"] for r in fallen_back] == [r["loss_g"] for r in eager]
+    for name in ("generator", "discriminator"):  # the first D update, taken before G's failed, is not doubled
+        checkpoint = [load_file(list_checkpoints(tmp_path / n / "checkpoints")[-1] / "weights.safetensors")
+                      for n in ("eager", "compiled")]
+        assert all(torch.equal(checkpoint[0][k], checkpoint[1][k]) for k in checkpoint[0] if k.startswith(name))
+
+
 def test_tensorboard_drops_the_events_after_the_checkpoint_on_resume(tmp_path: Path, monkeypatch):
     """As metrics.jsonl is trimmed to the checkpoint, TensorBoard purges what came after it
     (a stand-in SummaryWriter: the tb extra is not installed for the tests)."""

@@ -48,6 +48,10 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0  # CPU threads for PyTorch; 0 keeps PyTorch's choice
     compile: bool = False  # torch.compile G and D for the training passes (falls back to eager on failure)
+    # Minutes a rank of a distributed run waits in a collective before it gives up (a rank that
+    # died on another machine); 0 keeps PyTorch's: 10 for NCCL, 30 for gloo. Rank 0's pauses
+    # (checkpoints, sample grids, eval_every's scores) must fit in it.
+    dist_timeout: float = 0.0
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -92,6 +96,7 @@ class RunConfig:
         }
 
 
+MIN_DIST_TIMEOUT, MAX_DIST_TIMEOUT = 1, 1440  # minutes: a checkpoint's pause, a day
 MAX_BUDGET = {"train.steps": 10**9, "train.epochs": 10**6, "train.minutes": 525_600}  # a year of minutes
 SECTIONS = ("train", "data", "model")
 RUN_CONFIG_KEYS = ("model", "train", "data", "model_cfg")  # what RunConfig.to_dict writes to config.json
@@ -282,7 +287,8 @@ def validate(cfg: RunConfig) -> None:
         raise GankitError(f"train.batch_size must be at least 2, not {t.batch_size}.")
     cfg.data.validate()
     non_negative = {"train.steps": t.steps, "train.epochs": t.epochs, "train.minutes": t.minutes,
-                    "train.eval_every": t.eval_every, "train.threads": t.threads, "train.rollbacks": t.rollbacks}
+                    "train.eval_every": t.eval_every, "train.threads": t.threads, "train.rollbacks": t.rollbacks,
+                    "train.dist_timeout": t.dist_timeout}
     for key, value in non_negative.items():
         if value < 0:
             raise GankitError(f"{key} must not be negative, not {value}.")
@@ -290,6 +296,10 @@ def validate(cfg: RunConfig) -> None:
         value = getattr(t, key.removeprefix("train."))
         if value > limit:  # a typo's extra zeros, not a run anyone waits for
             raise GankitError(f"{key} must be at most {limit:,}, not {value:,}.")
+    if t.dist_timeout and not MIN_DIST_TIMEOUT <= t.dist_timeout <= MAX_DIST_TIMEOUT:
+        raise GankitError(f"train.dist_timeout must be 0 (PyTorch's default) or between {MIN_DIST_TIMEOUT} and "
+                          f"{MAX_DIST_TIMEOUT:,} minutes, long enough for rank 0 to save a checkpoint while the "
+                          f"others wait, not {t.dist_timeout}.")
     if t.eval_every and t.eval_samples < MIN_SCORED_SAMPLES:
         raise GankitError(f"train.eval_samples must be at least {MIN_SCORED_SAMPLES} when train.eval_every is set, "
                           f"not {t.eval_samples}.")

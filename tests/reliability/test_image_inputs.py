@@ -419,3 +419,17 @@ def test_export_then_anime_round_trip(tmp_path: Path) -> None:
     assert exported.notes == [f"anime:{tmp_path / 'export'}: kept 30 of 30 rows."]
     with pytest.raises(GankitError, match="already holds a tags.csv"):
         export_faces(tmp_path / "export", 5, 16)
+
+
+def test_the_caching_bar_shows_on_a_terminal_only(tmp_path: Path, capsys, monkeypatch):
+    """A log file would fill with the bar's redrawn lines; a terminal shows it."""
+    import sys
+
+    count = images.PROGRESS_FROM
+    produce = lambda i: np.full((1, 1, 3), i % 256, dtype=np.uint8)  # noqa: E731
+    kept, _ = images.write_pixels(tmp_path / "pixels", count, (1, 1, 3), produce)
+    assert len(kept) == count and (tmp_path / "pixels").stat().st_size == 3 * count
+    assert "caching images" not in capsys.readouterr().err  # pytest's stderr is no terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    images.write_pixels(tmp_path / "pixels", count, (1, 1, 3), produce)
+    assert "caching images" in capsys.readouterr().err

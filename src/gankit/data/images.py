@@ -262,7 +262,9 @@ def write_pixels(path: Path, count: int, shape: tuple[int, int, int],
     kept: list[int] = []
     skipped: Counter[str] = Counter()
     with open(path, "wb") as f:
-        for i in tqdm(range(count), desc="caching images", unit="img", disable=count < PROGRESS_FROM):
+        # disable=None: no bar where stderr is not a terminal (a log file would fill with redrawn bars)
+        bar_off = True if count < PROGRESS_FROM else None
+        for i in tqdm(range(count), desc="caching images", unit="img", disable=bar_off):
             try:
                 image = produce(i)
             except SkippedImage as e:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -140,7 +141,9 @@ def launched_rank() -> int:
     return launcher_number("RANK", 0)
 
 
-def setup(device_choice: str) -> Distributed:
+def setup(device_choice: str, timeout_minutes: float = 0.0) -> Distributed:
+    """This rank's place in a torchrun launch (a single process without one). ``timeout_minutes``
+    (train.dist_timeout) bounds each wait in a collective; 0 keeps the backend's default."""
     world = launched_world()
     if world <= 1:
         return Distributed()
@@ -163,5 +166,6 @@ def setup(device_choice: str) -> Distributed:
     else:
         device = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        timeout = {"timeout": timedelta(minutes=timeout_minutes)} if timeout_minutes else {}
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", **timeout)
     return Distributed(rank, world, device)

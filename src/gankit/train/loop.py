@@ -7,6 +7,7 @@ differently lives in the family's ``train_step``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import gc
 import math
@@ -77,7 +78,7 @@ class Trainer:
                  data: TensorData | None = None):
         self.cfg = cfg
         t = cfg.train
-        self.dist = distributed.setup(t.device)
+        self.dist = distributed.setup(t.device, t.dist_timeout)
         try:
             self._prepare(run_dir, resume, data)
         except BaseException:  # leave the process group: a rank that never trains must not keep the others waiting
@@ -147,8 +148,9 @@ class Trainer:
         elif t.init:
             self._initialise_generator(Path(t.init))
         self.model.train_modules = self.dist.wrap(self.model)
+        self.eager_modules: TrainModules | None = None  # what the first compiled step falls back to
         if t.compile:  # after DDP's wrapper, as PyTorch recommends; the saved weights stay the bare modules'
-            modules = self.model.train_modules
+            self.eager_modules = modules = self.model.train_modules
             self.model.train_modules = TrainModules(compiled(modules.generator), compiled(modules.discriminator))
         if self.dist.active and self.dist.is_main:
             print(f"distributed: {self.dist.world} ranks ({torch.distributed.get_backend()}), effective batch "
@@ -336,7 +338,8 @@ class Trainer:
             with stop:
                 while self.step < self.total_steps:
                     self._set_learning_rates()
-                    stats = self.model.train_step(self._batches(), ctx)
+                    stats = self._first_compiled_step(ctx, log) if self.eager_modules is not None \
+                        else self.model.train_step(self._batches(), ctx)
                     meter.add(torch.stack(list(stats.values())).float())
                     if self.ema is not None:
                         self.ema.update(self.model.generator, self.step)
@@ -374,6 +377,39 @@ class Trainer:
                 log.close()
             self.close(finished)
         return self.run_dir
+
+    def _first_compiled_step(self, ctx: StepContext, log: RunLog | None) -> dict[str, torch.Tensor]:
+        """The first step under train.compile, taken from a snapshot. PyTorch compiles the backward
+        passes only when they first run, where dynamo's suppress_errors does not reach; if that
+        fails, the snapshot comes back (weights, optimizers, random streams) and the run goes on
+        eagerly from there, as it would have without the option."""
+        snapshot = copy.deepcopy((self.model.state_dict(), self.model.training_state(), self.opt_g.state_dict(),
+                                  self.opt_d.state_dict() if self.opt_d is not None else None, self._rng_state()))
+        try:
+            stats = self.model.train_step(self._batches(), ctx)
+        except GankitError:
+            raise
+        except Exception as error:  # whatever the compiler raised: the step runs again eagerly
+            weights, family_state, opt_g, opt_d, rng = snapshot
+            self.model.load_state_dict(weights)
+            self.model.load_training_state(family_state)  # what state_dict leaves out (ADA's probability)
+            for opt, state in ((self.opt_g, opt_g), (self.opt_d, opt_d)):
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
+                    opt.load_state_dict(state)
+                    in_parameter_layouts(opt)
+            torch.set_rng_state(rng["torch"])
+            self.noise.set_state(rng["noise"])
+            if "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+            self.model.train_modules = self.eager_modules
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if log is not None:
+                log.message(f"note: train.compile could not compile the backward passes ({reason}); "
+                            "training goes on without compiling, from the same start.")
+            stats = self.model.train_step(self._batches(), ctx)
+        self.eager_modules = None
+        return stats
 
     def close(self, finished: bool = True) -> None:
         """Leave the process group of a distributed run, DDP's wrappers first: they keep the group

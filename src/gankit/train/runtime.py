@@ -37,12 +37,19 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def cpu_description(cpuinfo: str | None = None) -> str:
-    """The CPU's model name, its core count and its fastest bf16 unit, e.g. "Intel(R) Xeon(R)
-    Processor, 2 cores, AMX", from ``cpuinfo`` (the text of /proc/cpuinfo, read when not given):
-    benchmark results say which machine measured them."""
+    """The CPU's model name, family and model numbers, core count and fastest bf16 unit, e.g.
+    "AMD EPYC (family 26, model 2), 2 cores, AVX512-BF16", from ``cpuinfo`` (the text of
+    /proc/cpuinfo, read when not given): benchmark results say which machine measured them. A
+    VM may name its CPU only "AMD EPYC", and EPYCs of different generations, twice as fast as
+    each other, then read the same without the numbers."""
     cpuinfo = cpuinfo_text() if cpuinfo is None else cpuinfo
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-    name = names[0] if names else platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first processor's
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
     return f"{name}, {os.cpu_count()} cores, {bf16_unit(cpuinfo) or 'no fast bf16'}"
 
 
