@@ -97,7 +97,8 @@ def test_generator_files_that_gankit_never_writes_are_one_sentence(capsys, cgan_
     shutil.copytree(cgan_run, copy)
     meta = json.loads((copy / "generator.json").read_text())
     for change, words in ((("model_cfg", "latent_dim", -1), "model.latent_dim must be at least 1, not -1"),
-                          (("model_cfg", "g_hidden", [64]), "does not hold the weights of the cgan generator")):
+                          (("model_cfg", "g_hidden", [64]), "does not hold the weights of the cgan generator"),
+                          (("model_cfg", "latent_dim", 2**63), "describes a generator that cannot be built here")):
         section, key, value = change
         broken = json.loads(json.dumps(meta))
         broken[section][key] = value
@@ -552,10 +553,19 @@ def test_pipeline_refuses_counts_seeds_and_labels_that_are_not_whole(cgan_run: P
                         (lambda: pipe.interpolate(5.0), "number of steps must be a whole number"),
                         (lambda: pipe.sample(1, labels=[7.5]), "Labels must be whole class numbers"),
                         (lambda: pipe.sample(1, labels=[True]), "Labels must be whole class numbers"),
-                        (lambda: pipe.sample(1, labels=torch.tensor([float("nan")])), "whole class numbers")]:
+                        (lambda: pipe.sample(1, labels=torch.tensor([float("nan")])), "whole class numbers"),
+                        # a dict fixing attributes by name: the same rule, and value names too
+                        (lambda: pipe.sample(1, labels={"digit": 7.9}), "'digit' must be a whole class number"),
+                        (lambda: pipe.sample(1, labels={"digit": True}), "'digit' must be a whole class number"),
+                        (lambda: pipe.sample(1, labels={"digit": "seven"}), "'seven' is not a value of attribute"),
+                        (lambda: pipe.sample(1, labels={"digit": 10}), "Label 10 is outside 'digit'")]:
         with pytest.raises(GankitError, match=words):
             call()
     assert pipe.sample(3, labels=[7.0], seed=np.int64(4)).shape == (3, 1, 28, 28)  # whole floats and numpy ints
+    by_class = pipe.generate(3, labels={"digit": 7}, seed=4)
+    for same in ({"digit": "7"}, {"digit": 7.0}, {"digit": np.int64(7)}):  # a value name, as --attr takes
+        images, labels = pipe.generate(3, labels=same, seed=4)
+        assert labels.flatten().tolist() == [7, 7, 7] and torch.equal(images, by_class[0])
 
 
 @pytest.mark.parametrize("device, words", [("gpu", "Unknown device 'gpu'"), ("cuda:x", "Unknown device"),

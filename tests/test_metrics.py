@@ -138,6 +138,10 @@ def test_default_feature_space_follows_the_data():
     assert default_extractor(DataInfo((3, 32, 32)), "faces:500") == "faces"
     assert default_extractor(DataInfo((1, 32, 32)), "faces:500") == "inception"  # grayscale: not the RGB classifier
     assert default_extractor(DataInfo((3, 64, 64)), "folder:x") == "inception"
+    assert default_extractor(DataInfo((1, 28, 28)), " mnist:/data/digits.npz") == "digits"
+    # 28x28 grayscale that are not digits: the digits classifier would put them all in one class
+    assert default_extractor(DataInfo((1, 28, 28)), "folder:/data/letters") == "inception"
+    assert default_extractor(DataInfo((1, 28, 28)), "faces:500") == "inception"
 
 
 def test_scoring_against_a_handful_of_real_samples_is_one_sentence():

@@ -445,7 +445,7 @@ def test_user_errors_are_one_line(srresnet_run, tmp_path, capsys):
         assert phrase in err and len(err.splitlines()) == 1, err
 
 
-def test_demo_page_upscales_an_upload(srresnet_run, tmp_path):
+def test_demo_page_upscales_an_upload(srresnet_run, tmp_path, monkeypatch):
     from gankit.app import upscale_image
     from gankit.pipeline import load
 
@@ -457,6 +457,10 @@ def test_demo_page_upscales_an_upload(srresnet_run, tmp_path):
     Image.new("RGB", (1024, 1024)).save(tmp_path / "large.png")
     with pytest.raises(GankitError, match="gankit upscale"):
         upscale_image(pipe, tmp_path / "large.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # 1024x1024 is then a decompression bomb
+    with pytest.raises(GankitError, match="larger than Pillow's pixel limit; the page upscales at most 262,144"):
+        upscale_image(pipe, tmp_path / "large.png")
+    monkeypatch.undo()
     (tmp_path / "text.png").write_text("not an image")  # the browser's image/* filter goes by the name
     with pytest.raises(GankitError, match="The upload is not an image gankit can read"):
         upscale_image(pipe, tmp_path / "text.png")
@@ -477,6 +481,31 @@ def test_srresnet_trains_on_any_folder_and_scores_it(tmp_path):
     assert [r["image"] for r in json.loads((tmp_path / "held.json").read_text())["images"]] == ["0.jpg"]
     assert main(["eval", str(out), "--data", f"folder:{photos}", "--json", str(tmp_path / "all.json")]) == 0
     assert len(json.loads((tmp_path / "all.json").read_text())["images"]) == 3
+
+
+def test_a_folder_runs_held_out_images_stay_the_ones_it_held_out(tmp_path, capsys):
+    """The folder split is by position: a file added after training moves it, so the run records
+    its held-out names and eval scores those, not images it trained on."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(1, 12):
+        write_photo(photos / f"p{i:02d}.jpg", (150, 130), i)  # p01 and p11 held out (every tenth)
+    out = tmp_path / "run"
+    assert main(["train", "srresnet", "--data", f"folder:{photos}", "--out", str(out), "--steps", "1", *TINY_SR]) == 0
+    meta = json.loads((out / "generator.json").read_text())
+    assert meta["held_out"] == ["p01.jpg", "p11.jpg"]
+    write_photo(photos / "a00.jpg", (150, 130), 0)  # sorts first: by position, p10 (trained) would now be held out
+    assert main(["eval", str(out), "--json", str(tmp_path / "held.json")]) == 0
+    assert [r["image"] for r in json.loads((tmp_path / "held.json").read_text())["images"]] == ["p01.jpg", "p11.jpg"]
+    (photos / "p11.jpg").unlink()
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 2
+    assert f"folder:{photos} no longer holds 1 image the run held out of training (p11.jpg); put them back" \
+        in capsys.readouterr().err
+    meta["held_out"] = "p01.jpg"
+    (out / "generator.json").write_text(json.dumps(meta))
+    assert main(["eval", str(out)]) == 2
+    assert "held_out is not a list of file names; restore the file as gankit wrote it." in capsys.readouterr().err
 
 
 def test_a_rollback_in_a_run_without_d_keeps_the_checkpoint(tmp_path):

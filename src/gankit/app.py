@@ -240,6 +240,9 @@ def upscale_image(pipe: GeneratorPipeline, path: str | Path | None) -> Image.Ima
     try:
         with Image.open(path) as im:  # reads the header only: no pixels are decoded yet
             width, height = im.size
+    except Image.DecompressionBombError:  # a header claiming far more pixels than Pillow opens
+        raise GankitError(f"The image is larger than Pillow's pixel limit; the page upscales at most "
+                          f"{MAX_UPSCALE_PIXELS:,} pixels.") from None
     except DECODE_ERRORS:
         raise GankitError("The upload is not an image gankit can read; upload a PNG, JPEG or another common format.") \
             from None

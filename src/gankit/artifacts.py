@@ -34,13 +34,14 @@ def state_to_safetensors(state: dict[str, torch.Tensor]) -> bytes:
 
 
 def save_generator(folder: Path, family: str, model_cfg: Any, info: DataInfo,
-                   generator: torch.nn.Module, step: int, data_spec: str = "") -> None:
+                   generator: torch.nn.Module, step: int, data_spec: str = "", held_out: tuple[str, ...] = ()) -> None:
+    """``held_out``: the data's images kept out of training (``TensorData.held_out``), by name."""
     weights = state_to_safetensors(generator.state_dict())
     atomic_write_bytes(folder / "generator.safetensors", weights)
     atomic_write_json(folder / "generator.json", {
         "format": FORMAT, "family": family, "step": step,
         "model_cfg": dataclasses.asdict(model_cfg), "data": info.to_dict(), "data_spec": data_spec,
-        "sha256": sha256_bytes(weights),
+        "sha256": sha256_bytes(weights), **({"held_out": list(held_out)} if held_out else {}),
     })
 
 
@@ -97,7 +98,9 @@ def built_from_file(build: Callable[[], torch.nn.Module], cfg: Any, settings: Pa
     except GankitError as e:
         raise GankitError(f"{settings} holds settings gankit never writes ({str(e).rstrip('.')}); "
                           "copy the run folder again.") from None
-    except RuntimeError as e:  # sizes that cannot be allocated
+    # Sizes that cannot be allocated (RuntimeError, MemoryError), or do not fit int64 at all (torch
+    # says TypeError or OverflowError for 2**63).
+    except (RuntimeError, MemoryError, TypeError, OverflowError) as e:
         raise GankitError(f"{settings} describes {what} that cannot be built here "
                           f"({str(e).strip().splitlines()[0]}); copy the run folder again.") from None
 

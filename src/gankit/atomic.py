@@ -134,15 +134,20 @@ def writable_image(path: str | Path, what: str) -> Path:
     return path
 
 
+# The image files gankit writes: formats that take an RGB or grayscale picture as it is. Pillow
+# registers more, but some refuse RGB (.xbm, .msp), need a plugin (.h5, .grib) or resize the
+# picture (.ico, .icns), and each would be found out only after the sampling.
+IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                  ".tiff": "TIFF", ".gif": "GIF", ".ppm": "PPM", ".tga": "TGA"}
+
+
 def image_format(path: Path) -> str:
     """Pillow's name for the image format of ``path``'s suffix, PNG when it has none (encoders
     given a file object cannot guess it themselves)."""
-    from PIL import Image
-
     if not path.suffix:
         return "PNG"
-    name = Image.registered_extensions().get(path.suffix.lower())
-    if name is None or name not in Image.SAVE:
+    name = IMAGE_SUFFIXES.get(path.suffix.lower())
+    if name is None:
         raise GankitError(f"{path} ends in {path.suffix}, which is not an image format gankit can write; "
-                          "end it in .png or .jpg.")
+                          f"end it in {', '.join(IMAGE_SUFFIXES)}.")
     return name

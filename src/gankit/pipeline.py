@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -11,7 +12,7 @@ from torch import Tensor
 
 from gankit.artifacts import load_generator
 from gankit.config import require_whole
-from gankit.data.base import DataInfo
+from gankit.data.base import Attribute, DataInfo
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.models.base import Generator, random_labels
@@ -24,8 +25,21 @@ SAMPLE_SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 
 
 # Labels as the pipeline takes them: one row per sample, one row for all, a dict fixing some
-# attributes by name (the others random), or None (all random).
-Labels = Union[Sequence, Tensor, dict[str, int], None]
+# attributes by name to a class or a value name ({"hair": 3}, {"hair": "blue"}; the others
+# random), or None (all random).
+Labels = Union[Sequence, Tensor, dict[str, Union[int, str]], None]
+
+
+def fixed_label(attribute: Attribute, value: object) -> int:
+    """The class a label dict gives ``attribute``: a value name (as `--attr hair=blue` takes) or a
+    whole class number (7.0 too, as in a label list); assigned into an integer tensor as they come,
+    7.9 or True would pass as 7 or 1."""
+    if isinstance(value, str):
+        return attribute.index(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+        raise GankitError(f"The label of {attribute.name!r} must be a whole class number or one of its values "
+                          f"({', '.join(attribute.values)}), not {value!r:.60}.")
+    return int(value)
 
 
 class GeneratorPipeline:
@@ -77,7 +91,7 @@ class GeneratorPipeline:
                                   f"0-{a.num_classes - 1}.")
         return y.to(self.device)
 
-    def draw_labels(self, n: int, fixed: dict[str, int], generator: torch.Generator) -> Tensor:
+    def draw_labels(self, n: int, fixed: dict[str, int | str], generator: torch.Generator) -> Tensor:
         """(n, A) labels: the attributes in ``fixed`` set to their class, the others drawn
         uniformly from ``generator``. Nothing is drawn when all are fixed, so that the latents that
         follow are those of labels given outright: `gankit sample`, the page and this API agree."""
@@ -92,7 +106,7 @@ class GeneratorPipeline:
             y = random_labels(self.info, n, generator, generator.device)
         for i, a in enumerate(attrs):
             if a.name in fixed:
-                y[:, i] = fixed[a.name]
+                y[:, i] = fixed_label(a, fixed[a.name])
         return self.labels_tensor(n, y, generator)  # checks each class is in range
 
     @torch.inference_mode()

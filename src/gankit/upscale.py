@@ -19,7 +19,8 @@ from gankit.artifacts import load_generator, read_generator_meta, require_folder
 from gankit.atomic import atomic_write_encoded, atomic_write_json, image_format, writable, writable_image
 from gankit.data.images import SkippedImage
 from gankit.data.base import signed
-from gankit.data.photos import bicubic_upscale, decode_native, downscale, modcrop, photo_set, trained_and_held
+from gankit.data.photos import (bicubic_upscale, decode_native, downscale, modcrop, photo_set, recorded_held_out,
+                                trained_and_held)
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.metrics.sr import evaluate_sr, to_uint8
@@ -102,7 +103,14 @@ def sr_eval(run_dir: str | Path, data: str | None = None, json_path: str | Path 
     generator, meta = load_upscaler(run_dir, device)
     trained = meta.get("data_spec") or "photos"
     spec = data or trained
-    photos = photo_set(spec, all_validation=data is not None).validation
+    held_out = meta.get("held_out")
+    if data is None and held_out is not None:  # a folder run records its held-out images by name
+        if not (isinstance(held_out, list) and held_out and all(isinstance(n, str) for n in held_out)):
+            raise GankitError(f"{Path(run_dir) / 'generator.json'}'s held_out is not a list of file names; restore "
+                              "the file as gankit wrote it.")
+        photos = recorded_held_out(spec, held_out)
+    else:
+        photos = photo_set(spec, all_validation=data is not None).validation
     if not photos:
         raise GankitError(f"{spec} holds out no validation image (a folder of one image, or photos with an empty "
                           "held=); evaluate on another folder with --data folder:PATH.")

@@ -121,8 +121,9 @@ def test_an_encoder_that_fails_leaves_the_old_image_and_no_stray_file(tmp_path: 
         atomic_write_encoded(path, disk_full)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["grid.png"]
     assert image_format(tmp_path / "x.JPG") == "JPEG" and image_format(tmp_path / "x") == "PNG"
-    with pytest.raises(GankitError, match="ends in .foo, which is not an image format gankit can write"):
-        image_format(tmp_path / "x.foo")
+    for suffix in (".foo", ".xbm", ".msp", ".h5", ".ico", ".icns", ".blp"):  # Pillow knows all but .foo
+        with pytest.raises(GankitError, match=f"ends in \\{suffix}, which is not an image format gankit can write"):
+            image_format(tmp_path / f"x{suffix}")
 
 
 def test_a_failed_replace_names_the_file_not_its_temporary(tmp_path: Path, monkeypatch):
@@ -213,3 +214,21 @@ def test_train_ema_switched_on_at_a_resume_starts_from_g(tmp_path: Path, capsys)
                  "--set", "train.ema=0.999"]) == 0
     assert "trained without train.ema until step 2; the average generator starts there" in capsys.readouterr().err
     assert "ema.net.0.weight" in latest_checkpoint(run / "checkpoints")[0].weights
+
+
+def test_every_image_suffix_gankit_accepts_writes_rgb_and_grayscale_grids(tmp_path: Path):
+    """The allow-list holds no format that refuses the grid or changes its size."""
+    import torch
+    from PIL import Image
+
+    from gankit.atomic import IMAGE_SUFFIXES
+    from gankit.train.preview import save_grid
+
+    for channels in (1, 3):
+        images = torch.rand(4, channels, 8, 8) * 2 - 1
+        save_grid(images, 2, tmp_path / "reference.png")
+        size = Image.open(tmp_path / "reference.png").size
+        for suffix in IMAGE_SUFFIXES:
+            save_grid(images, 2, tmp_path / f"grid{suffix}")
+            with Image.open(tmp_path / f"grid{suffix}") as written:
+                assert written.size == size, suffix

@@ -154,6 +154,7 @@ def test_split_tags_reads_both_formats() -> None:
     assert split_tags("blue hair:1 red eyes:12 long hair:3") == ["blue hair", "red eyes", "long hair"]  # no tabs
     assert split_tags('"smile, red hair, blue eyes"') == ["smile", "red hair", "blue eyes"]
     assert split_tags("red hair\tblue eyes") == ["red hair", "blue eyes"]  # tabs without counts
+    assert split_tags('"blue hair","red eyes"') == ["blue hair", "red eyes"]  # csv.writer's QUOTE_ALL
     with pytest.raises(ValueError):
         split_tags("blue hair:many\tred eyes:1")
 
@@ -162,6 +163,7 @@ def test_split_tags_reads_both_formats() -> None:
     ("smile red hair blue eyes", "red", "blue"),  # another tag before the colour, spaces alone
     ("open mouth green hair red eyes", "green", "red"),
     ('"hat, blonde hair, aqua eyes"', "blonde", "aqua"),
+    ('"hat","blonde hair","aqua eyes"', "blonde", "aqua"),  # each tag quoted (csv.writer's QUOTE_ALL)
     ("pink hair\tgreen eyes", "pink", "green"),
 ])
 def test_anime_colours_follow_other_tags(tmp_path: Path, row: str, hair: str, eyes: str) -> None:
@@ -267,6 +269,21 @@ def celeba_folder(root: Path) -> Path:
     for name in ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg", "000006.jpg"]:
         Image.fromarray(face).save(root / "img_align_celeba" / name, quality=100, subsampling=0)
     return root
+
+
+def test_celeba_png_release_matches_rows_by_stem(tmp_path: Path) -> None:
+    """CelebA's img_align_celeba_png holds 000001.png where list_attr_celeba.txt names 000001.jpg."""
+    root = celeba_folder(tmp_path / "celeba")
+    images_dir = root / "img_align_celeba"
+    for jpeg in list(images_dir.glob("*.jpg")):
+        Image.open(jpeg).save(jpeg.with_suffix(".png"))
+        jpeg.unlink()
+    Image.new("RGB", (178, 218)).save(images_dir / "999999.png")  # no row names it
+    data = load(f"celeba:{root},attrs=hair+Smiling+male", size=32)
+    assert data.labels.tolist() == [[0, 0, 1], [1, 1, 0]]
+    assert data.notes[0].startswith(f"celeba:{root}: kept 2 of 6 rows; dropped 1 bad, "
+                                    "2 with no or several hair colours, 1 without an image")
+    assert data.notes[0].endswith(" 1 image in img_align_celeba/ without a row in list_attr_celeba.txt left out.")
 
 
 def test_celeba_attributes(tmp_path: Path) -> None:
@@ -433,3 +450,22 @@ def test_the_caching_bar_shows_on_a_terminal_only(tmp_path: Path, capsys, monkey
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     images.write_pixels(tmp_path / "pixels", count, (1, 1, 3), produce)
     assert "caching images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 6, 7, 8])
+def test_a_drafted_jpeg_decodes_to_the_exact_centre_square_whatever_its_exif_turn(tmp_path: Path, orientation: int):
+    """A JPEG decoded at 1/4 scale covers a fraction of its last column and row (1001x703 -> 250.25 x
+    175.75): the square must be cut at those fractions, and before the EXIF turn, which would carry the
+    partial column to the other side (mean errors of 6.5/255 upright and 11.7/255 flipped before)."""
+    from skimage.data import astronaut
+
+    photo = Image.fromarray(astronaut()).resize((1001, 703), Image.Resampling.LANCZOS)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    photo.save(tmp_path / "p.jpg", quality=98, exif=exif.tobytes())
+    upright = PIL.ImageOps.exif_transpose(Image.open(tmp_path / "p.jpg"))  # full resolution: no draft
+    side = min(upright.size)
+    left, top = (upright.width - side) / 2, (upright.height - side) / 2
+    exact = upright.resize((64, 64), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side))
+    decoded = images.decode_image(tmp_path / "p.jpg", 64, 3).transpose(1, 2, 0).astype(float)
+    assert np.abs(decoded - np.asarray(exact, dtype=float)).mean() < 1.0  # 0.5: the JPEG, and the draft

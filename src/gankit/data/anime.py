@@ -65,7 +65,9 @@ class TaggedImage:
 # --- tags.csv ----------------------------------------------------------------------------------
 def split_tags(text: str) -> list[str]:
     """The tags of one row, lower case, in either format; ValueError for a malformed count."""
-    text = text.strip().strip('"').replace("_", " ").lower()
+    # Quotes go wherever they are: around the whole list, or around each tag as csv.writer's
+    # QUOTE_ALL writes them (0,"blue hair","red eyes"); no tag holds one.
+    text = text.replace('"', "").strip().replace("_", " ").lower()
     if COUNTED_TAG.search(text) and not TAG_SEPARATORS.search(text):  # lost tabs: 'blue hair:1 red eyes:1'
         return [counted_tag(item) for item in COUNTED_ITEM.findall(text)]
     tags = []

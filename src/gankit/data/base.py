@@ -92,6 +92,9 @@ class TensorData:
     info: DataInfo
     name: str
     notes: list[str] = field(default_factory=list)  # one line each: what loading skipped or found
+    # The images of the source kept out of training (a folder's held-out photographs), which the
+    # run records so that its evaluation scores these and no others, whatever the folder holds later.
+    held_out: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.samples) == 0:
@@ -104,7 +107,7 @@ class TensorData:
 
     def to(self, device: torch.device) -> "TensorData":
         labels = None if self.labels is None else self.labels.to(device)
-        return TensorData(self.samples.to(device), labels, self.info, self.name, self.notes)
+        return TensorData(self.samples.to(device), labels, self.info, self.name, self.notes, self.held_out)
 
 
 def plural(count: int, noun: str) -> str:

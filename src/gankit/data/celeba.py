@@ -177,11 +177,17 @@ def load_celeba(root: Path, attrs: list[str], size: int, channels: int) -> Tenso
         dropped[MISSING_REASONS.get(attribute.name, "")] += int(missing.sum())
         usable &= ~missing
     labelled = np.flatnonzero(usable)
-    present = set(p.name for p in images.iterdir())
-    unlisted = sum(Path(name).suffix.lower() in IMAGE_EXTENSIONS for name in present - table.named)
-    rows = [i for i in labelled if table.files[i] in present]
+    present = {p.name for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+    # A row takes the image of its own name, else the one of its stem: CelebA's PNG release holds
+    # 000001.png where the attribute file names 000001.jpg.
+    by_stem = {Path(name).stem: name for name in sorted(present)}
+    image_of = {i: table.files[i] if table.files[i] in present else by_stem.get(Path(table.files[i]).stem)
+                for i in labelled}
+    named_stems = {Path(name).stem for name in table.named}
+    unlisted = sum(name not in table.named and Path(name).stem not in named_stems for name in present)
+    rows = [i for i in labelled if image_of[i] is not None]
     dropped["without an image"] = len(labelled) - len(rows)
-    stored = decode_files([images / table.files[i] for i in rows], size, channels)
+    stored = decode_files([images / image_of[i] for i in rows], size, channels)
     dropped["undecodable"] = len(rows) - len(stored.kept)
     spec = f"celeba:{root}"
     total = len(table.files) + table.bad_rows + table.duplicate_rows

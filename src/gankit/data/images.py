@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import struct
@@ -40,7 +41,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 from tqdm import tqdm
 
 from gankit.cache import cache_dir
@@ -49,7 +50,9 @@ from gankit.errors import GankitError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                               ".ppm", ".pgm", ".pbm", ".pnm", ".tga"})
-DECODER_VERSION = 2  # part of every cache key: bump it when decoding changes (2: float samples scaled)
+# Part of every cache key: bump it when decoding changes (2: float samples scaled; 3: the centre
+# square cut at fractional coordinates, before the EXIF turn).
+DECODER_VERSION = 3
 WHITE = (255, 255, 255, 255)
 SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -90,11 +93,18 @@ def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
     """Decode ``path`` into uint8 (channels, size, size), or raise SkippedImage."""
     with opened_image(path) as im:
         extent = decoded_extent(im, size, channels)
-        upright = ImageOps.exif_transpose(im)
-        if upright.size != im.size:  # rotated a quarter turn
-            extent = extent[::-1]
-        square = centre_square(to_mode(upright, channels), size, extent)
+        # The centre square of the stored picture is that of the upright one, turned: cut it
+        # first, where the extent a JPEG draft covers is measured (from the top-left corner).
+        square = centre_square(to_mode(im, channels), size, extent)
+        turn = EXIF_TURNS.get(im.getexif().get(ExifTags.Base.Orientation, 1))
+    square = square.transpose(turn) if turn is not None else square
     return np.asarray(square).reshape(size, size, channels).transpose(2, 0, 1)
+
+
+# EXIF orientation -> the turn that stands the picture upright (as ImageOps.exif_transpose turns it).
+EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
 
 
 def to_mode(im: Image.Image, channels: int) -> Image.Image:
@@ -129,12 +139,17 @@ def decoded_extent(im: Image.Image, size: int, channels: int) -> tuple[float, fl
 def centre_square(im: Image.Image, size: int, extent: tuple[float, float]) -> Image.Image:
     """The centre square of the picture (side = its shorter side) resized to size x size, antialiased.
 
-    Cropping before resizing keeps the filter from reaching into the cut-off borders.
+    The square's corners may fall inside pixels (a JPEG draft covers a fraction of its last
+    column and row; an odd difference of sides halves a pixel): the resize takes them as they are.
+    Cutting the whole pixels around it first keeps the filter from reaching into the borders left out.
     """
     width, height = extent
-    side = int(min(width, height))
-    left, top = int((width - side) / 2), int((height - side) / 2)
-    return im.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    x0, y0 = math.floor(left), math.floor(top)
+    cut = im.crop((x0, y0, math.ceil(left + side), math.ceil(top + side)))
+    box = (left - x0, top - y0, left - x0 + side, top - y0 + side)
+    return cut.resize((size, size), Image.Resampling.LANCZOS, box=box)
 
 
 def image_files(root: Path) -> list[Path]:

@@ -194,3 +194,8 @@ def load_mnist(argument: str | None, options: DataConfig) -> TensorData:
     if options.image_size not in (0, 28) or options.channels not in (0, 1):
         raise GankitError("mnist digits are 1x28x28; drop data.image_size/data.channels or use folder: data.")
     return embedded_mnist() if not argument else mnist_from_path(argument)
+
+
+def is_mnist_spec(data_spec: str) -> bool:
+    """Whether ``data_spec`` names MNIST digits: the embedded ones or an MNIST file (mnist:PATH)."""
+    return data_spec.strip().partition(":")[0].strip() == "mnist"

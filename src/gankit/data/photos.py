@@ -207,6 +207,19 @@ def tiles(photos: list[Photo], tile: int = TILE) -> torch.Tensor:
     return torch.cat(out)
 
 
+def recorded_held_out(spec: str, names: list[str]) -> list[Photo]:
+    """The photographs of folder ``spec`` a run held out of training, by the names it recorded
+    (``TensorData.held_out``). Its split is by position among the folder's files, which shifts when
+    one is added or removed, so working it out again could score images the run trained on."""
+    everything = {p.name: p for p in photo_set(spec, all_validation=True).validation}
+    missing = [name for name in names if name not in everything]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise GankitError(f"{spec} no longer holds {plural(len(missing), 'image')} the run held out of training "
+                          f"({shown}); put them back, or score the images of a folder with --data folder:PATH.")
+    return [everything[name] for name in names]
+
+
 def load_tiles(spec: str, crop: int, tile: int = TILE) -> TensorData:
     """Training tiles of ``spec``'s photographs; ``info`` gives the HR crop the model sees."""
     photos = photo_set(spec)
@@ -217,7 +230,8 @@ def load_tiles(spec: str, crop: int, tile: int = TILE) -> TensorData:
         notes.append(f"{spec}: {plural(small, 'training image')} smaller than {tile}x{tile} gave no training tile.")
     if len(samples) == MAX_TILES:
         notes.append(f"{spec}: kept the first {MAX_TILES} training tiles.")
-    return TensorData(samples, None, DataInfo((3, crop, crop)), spec, notes)
+    held_out = tuple(p.name for p in photos.validation) if spec.startswith("folder") else ()
+    return TensorData(samples, None, DataInfo((3, crop, crop)), spec, notes, held_out)
 
 
 @register(

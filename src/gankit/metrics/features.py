@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from gankit.data.base import Attribute, DataInfo
 from gankit.data.faces import is_faces_spec
+from gankit.data.mnist import is_mnist_spec
 from gankit.errors import GankitError
 
 FINGERPRINT_CHARS = 16
@@ -121,9 +122,11 @@ def load_extractor(name: str, weights: str | Path | None = None,
 
 
 def default_extractor(info: DataInfo, data_spec: str) -> str:
-    """The feature space gankit scores data of this kind in: its own digits classifier for
-    MNIST-shaped data, the faces attribute classifier for the embedded faces, else Inception."""
-    if tuple(info.shape) == (1, 28, 28):
+    """The feature space gankit scores data of this kind in: its own digits classifier for MNIST
+    (the embedded digits or an MNIST file), the faces attribute classifier for the embedded faces,
+    else Inception. Other 28x28 grayscale data (faces made grey, a folder of letters) go to
+    Inception too: the digits classifier would file them all under one digit."""
+    if tuple(info.shape) == (1, 28, 28) and is_mnist_spec(data_spec):
         return "digits"
     if "faces" in _EXTRACTORS and is_faces_spec(data_spec) and info.shape[0] == 3:  # an RGB classifier
         return "faces"

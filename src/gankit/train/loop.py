@@ -300,7 +300,7 @@ class Trainer:
     def save_generator_files(self, folder: Path) -> None:
         """generator.json and generator.safetensors: what sample, eval, serve and export read."""
         save_generator(folder, self.cfg.model, self.cfg.model_cfg, self.model.info, self.sampling_generator,
-                       self.step, self.data_spec)
+                       self.step, self.data_spec, self.data.held_out)
 
     def save_samples(self, log: RunLog | None = None) -> None:
         """The sample grid (or, for vector data, the picture with D's output and mode metrics)."""
