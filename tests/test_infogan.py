@@ -227,6 +227,23 @@ def test_tiny_run_writes_its_files_and_samples_with_codes(run, tmp_path):
     save_traversal(pipe.generator, "c2", tmp_path / "c2.png")
 
 
+def test_sampled_npz_holds_the_codes_of_each_image(run, tmp_path):
+    """So that samples can be grouped by code afterwards, as a conditional run's by label."""
+    from gankit.cli import main
+
+    assert main(["sample", str(run), "--n", "6", "--seed", "3", "--npz", str(tmp_path / "free.npz")]) == 0
+    assert main(["sample", str(run), "--n", "6", "--seed", "3", "--code", "c1=4", "--code", "c2=0.5",
+                 "--npz", str(tmp_path / "fixed.npz")]) == 0
+    free, fixed = np.load(tmp_path / "free.npz"), np.load(tmp_path / "fixed.npz")
+    assert sorted(free.files) == ["c1", "c2", "c3", "images"] and free["c1"].dtype == np.int64
+    pipe = gankit.load(run)
+    z, _ = pipe.inputs(6, seed=3)
+    assert free["c1"].tolist() == z[:, pipe.generator.noise_dim:][:, :10].argmax(1).tolist()
+    assert np.array_equal(free["images"], pipe.sample(6, seed=3).numpy())  # the codes of these very images
+    assert fixed["c1"].tolist() == [4] * 6 and np.allclose(fixed["c2"], 0.5)
+    assert not np.allclose(fixed["c3"], fixed["c3"][0])  # c3 stays random
+
+
 def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
     torch.manual_seed(0)
     model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16), mnist.info)

@@ -272,6 +272,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
                        args.seed)
         print(f"wrote the traversal of {args.traverse} to {out}")
         return 0
+    from gankit.models.infogan import InfoGenerator, parse_code_assignments
+
     labels, n, columns = requested_labels(pipe, args)
     vectors = not pipe.info.is_image
     if vectors and (args.interpolate is not None or args.out):
@@ -294,14 +296,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     npz = Path(args.npz) if args.npz else None
     if npz is not None:
         npz = writable(npz if npz.suffix == ".npz" else npz.with_name(npz.name + ".npz"), "--npz")  # numpy's name
+    codes = None
     if args.code:
-        from gankit.models.infogan import parse_code_assignments
-
-        images, y = pipe.generate(n, seed=args.seed, codes=parse_code_assignments(args.code, pipe.generator))
-    else:
-        images, y = pipe.generate(n, labels, seed=args.seed)
+        codes = parse_code_assignments(args.code, pipe.generator)
+    images, y = pipe.generate(n, labels, seed=args.seed, codes=codes)
     if npz is not None:
         arrays = {"images": images.numpy()}  # float32 already: no copy
+        if isinstance(pipe.generator, InfoGenerator):  # the codes each image was drawn with
+            arrays.update({name: values.numpy() for name, values in pipe.code_values(n, args.seed, codes).items()})
         if y is not None:
             arrays["labels"] = y.numpy()[:, 0] if y.shape[1] == 1 else y.numpy()
             for i, a in enumerate(pipe.info.attributes):

@@ -122,15 +122,27 @@ class GeneratorPipeline:
                               f"{n * per_sample * 4 / 2**30:.0f} GiB of memory; ask for at most "
                               f"{MAX_VALUES // per_sample:,} at a time, with another seed for each batch.")
         batch_size = require_whole(batch_size, "batch_size", 1, MAX_SAMPLES)
+        z, y = self.inputs(n, labels, seed, codes)
+        samples = torch.empty((n, *self.info.shape))  # filled in place: chunks and their concatenation would be 2x
+        for i in range(0, n, batch_size):
+            samples[i:i + batch_size] = self.generator(z[i:i + batch_size], None if y is None else y[i:i + batch_size])
+        return samples, None if y is None else y.cpu()
+
+    def inputs(self, n: int, labels: Labels = None, seed: int | None = None,
+               codes: dict[str, int | float] | None = None) -> tuple[Tensor, Tensor | None]:
+        """The latents and labels ``generate`` draws for these arguments (a seed of None: a random one)."""
         g = torch.Generator(device=self.device)
         g.manual_seed(require_whole(seed, "The seed", 0, SAMPLE_SEED_MAX) if seed is not None else torch.seed())
         y = self.labels_tensor(n, labels, g)
         z = codes_of(self.generator).latent_with_codes(n, codes, g, self.device) if codes \
             else self.generator.sample_latent(n, g, self.device)
-        samples = torch.empty((n, *self.info.shape))  # filled in place: chunks and their concatenation would be 2x
-        for i in range(0, n, batch_size):
-            samples[i:i + batch_size] = self.generator(z[i:i + batch_size], None if y is None else y[i:i + batch_size])
-        return samples, None if y is None else y.cpu()
+        return z, y
+
+    def code_values(self, n: int, seed: int, codes: dict[str, int | float] | None = None) -> dict[str, Tensor]:
+        """An InfoGAN's codes in the samples ``generate(n, seed=seed, codes=codes)`` draws, by name, on the
+        CPU: category indices (int64) or continuous values."""
+        z, _ = self.inputs(n, None, seed, codes)
+        return {name: values.cpu() for name, values in codes_of(self.generator).code_values(z).items()}
 
     def sample(self, n: int, labels: Labels = None, seed: int | None = None) -> Tensor:
         """``n`` samples, float32 on the CPU (see ``generate``)."""
