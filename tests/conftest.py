@@ -36,3 +36,21 @@ def cgan_run(tmp_path_factory) -> Path:
     assert train_cli("cgan", out, "--steps", "40", "--set", "train.sample_every=20",
                      "--set", "train.checkpoint_every=20") == 0
     return out
+
+
+def backend_failing_backward(at: int = 2) -> tuple[object, list]:
+    """A torch.compile backend whose ``at``-th backward compilation fails, as a missing C++ compiler
+    would make it (PyTorch compiles backward passes when they first run); with the list of backward
+    graphs it was given."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    graphs: list = []
+
+    def backward(graph, example_inputs):
+        graphs.append(graph)
+        if len(graphs) == at:
+            raise RuntimeError("C++ compile error: no compiler here")
+        return make_boxed_func(graph)
+
+    return aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph), bw_compiler=backward), graphs

@@ -47,21 +47,11 @@ TINY["gan-clock"] = {**TINY["gan"], "train.minutes": "0.03", "train.steps": "100
 # them lazily): the ranks must fall back to eager together and stay in sync.
 TINY["gan-compile-fails"] = {**TINY["gan"], "train.compile": "true", "train.precision": "fp32"}
 if variant == "gan-compile-fails":
-    from functorch.compile import make_boxed_func
-    from torch._dynamo.backends.common import aot_autograd
+    from conftest import backend_failing_backward  # this script's folder, tests/, is on its path
 
     from gankit.train import runtime
 
-    backward_compiles = []
-
-    def fail_second_backward(graph, example_inputs):
-        backward_compiles.append(graph)
-        if len(backward_compiles) == 2:
-            raise RuntimeError("no compiler here")
-        return make_boxed_func(graph)
-
-    runtime.COMPILE_BACKEND = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph),
-                                           bw_compiler=fail_second_backward)
+    runtime.COMPILE_BACKEND, backward_compiles = backend_failing_backward(at=2)
 model_name = variant.partition("-")[0]
 family = get_family(model_name)
 cfg = RunConfig(model_name, family.default_config(family.default_data))

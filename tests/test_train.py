@@ -18,7 +18,7 @@ from gankit.cli import main
 from gankit.errors import GankitError
 from gankit.train.checkpoint import latest_checkpoint, list_checkpoints
 
-from conftest import TINY, read_metrics, train_cli
+from conftest import TINY, backend_failing_backward, read_metrics, train_cli
 
 LOSS_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")
 
@@ -542,18 +542,8 @@ def test_a_backward_pass_that_fails_to_compile_falls_back_to_eager_from_the_same
     the second one fails (G's update, after D's has stepped): the run must go on eagerly from the
     snapshot, and so train exactly as a run without train.compile."""
     import torch._dynamo
-    from functorch.compile import make_boxed_func
-    from torch._dynamo.backends.common import aot_autograd
 
-    compiled_backwards = []
-
-    def backward_compiler(graph, example_inputs):
-        compiled_backwards.append(graph)
-        if len(compiled_backwards) == 2:
-            raise RuntimeError("C++ compile error: no compiler here")
-        return make_boxed_func(graph)
-
-    backend = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph), bw_compiler=backward_compiler)
+    backend, compiled_backwards = backend_failing_backward(at=2)
     monkeypatch.setattr("gankit.train.runtime.COMPILE_BACKEND", backend)
     assert train_cli("gan", tmp_path / "eager", "--steps", "4", "--set", "train.precision=fp32") == 0
     assert train_cli("gan", tmp_path / "compiled", "--steps", "4", "--set", "train.precision=fp32",

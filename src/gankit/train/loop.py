@@ -234,9 +234,11 @@ class Trainer:
         self.lr_scale = ckpt.state.get("lr_scale", 1.0)
         self.model.load_training_state(ckpt.state.get("family", {}))
 
-    def _restore_rng(self, saved: dict[str, torch.Tensor]) -> None:
-        """This rank's random streams from a checkpoint; a new noise stream where they cannot continue."""
-        suffix = f".rank{self.dist.rank}" if self.dist.rank else ""
+    def _restore_rng(self, saved: dict[str, torch.Tensor], own: bool = False) -> None:
+        """This rank's random streams from a checkpoint (where ranks after 0 name theirs with their
+        number: ``_checkpoint``), or from this rank's own ``_rng_state`` when ``own``; a new noise
+        stream where they cannot continue."""
+        suffix = f".rank{self.dist.rank}" if self.dist.rank and not own else ""
         if "noise" + suffix not in saved:  # a rank the saved run did not have
             self._reseed_noise()
             return
@@ -393,15 +395,11 @@ class Trainer:
             weights, family_state, opt_g, opt_d, rng = snapshot
             self.model.load_state_dict(weights)
             self.model.load_training_state(family_state)  # what state_dict leaves out (ADA's probability)
-            for opt, state in ((self.opt_g, opt_g), (self.opt_d, opt_d)):
+            for name, opt, state in (("G", self.opt_g, opt_g), ("D", self.opt_d, opt_d)):
                 if opt is not None:
                     opt.zero_grad(set_to_none=True)
-                    opt.load_state_dict(state)
-                    in_parameter_layouts(opt)
-            torch.set_rng_state(rng["torch"])
-            self.noise.set_state(rng["noise"])
-            if "cuda" in rng:
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
+                    self._load_optimizer(opt, state, name)
+            self._restore_rng(rng, own=True)
             self.model.train_modules = self.eager_modules
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             if log is not None:
