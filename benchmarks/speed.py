@@ -3,7 +3,8 @@
 For each model and batch size: images/s of gankit (its default precision and settings), of
 the plain loop (plain.py), their ratio (the medians of 3 alternating runs of each, every run
 in a fresh process), and the matrix-product bound: the time of the step's matrix products
-alone, run back to back in the precision gankit uses. Every family is measured: the MLP and
+alone (those it computes: ``step_products``), run back to back in the precision gankit uses,
+in a fresh process after each pair of runs, the fastest counting. Every family is measured: the MLP and
 convolutional ones at batch 64 and 256, super-resolution (srresnet, srgan) at the paper's 16,
 srgan with a VGG19 of random weights (the same work as ImageNet's). Prints a table and writes
 benchmarks/results/speed.json (or ``--out``), keeping the rows of models and batch sizes it did
@@ -142,23 +143,37 @@ class GpuUtilisation:
         self.mean = round(statistics.mean(kept), 1) if kept else None
 
 
-def matmul_bound(model: str, batch: int, dtype: torch.dtype, device: str = "cpu", repeats: int = 50,
-                 rounds: int = 3) -> float | None:
-    """Seconds per step of the step's matrix products alone (forward, input and weight grads);
-    None for the convolutional families (super-resolution included), whose work is mostly convolutions."""
-    if model not in PLAIN_MODELS:
-        return None
+def step_products(model: str, batch: int) -> list[tuple[int, int, int, str]]:
+    """The matrix products of one step of an MLP model, as (rows, in, out, kind): each layer's
+    forward ("fwd"), input gradient ("din") and weight gradient ("dw"), in G's pass, D's pass
+    over reals and fakes, and D's pass in G's update (no weight gradients there).
+
+    A first layer takes an input gradient only where something trainable comes before it (cgan's
+    label embeddings) or, in G's update, to reach G through D: D's update sees data and detached
+    fakes, and G's first layer sees the noise."""
     family = get_family(model)
     m = family(family.default_config(family.default_data), load_dataset(family.default_data).info)
-    shapes = []  # (rows, in, out, weight_grad) per product of one step
-    for net, rows, passes in ((m.generator, batch, ("fwd", "din", "dw")),
-                              (m.discriminator, 2 * batch, ("fwd", "din", "dw")),
-                              (m.discriminator, batch, ("fwd", "din"))):
-        for layer in net.modules():
-            if isinstance(layer, torch.nn.Linear):
-                shapes += [(rows, layer.in_features, layer.out_features, p) for p in passes]
+    G, D = m.generator, m.discriminator
+    products = []
+    for net, rows, kinds, first_din in ((G, batch, ("fwd", "din", "dw"), trained_before(G)),
+                                        (D, 2 * batch, ("fwd", "din", "dw"), trained_before(D)),
+                                        (D, batch, ("fwd", "din"), True)):
+        linears = [layer for layer in net.modules() if isinstance(layer, torch.nn.Linear)]
+        for i, layer in enumerate(linears):
+            products += [(rows, layer.in_features, layer.out_features, kind) for kind in kinds
+                         if kind != "din" or i > 0 or first_din]
+    return products
+
+
+def matmul_bound(model: str, batch: int, dtype: torch.dtype, device: str = "cpu", repeats: int = 50,
+                 rounds: int = 3) -> float | None:
+    """Seconds per step of the step's matrix products alone (``step_products``), run back to
+    back, the fastest of ``rounds``; None for the convolutional families (super-resolution
+    included), whose work is mostly convolutions."""
+    if model not in PLAIN_MODELS:
+        return None
     tensors = []
-    for rows, fan_in, fan_out, kind in shapes:
+    for rows, fan_in, fan_out, kind in step_products(model, batch):
         a_shape, b_shape = {"fwd": ((rows, fan_in), (fan_in, fan_out)), "din": ((rows, fan_out), (fan_out, fan_in)),
                             "dw": ((fan_out, rows), (rows, fan_in))}[kind]
         tensors.append((torch.randn(a_shape, dtype=dtype, device=device),
@@ -176,6 +191,12 @@ def matmul_bound(model: str, batch: int, dtype: torch.dtype, device: str = "cpu"
         wait()
         best = min(best, (time.perf_counter() - start) / repeats)
     return best
+
+
+def trained_before(net: torch.nn.Module) -> bool:
+    """Whether ``net`` trains weights before its first layer (a conditioning with parameters)."""
+    condition = getattr(net, "condition", None)
+    return condition is not None and any(p.requires_grad for p in condition.parameters())
 
 
 def main() -> None:
@@ -216,8 +237,9 @@ def measure(model: str, batch: int, args: argparse.Namespace) -> dict:
     """One row of the table: both loops, alternated and repeated (on a shared VM a single pair can
     differ by 20% either way), and the matrix-product bound."""
     spec = get_family(model).default_data
-    ours_runs, plain_runs, ours_util, plain_util = [], [], [], []
+    ours_runs, plain_runs, ours_util, plain_util, bounds = [], [], [], [], []
     on_gpu = args.device == "cuda"
+    dtype = resolve_precision("auto", torch.device(args.device))
     for _ in range(args.repeats):
         with GpuUtilisation(enabled=on_gpu) as util:
             ours, precision = in_fresh_process(gankit_images_per_s, model, batch, args.seconds, spec, args.device,
@@ -227,9 +249,10 @@ def measure(model: str, batch: int, args: argparse.Namespace) -> dict:
         with GpuUtilisation(enabled=on_gpu) as util:
             plain_runs.append(in_fresh_process(plain_images_per_s, model, batch, args.seconds, spec, args.device))
         plain_util.append(util.mean)
+        if model in PLAIN_MODELS:  # in a fresh process too, beside the loops: the fastest of these counts
+            bounds.append(in_fresh_process(matmul_bound, model, batch, dtype, args.device))
     ours, plain = statistics.median(ours_runs), statistics.median(plain_runs)
-    dtype = resolve_precision("auto", torch.device(args.device))
-    bound = matmul_bound(model, batch, dtype, args.device)
+    bound = min(bounds) if bounds else None
     step = batch / ours
     row = {"model": model, "data": spec, "batch": batch, "device": args.device, "precision": precision,
            "cpu": cpu_description(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

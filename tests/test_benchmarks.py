@@ -91,6 +91,21 @@ def test_speed_results_keep_unmeasured_rows_with_the_machine_that_measured_them(
     assert saved["latest_run"] == {"cpu": "EPYC"}
 
 
+def test_the_matmul_bound_counts_the_products_the_step_computes():
+    """No input gradient for a first layer whose input trains nothing: gan's G sees noise and D's
+    update sees data and detached fakes; cgan's label embeddings before them do train."""
+    from speed import step_products
+
+    gan = step_products("gan", 64)
+    g_layers, d_layers = 4, 3  # 100-256-512-1024-784 and 784-512-256-1
+    assert len(gan) == (3 * g_layers - 1) + (3 * d_layers - 1) + 2 * d_layers
+    assert (128, 784, 512, "din") not in gan and (64, 784, 512, "din") in gan  # D's first layer: G's update only
+    assert (64, 100, 256, "din") not in gan and (64, 100, 256, "dw") in gan
+    cgan = step_products("cgan", 64)
+    assert (128, 784, 512, "din") in cgan and (64, 100, 256, "din") in cgan
+    assert not [p for p in cgan if p[0] == 64 and p[3] == "dw" and p[1] == 784]  # D's weights: no grad in G's update
+
+
 def test_infogan_q_head_learns_with_g_not_d():
     model = plain_model("infogan", INFO["infogan"])
     q_head = {id(p) for p in model.D.q_head.parameters()}
