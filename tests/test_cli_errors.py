@@ -211,8 +211,9 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--steps", "99999999999999999999999"], "train.steps must be at most 1,000,000,000, not 99,999"),
     (["train", "gan", "--minutes", "1e9"], "train.minutes must be at most 525,600, not 1,000,000,000"),
     (["train", "gan", "--batch-size", "0"], "train.batch_size must be at least 2, not 0"),
-    (["train", "acgan", "--set", "model.loss=hinge"], "model.label_smoothing is 0.1, which the hinge loss cannot use "
-                                                      "(acgan smooths by default); add --set model.label_smoothing=0."),
+    (["train", "acgan", "--set", "model.loss=hinge"],
+     "model.label_smoothing is 0.1, which the hinge loss cannot use (acgan smooths unless told not to); add --set "
+     "model.label_smoothing=0."),
     (["train", "gan", "--set", "data.image_size=100000"], "data.image_size must be between 0 (the source's own size) "
                                                           "and 1,024 pixels, not 100000"),
     (["data", "export", "faces", "/tmp/gankit-never-written", "--n", "5", "--size", "100000"],
@@ -241,6 +242,22 @@ def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
      "infogan does not use model.lambda_cat, model.q_augment: there is no categorical code"),
     (["infogan", "--set", "model.continuous=0", "--set", "model.learn_variance=false"],
      "infogan does not use model.learn_variance: there is no continuous code (model.continuous is 0)"),
+    # and in the review of 2026-11-24 evening
+    (["dcgan", "--set", "model.augment_target=0.6"],
+     "dcgan does not use model.augment_target: they adapt the transforms model.augment chooses, and it chooses none"),
+    (["cgan", "--set", "model.augment=translation", "--set", "model.augment_ramp=1000"],
+     "cgan does not use model.augment_ramp: model.augment_target is 0, so every image is transformed"),
+    (["cgan", "--set", "model.g_embedding_lr_mult=1", "--set", "model.d_embedding_lr_mult=1",
+      "--set", "model.embedding_lr_mult_steps=500"],
+     "cgan does not use model.embedding_lr_mult_steps: both label-embedding multipliers are 1"),
+    (["infogan", "--set", "model.lambda_cat=0", "--set", "model.q_augment=30"],
+     "infogan does not use model.q_augment: model.lambda_cat is 0"),
+    (["infogan", "--set", "model.lambda_cat=0", "--set", "model.lambda_cont=0"],
+     "model.lambda_cat and model.lambda_cont are both 0, so nothing ties the codes to the images"),
+    (["srgan", "--set", "model.adversarial_weight=0"],
+     "model.adversarial_weight is 0, so srgan's D would train with nothing reading it"),
+    (["dcgan", "--set", "model.loss=hinge", "--set", "model.label_smoothing=0.1"],
+     "which the hinge loss cannot use (acgan smooths unless told not to)"),
 ])
 def test_settings_a_model_would_ignore_are_refused(capsys, tmp_path, argv, words):
     code, err = run_cli(capsys, "train", *argv, "--steps", "1", "--out", str(tmp_path / "run"))

@@ -462,3 +462,19 @@ def test_sampling_with_fixed_codes_goes_through_the_batches(run):
     in_one = pipe.generate(6, seed=2, codes={"c1": 3})[0]
     torch.testing.assert_close(pipe.generate(6, seed=2, codes={"c1": 3}, batch_size=4)[0], in_one)
     assert not torch.equal(pipe.generate(6, seed=2, codes={"c1": 4})[0], in_one)
+
+
+def test_no_pass_over_moved_fakes_when_its_loss_weighs_nothing(mnist, monkeypatch):
+    """model.lambda_cat=0 multiplies the moved fakes' categorical loss by 0: the pass (a quarter of
+    a step) is not made."""
+    from gankit.models.infogan import InfoGAN
+
+    def forbidden(*args):
+        raise AssertionError("moved_category_loss ran for a zero weight")
+
+    monkeypatch.setattr(InfoGAN, "moved_category_loss", forbidden)
+    model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16, lambda_cat=0.0), mnist.info)
+    assert model.cfg.q_augment > 0
+    opts = [torch.optim.Adam(m.parameters(), 1e-3) for m in (model.generator, model.discriminator)]
+    ctx = StepContext(*opts, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert torch.isfinite(model.train_step([(mnist.samples[:16], None)], ctx)["loss_g"])

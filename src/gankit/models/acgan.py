@@ -42,7 +42,7 @@ class ACGANConfig(DCGANConfig):
     embed_dim: int = 16  # width of each attribute's embedding in G
     aux_weights: tuple[float, ...] = ()  # one weight per attribute's head; empty: all 1
     d_fake_aux: float = 0.0  # weight of the fakes' classification loss in D's loss (the paper: 1)
-    label_smoothing: float = 0.1  # seed 001 smooths the real/fake targets
+    label_smoothing: float = 0.1  # seed 001 smooths the real/fake targets; gankit the real side only
 
     def validate(self) -> None:
         super().validate()

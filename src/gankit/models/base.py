@@ -36,7 +36,7 @@ class AdversarialConfig:
             raise GankitError(f"model.label_smoothing must be in [0, 1), not {self.label_smoothing}.")
         if self.label_smoothing and not LOSSES[self.loss].smoothable:
             raise GankitError(f"model.label_smoothing is {self.label_smoothing}, which the {self.loss} loss cannot use "
-                              "(acgan smooths by default); add --set model.label_smoothing=0.")
+                              "(acgan smooths unless told not to); add --set model.label_smoothing=0.")
 
 
 @dataclass
@@ -247,8 +247,24 @@ class GANFamily(nn.Module):
 
     @classmethod
     def ignored_settings(cls, cfg: Any) -> dict[str, list[str]]:
-        """Settings given that the others make meaningless, grouped by the reason; none by default."""
-        return {}
+        """Settings given that the others make meaningless, grouped by the reason: here ADA's, which
+        adapt model.augment's transforms (families add their own)."""
+        reasons: dict[str, list[str]] = {}
+        if not isinstance(cfg, GANConfig):
+            return reasons
+        # Set by the user: unlike both the class's default and the family's own (gan's on images
+        # adapts translation at 0.4, and `model.augment=` alone must turn that off).
+        defaults = (type(cfg)(), cls.default_config(cls.default_data))
+
+        def changed(*keys: str) -> list[str]:
+            return [key for key in keys if all(getattr(cfg, key) != getattr(d, key) for d in defaults)]
+
+        if not cfg.augment and (unused := changed("augment_target", "augment_ramp")):
+            reasons["they adapt the transforms model.augment chooses, and it chooses none (set it, e.g. to "
+                    "translation)"] = unused
+        elif cfg.augment and not cfg.augment_target and (unused := changed("augment_ramp")):
+            reasons["model.augment_target is 0, so every image is transformed and nothing adapts"] = unused
+        return reasons
 
     @classmethod
     def refuse_ignored_settings(cls, cfg: Any) -> None:

@@ -123,6 +123,9 @@ class CGAN(GANFamily):
         unused = changed_settings(cfg, CGANConfig(), EMBEDDING_SETTINGS) if cfg.conditioning == "concat" else []
         if unused:
             reasons["model.conditioning=concat has no label embeddings"] = unused
+        elif cfg.d_embedding_lr_mult == cfg.g_embedding_lr_mult == 1 and \
+                (unused := changed_settings(cfg, CGANConfig(), ("embedding_lr_mult_steps",))):
+            reasons["both label-embedding multipliers are 1, so there is nothing to fade"] = unused
         return reasons
 
     @classmethod

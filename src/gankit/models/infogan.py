@@ -118,6 +118,9 @@ class InfoGANConfig(GANConfig):
         super().validate()
         if not self.categorical and self.continuous == 0:
             raise GankitError("InfoGAN needs at least one code; set model.categorical or model.continuous.")
+        if self.lambda_cat == 0 and self.lambda_cont == 0:
+            raise GankitError("model.lambda_cat and model.lambda_cont are both 0, so nothing ties the codes to the "
+                              "images; give one a positive weight, or train dcgan for a GAN without codes.")
         for k in self.categorical:
             if k < 2:
                 raise GankitError(f"model.categorical values must each be at least 2, not {k}.")
@@ -377,6 +380,8 @@ class InfoGAN(GANFamily):
         default = InfoGANConfig()
         if not cfg.categorical and (unused := changed_settings(cfg, default, ("lambda_cat", "q_augment"))):
             reasons["there is no categorical code (model.categorical is empty)"] = unused
+        elif cfg.lambda_cat == 0 and (unused := changed_settings(cfg, default, ("q_augment",))):
+            reasons["model.lambda_cat is 0, so the categorical codes' loss on moved fakes weighs nothing"] = unused
         if not cfg.continuous and (unused := changed_settings(cfg, default, ("lambda_cont", "learn_variance"))):
             reasons["there is no continuous code (model.continuous is 0)"] = unused
         return reasons
@@ -428,7 +433,7 @@ class InfoGAN(GANFamily):
     def g_loss(self, fake: Tensor, fake_labels: Tensor | None, ctx: StepContext) -> Tensor:
         d_fake, q_fake = self.discriminator(fake)  # the bare D, as in the base class
         loss = self.loss.g(d_fake.float()) + self.info_loss(q_fake, fake_labels)
-        if self.cfg.q_augment > 0 and self.generator.codes.categorical:
+        if self.cfg.q_augment > 0 and self.cfg.lambda_cat > 0 and self.generator.codes.categorical:
             loss = loss + self.cfg.lambda_cat * self.moved_category_loss(fake, fake_labels, ctx)
         return loss
 

@@ -82,7 +82,8 @@ LOSSES: dict[str, AdversarialLoss] = {
 
 
 def real_targets(n: int, smoothing: float, generator: torch.Generator, device: torch.device) -> Target:
-    """Targets for real samples: 1, or uniform in [1 - smoothing, 1] (seed 001's smoothing)."""
+    """Targets for real samples: 1, or uniform in [1 - smoothing, 1]. One-sided (Salimans et al.
+    2016): seed 001 smooths the fakes' 0 too, which rewards D for calling fakes a little real."""
     if smoothing == 0:
         return 1.0
     return 1 - smoothing * torch.rand(n, 1, generator=generator, device=device)

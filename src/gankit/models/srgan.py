@@ -205,6 +205,9 @@ class SRGAN(GANFamily):
     generator_settings = ("bicubic_skip",)
 
     def __init__(self, cfg: SRGANConfig, info: DataInfo):
+        if self.adversarial and cfg.adversarial_weight == 0:  # srresnet's weight: its config has no D to feed
+            raise GankitError("model.adversarial_weight is 0, so srgan's D would train with nothing reading it; give "
+                              "it a positive weight (the paper's 1e-3), or train srresnet, which has no D.")
         super().__init__(cfg, info)
         # Built once and kept off the saved weights: a frozen measuring network, not part of G or D.
         self.content_features = VGGFeatures(cfg.content, cfg.vgg_weights or None) if cfg.content != "mse" else None
