@@ -258,6 +258,7 @@ def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
      "model.adversarial_weight is 0, so srgan's D would train with nothing reading it"),
     (["dcgan", "--set", "model.loss=hinge", "--set", "model.label_smoothing=0.1"],
      "which the hinge loss cannot use (acgan smooths unless told not to)"),
+    (["gan", "--set", "model.pack=3"], "train.batch_size (128) must be a multiple of model.pack (3)."),
 ])
 def test_settings_a_model_would_ignore_are_refused(capsys, tmp_path, argv, words):
     code, err = run_cli(capsys, "train", *argv, "--steps", "1", "--out", str(tmp_path / "run"))

@@ -245,6 +245,9 @@ class GANFamily(nn.Module):
     def check_data(cls, info: DataInfo) -> None:
         """Raise GankitError when the family cannot train on data of this kind."""
 
+    def check_batch(self, batch_size: int) -> None:
+        """Raise GankitError when the model cannot train on batches of this size; any size by default."""
+
     @classmethod
     def ignored_settings(cls, cfg: Any) -> dict[str, list[str]]:
         """Settings given that the others make meaningless, grouped by the reason: here ADA's, which

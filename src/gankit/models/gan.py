@@ -130,13 +130,16 @@ class GAN(GANFamily):
                                 pack=cfg.pack, activation=cfg.activation)
 
     # --- PacGAN: D's losses on packs of m samples --------------------------------------------
+    def check_batch(self, batch_size: int) -> None:
+        if batch_size % self.cfg.pack:
+            raise GankitError(f"train.batch_size ({batch_size}) must be a multiple of model.pack ({self.cfg.pack}).")
+
     def pack(self, x: Tensor) -> Tensor:
         """(N, ...) samples as (N/m, m * d) packs of m consecutive ones; unchanged when m is 1."""
         m = self.cfg.pack
         if m == 1:
             return x
-        if len(x) % m:
-            raise GankitError(f"train.batch_size ({len(x)}) must be a multiple of model.pack ({m}).")
+        self.check_batch(len(x))
         return x.reshape(len(x) // m, -1)
 
     def d_loss(self, real: Tensor, real_labels: Tensor | None, fake: Tensor,

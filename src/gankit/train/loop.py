@@ -109,6 +109,7 @@ class Trainer:
             for note in self.data.notes:
                 print(f"note: {note}", file=sys.stderr)
         self.model: GANFamily = build_model(family, cfg, self.data.info, self.device)
+        self.model.check_batch(t.batch_size)  # before the run folder exists, not in the first step
         self.opt_g = make_optimizer(self.model.generator_param_groups(), t.lr_g, t, self.device)
         # SRResNet has no D, hence no D optimizer.
         d_groups = self.model.discriminator_param_groups()
