@@ -31,6 +31,31 @@ def test_embedded_mnist_is_5000_balanced_digits_in_range():
     assert data.info.attributes[0].values == tuple("0123456789")
 
 
+def test_digits_are_held_as_pixels_and_taken_as_the_same_floats():
+    """A quarter of float32's memory, and no value changes: take() converts exactly as loading did."""
+    data = load_dataset("mnist")
+    assert data.stored.dtype == torch.uint8 and data.stored.shape == (5000, 1, 28, 28)
+    some = torch.tensor([0, 17, 4999])
+    assert torch.equal(data.take(some), data.stored[some].float() / 127.5 - 1)
+    assert torch.equal(data.take(slice(10, 12)), data.samples[10:12])
+    moved = data.to(torch.device("cpu"))
+    assert moved.stored.dtype == torch.uint8 and torch.equal(moved.take(some), data.take(some))
+
+
+def test_npz_values_between_whole_pixels_are_kept_as_floats(tmp_path, digits):
+    """Rescaled 0-1 floats need not land on whole 0-255 values; rounding them to pixels would change them."""
+    images, labels = digits
+    smooth = images[:10].astype(np.float32) / 255 * 0.999  # 0-1 floats, most not k/255
+    np.savez(tmp_path / "smooth.npz", x_train=smooth, y_train=labels[:10])
+    data = load_dataset(f"mnist:{tmp_path / 'smooth.npz'}")
+    assert data.stored.dtype == torch.float32
+    expected = torch.from_numpy(smooth).unsqueeze(1).double() * 255 / 127.5 - 1
+    assert torch.allclose(data.samples.double(), expected, atol=1e-6)
+    np.savez(tmp_path / "whole.npz", x_train=images[:10].astype(np.float64), y_train=labels[:10])
+    whole = load_dataset(f"mnist:{tmp_path / 'whole.npz'}")
+    assert whole.stored.dtype == torch.uint8 and torch.equal(whole.stored[:, 0], torch.from_numpy(images[:10]))
+
+
 @pytest.mark.parametrize("gz, labels_gz", [(False, False), (True, True), (True, False), (False, True)])
 def test_idx_files_load_with_the_values_written(tmp_path, digits, gz, labels_gz):
     """Either file may be gzipped: downloads often leave one of them compressed."""

@@ -232,9 +232,8 @@ def q_accuracy(discriminator: nn.Module, codes: LatentCodes, data: TensorData, c
     c = categorical_code(codes, code)
     labels = digit_labels(data)
     device = next(discriminator.parameters()).device
-    predicted = np.concatenate([
-        discriminator(data.samples[i:i + BATCH].to(device))[1][:, c.start:c.start + c.values].argmax(1).cpu().numpy()
-        for i in range(0, len(data), BATCH)])
+    heads = (discriminator(data.take(slice(i, i + BATCH)).to(device))[1] for i in range(0, len(data), BATCH))
+    predicted = np.concatenate([q[:, c.start:c.start + c.values].argmax(1).cpu().numpy() for q in heads])
     n_classes = data.info.attributes[0].num_classes
     return matched_accuracy(confusion(predicted, labels, c.values, n_classes))[0]
 

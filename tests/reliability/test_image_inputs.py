@@ -97,6 +97,19 @@ def test_folder_reads_float_images_and_more_formats_and_skips_named_pipes(tmp_pa
     assert data.notes == [f"folder:{root}: kept 4 of 6 image files; dropped 1 unreadable, 1 not a regular file."]
 
 
+def test_decoded_images_are_held_as_pixels_and_computed_ones_as_floats(tmp_path: Path) -> None:
+    save(tmp_path / "pics" / "red.png", (255, 0, 51))
+    folder = load(f"folder:{tmp_path / 'pics'}", size=8)
+    assert folder.stored.dtype == torch.uint8 and folder.stored[0, :, 0, 0].tolist() == [255, 0, 51]
+    assert folder.take(torch.tensor([0]))[0, :, 0, 0].tolist() == pytest.approx([1.0, -1.0, 51 / 127.5 - 1])
+    faces = load("faces:4", size=16)
+    assert faces.stored.dtype == torch.uint8
+    grey = load("faces:4", size=16, channels=1)  # luma is computed in floats, between whole pixel values
+    assert grey.stored.dtype == torch.float32 and grey.stored.shape == (4, 1, 16, 16)
+    luma = (faces.samples * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    assert torch.allclose(grey.samples, luma)
+
+
 def test_folder_grayscale_resizes_and_centre_crops(tmp_path: Path) -> None:
     picture = np.zeros((20, 40, 3), np.uint8)
     picture[:, 10:30] = 255  # a white centre square between black side bands

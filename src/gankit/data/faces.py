@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from gankit.config import MAX_IMAGE_SIZE, DataConfig
 from gankit.data.anime import EYES, HAIR
-from gankit.data.base import DataInfo, TensorData
+from gankit.data.base import DataInfo, TensorData, signed
 from gankit.data.images import StoredImages, cache_key, cached_images
 from gankit.data.registry import register
 from gankit.errors import GankitError
@@ -238,7 +238,7 @@ def load_faces(argument: str | None, options: DataConfig) -> TensorData:
     channels = options.channels or 3
     images = rendered_faces(n, size).to_tensor()
     if channels == 1:
-        images = to_grayscale(images)
+        images = to_grayscale(signed(images))
     labels = torch.from_numpy(face_labels(n))
     spec = "faces" if argument is None else f"faces:{argument}"
     return TensorData(images, labels, DataInfo((channels, size, size), (HAIR, EYES)), spec)

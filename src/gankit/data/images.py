@@ -45,7 +45,6 @@ from PIL import ExifTags, Image
 from tqdm import tqdm
 
 from gankit.cache import cache_dir
-from gankit.data.base import signed
 from gankit.errors import GankitError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
@@ -181,9 +180,9 @@ class StoredImages:
     skipped: dict[str, int]  # reason -> number of items that yielded no image
 
     def to_tensor(self) -> torch.Tensor:
-        """All images as one float32 tensor in [-1, 1]."""
-        # Copying the uint8 bytes first, then converting in torch, measured 3x faster.
-        return signed(np.array(self.pixels))
+        """All images as one uint8 tensor, copied out of the cache file (``TensorData`` stores
+        pixels and converts them a batch at a time)."""
+        return torch.from_numpy(np.array(self.pixels))
 
 
 def cache_key(**parts: object) -> str:

@@ -29,14 +29,17 @@ IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
 
 def digits_to_data(images: np.ndarray, labels: np.ndarray, name: str) -> TensorData:
-    """uint8-range images (N, 28, 28) and labels (N,) -> tensors in [-1, 1]."""
+    """Images of 0-255 values (N, 28, 28) and labels (N,) -> a dataset: whole values are stored
+    as uint8 pixels, others (rescaled 0-1 floats) as float32 in [-1, 1]."""
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise GankitError(f"{name}: images have shape {images.shape}, expected (N, 28, 28) digits.")
     if labels.shape != (len(images),):
         raise GankitError(f"{name}: {len(labels)} labels for {len(images)} images; use matching files.")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise GankitError(f"{name}: labels must be digits 0-9, found {labels.min()}..{labels.max()}.")
-    x = signed(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+    whole = images.dtype.kind in "ui" or bool((images == np.round(images)).all())  # 0-255 checked by callers
+    x = (torch.from_numpy(images.astype(np.uint8)) if whole
+         else signed(np.ascontiguousarray(images, dtype=np.float32))).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64)).unsqueeze(1)
     return TensorData(x, y, DataInfo((1, 28, 28), (DIGIT,)), name)
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from gankit.config import DataConfig
-from gankit.data.base import DataInfo, TensorData, plural, refuse_repeated, signed
+from gankit.data.base import DataInfo, TensorData, plural, refuse_repeated
 from gankit.data.folder import dropped_summary, existing_folder
 from gankit.data.images import IMAGE_EXTENSIONS, SkippedImage, image_files, opened_image, to_mode
 from gankit.data.registry import register
@@ -186,7 +186,7 @@ def photo_set(spec: str, all_validation: bool = False) -> PhotoSet:
 
 
 def tiles(photos: list[Photo], tile: int = TILE) -> torch.Tensor:
-    """Overlapping tile x tile squares of every photo (stride tile // 2) in [-1, 1], at most MAX_TILES."""
+    """Overlapping tile x tile squares of every photo (stride tile // 2) as uint8, at most MAX_TILES."""
     out: list[torch.Tensor] = []
     count = 0
     for photo in photos:
@@ -195,7 +195,7 @@ def tiles(photos: list[Photo], tile: int = TILE) -> torch.Tensor:
             continue
         squares = image.unfold(1, tile, tile // 2).unfold(2, tile, tile // 2)  # (3, rows, cols, tile, tile)
         squares = squares.permute(1, 2, 0, 3, 4).reshape(-1, 3, tile, tile)[:MAX_TILES - count]
-        out.append(signed(squares))
+        out.append(squares)
         count += len(squares)
         if count >= MAX_TILES:
             break

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +49,13 @@ def data_fingerprint(real: TensorData) -> str:
     """An identity of the samples: their shape and two random projections of every row, so that a
     change to any pixel of any sample (a folder whose images were replaced) gives another key.
     Projecting reads the data at memory speed; hashing every byte took seconds on large sets."""
-    flat = real.samples.detach().flatten(1)
-    probe = torch.randn(flat.shape[1], 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    shape = tuple(real.stored.shape)
+    probe = torch.randn(math.prod(shape[1:]), 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     # On the CPU in float64, then rounded: a GPU's float32 sums (or another order of summing) moved
     # about 1% of the rounded values, and so the key, between training and `gankit eval`.
-    projections = torch.cat([flat[i:i + FINGERPRINT_ROWS].cpu().double() @ probe
-                             for i in range(0, len(flat), FINGERPRINT_ROWS)]) if len(flat) else probe[:0]
-    digest = hashlib.sha256(repr(tuple(real.samples.shape)).encode())
+    projections = torch.cat([real.take(slice(i, i + FINGERPRINT_ROWS)).flatten(1).cpu().double() @ probe
+                             for i in range(0, len(real), FINGERPRINT_ROWS)]) if len(real) else probe[:0]
+    digest = hashlib.sha256(repr(shape).encode())
     digest.update(projections.numpy().round(3).tobytes())
     return digest.hexdigest()[:16]
 
@@ -73,7 +74,7 @@ def seeded_subset(n: int, limit: int, seed: int = 0) -> torch.Tensor:
 
 
 def compute_reference(real: TensorData, extractor: FeatureExtractor) -> ReferenceStats:
-    samples = real.samples[seeded_subset(len(real), MAX_REAL)]
+    samples = real.take(seeded_subset(len(real), MAX_REAL).to(real.stored.device))
     features = extractor.features(samples)
     mean, cov = mean_and_covariance(features)
     return ReferenceStats(mean, cov, features[seeded_subset(len(features), MAX_SAMPLE, seed=1)], len(samples))

@@ -289,7 +289,7 @@ class SRGAN(GANFamily):
     def preview(self, data: TensorData, seed: int, device: torch.device) -> Preview:
         """Fixed centre crops of evenly spaced tiles: bicubic | SR | HR per row."""
         index = torch.linspace(0, len(data) - 1, min(PREVIEW_ROWS, len(data))).long()
-        tiles = data.samples[index.to(data.samples.device)].to(device)
+        tiles = data.take(index.to(data.stored.device)).to(device)
         top = (tiles.shape[-1] - self.cfg.crop) // 2
         hr = tiles[..., top:top + self.cfg.crop, top:top + self.cfg.crop]
         lr = downscale(hr, self.cfg.scale)

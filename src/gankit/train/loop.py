@@ -323,7 +323,7 @@ class Trainer:
         for i in range(d_steps):
             idx = self.batches.indices(self.step * d_steps + i)
             labels = self.data.labels[idx] if self.data.labels is not None else None
-            out.append((self.data.samples[idx], labels))
+            out.append((self.data.take(idx), labels))
         return out
 
     def run(self) -> Path:

@@ -75,7 +75,7 @@ def save_grid(images: Tensor, columns: int, path: Path) -> None:
 def save_vector_preview(fake: np.ndarray, discriminator: nn.Module, data: TensorData, path: Path,
                         loss: str) -> dict[str, float]:
     """The 1-D or 2-D picture at ``path``, ``training.gif`` beside it, and the mode metrics."""
-    real = data.samples[:VECTOR_SAMPLES].cpu().numpy()
+    real = data.take(slice(VECTOR_SAMPLES)).cpu().numpy()
     distribution = toy_distribution(data.name)
     mixture = distribution if isinstance(distribution, GaussianMixture) else None
     metrics = toy_metrics(fake, real, mixture, discriminator, loss=loss) if mixture is not None else {}
