@@ -1,5 +1,6 @@
 """Every error a user can cause is one sentence on stderr and exit status 2, never a traceback."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 
 from gankit.cli import main
 from gankit.errors import GankitError
+from gankit.models import get_family
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
@@ -238,10 +240,10 @@ def test_out_of_range_settings_are_refused_before_training(capsys, argv, words):
     (["srresnet", "--set", "data.image_size=64"], "drop data.image_size and data.channels (model.crop sets the crop)"),
     (["cgan", "--set", "model.conditioning=concat", "--set", "model.g_embedding_lr_mult=1"],
      "cgan does not use model.g_embedding_lr_mult: model.conditioning=concat has no label embeddings; drop it."),
-    (["infogan", "--set", "model.categorical=", "--set", "model.lambda_cat=2", "--set", "model.q_augment=0"],
+    (["infogan", "--set", "model.categorical=", "--set", "model.lambda_cat=2", "--set", "model.q_augment=30"],
      "infogan does not use model.lambda_cat, model.q_augment: there is no categorical code"),
-    (["infogan", "--set", "model.continuous=0", "--set", "model.learn_variance=false"],
-     "infogan does not use model.learn_variance: there is no continuous code (model.continuous is 0)"),
+    (["infogan", "--set", "model.continuous=0", "--set", "model.lambda_cont=2", "--set", "model.learn_variance=false"],
+     "infogan does not use model.lambda_cont: there is no continuous code (model.continuous is 0)"),
     # and in the review of 2026-11-24 evening
     (["dcgan", "--set", "model.augment_target=0.6"],
      "dcgan does not use model.augment_target: they adapt the transforms model.augment chooses, and it chooses none"),
@@ -264,6 +266,17 @@ def test_settings_a_model_would_ignore_are_refused(capsys, tmp_path, argv, words
     code, err = run_cli(capsys, "train", *argv, "--steps", "1", "--out", str(tmp_path / "run"))
     assert code == 2 and words in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("family, settings", [
+    ("infogan", {"lambda_cat": 0.0, "q_augment": 0.0}),
+    ("infogan", {"categorical": (), "lambda_cat": 0.0, "q_augment": 0.0}),
+    ("infogan", {"continuous": 0, "lambda_cont": 0.0, "learn_variance": False}),
+])
+def test_turning_off_a_part_that_cannot_run_is_not_refused(family, settings):
+    """Set to 0 or false, these settings say what the run does anyway (a review found the first refused)."""
+    cls = get_family(family)
+    cls.refuse_ignored_settings(dataclasses.replace(cls.default_config(cls.default_data), **settings))
 
 
 @pytest.mark.parametrize("toml, words", [

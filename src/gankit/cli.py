@@ -521,8 +521,8 @@ def make_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("eval", parents=[common], help="score a run: FID, KID, IS, precision/recall, class accuracy")
     v.add_argument("run", help="run folder")
     v.add_argument("--n", type=int, help=f"generated samples (default {EVAL_SAMPLES})")
-    v.add_argument("--features", help="feature space: digits, faces or inception (default: digits for 1x28x28 "
-                   "data, faces for the built-in faces, else inception)")
+    v.add_argument("--features", help="feature space: digits, faces or inception (default: digits for MNIST, "
+                   "faces for the built-in RGB faces, else inception)")
     v.add_argument("--inception-weights", metavar="PATH",
                    help="pt_inception-2015-12-05-6726825d.pth (else $GANKIT_INCEPTION_WEIGHTS or the torch hub cache)")
     v.add_argument("--seed", type=int, help="seed of the generated samples and their labels (default 0)")

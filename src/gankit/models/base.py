@@ -146,9 +146,11 @@ def update(optimizer: torch.optim.Optimizer, loss: Tensor, averaged: Iterable[nn
     optimizer.step()
 
 
-def changed_settings(cfg: Any, default: Any, keys: tuple[str, ...]) -> list[str]:
-    """Those of ``keys`` whose value in ``cfg`` differs from ``default``'s: the ones a user set."""
-    return [key for key in keys if getattr(cfg, key) != getattr(default, key)]
+def changed_settings(cfg: Any, default: Any, keys: tuple[str, ...], unless_off: bool = False) -> list[str]:
+    """Those of ``keys`` whose value in ``cfg`` differs from ``default``'s: the ones a user set.
+    ``unless_off`` leaves out those set to 0 or False, for settings where that means off: turning off
+    a part that cannot run says what the run does anyway."""
+    return [key for key in keys if getattr(cfg, key) != getattr(default, key) and (getattr(cfg, key) or not unless_off)]
 
 
 def halves(out: Any) -> tuple[Any, Any]:

@@ -377,12 +377,15 @@ class InfoGAN(GANFamily):
     @classmethod
     def ignored_settings(cls, cfg: InfoGANConfig) -> dict[str, list[str]]:
         reasons = super().ignored_settings(cfg)
-        default = InfoGANConfig()
-        if not cfg.categorical and (unused := changed_settings(cfg, default, ("lambda_cat", "q_augment"))):
+
+        def set_on(*keys: str) -> list[str]:  # a weight of 0 or learn_variance=false agrees with the part's absence
+            return changed_settings(cfg, InfoGANConfig(), keys, unless_off=True)
+
+        if not cfg.categorical and (unused := set_on("lambda_cat", "q_augment")):
             reasons["there is no categorical code (model.categorical is empty)"] = unused
-        elif cfg.lambda_cat == 0 and (unused := changed_settings(cfg, default, ("q_augment",))):
+        elif cfg.lambda_cat == 0 and (unused := set_on("q_augment")):
             reasons["model.lambda_cat is 0, so the categorical codes' loss on moved fakes weighs nothing"] = unused
-        if not cfg.continuous and (unused := changed_settings(cfg, default, ("lambda_cont", "learn_variance"))):
+        if not cfg.continuous and (unused := set_on("lambda_cont", "learn_variance")):
             reasons["there is no continuous code (model.continuous is 0)"] = unused
         return reasons
 
