@@ -10,6 +10,18 @@ import pytest
 
 from gankit.cli import main
 
+@pytest.fixture(autouse=True)
+def quiet_machine(request, monkeypatch):
+    """Training in tests acts as on a machine nobody else uses: the notes about busy cores depend on
+    what runs beside the suite, and would add a line to the stderr that tests count. Tests of those
+    notes are marked ``load_notes``."""
+    if request.node.get_closest_marker("load_notes") is None:
+        from gankit.train import loop
+
+        monkeypatch.setattr(loop, "busy_cores", lambda: None)
+        monkeypatch.setattr(loop.SlowdownWatch, "check", lambda self, record: None)
+
+
 TINY = ["--set", "model.g_hidden=32,64", "--set", "model.d_hidden=64,32", "--batch-size", "32",
         "--no-progress", "--set", "train.log_every=1"]
 

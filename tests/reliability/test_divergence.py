@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from gankit.cli import main
@@ -63,6 +64,7 @@ def test_when_rollbacks_run_out_the_run_stops_in_one_sentence(tmp_path: Path, mo
     assert latest_checkpoint(tmp_path / "run/checkpoints")[0].step == 5
 
 
+@pytest.mark.load_notes
 def test_slowdown_watch_warns_once_when_steps_stay_several_times_slower(tmp_path: Path):
     from gankit.train.loop import SlowdownWatch
 
