@@ -34,6 +34,10 @@ def test_translation_moves_each_image_within_the_shift_and_keeps_its_content():
     assert (rows - 8).abs().max() <= limit and (cols - 8).abs().max() <= limit
     shifts = set(zip((rows - 8).tolist(), (cols - 8).tolist()))
     assert len(shifts) > 5  # drawn per image, not once per batch
+    many = translation(dot_images(512), torch.Generator().manual_seed(1))
+    where = (many[:, 0] == 1).nonzero()
+    every = set(range(-limit, limit + 1))
+    assert set((where[:, 1] - 8).tolist()) == every and set((where[:, 2] - 8).tolist()) == every  # both ways, fully
 
 
 def test_translation_repeats_the_edges_into_the_gap():
@@ -50,6 +54,13 @@ def test_cutout_zeroes_one_square_of_at_most_half_the_side():
     assert zeros.max() <= 8 * 8 and zeros.min() > 0
     assert torch.equal(y[:, 0] == 0, y[:, 2] == 0)  # the same square in every channel
     assert set(y.unique().tolist()) == {0.0, 1.0}
+    zeros = (cutout(torch.ones(512, 1, 16, 16), torch.Generator().manual_seed(1))[:, 0] == 0)
+    counts = zeros.flatten(1).sum(1)
+    full = zeros[counts == 64]  # an 8x8 square wholly inside...
+    rows, cols = full.any(2), full.any(1)
+    assert len(full) and torch.equal(rows.sum(1), torch.full((len(full),), 8)) and cols.sum(1).eq(8).all()
+    some = zeros[counts > 0]  # ...and squares cut by an edge, whose centre DiffAugment lets reach it
+    assert (some.any(2).sum(1) < 8).any() and (some.any(1).sum(1) < 8).any()  # by a top or bottom one, by a side
 
 
 def test_color_changes_brightness_and_contrast_per_image():
@@ -58,6 +69,15 @@ def test_color_changes_brightness_and_contrast_per_image():
     means = y.mean(dim=(1, 2, 3))
     assert means.std() > 0.1
     assert (y.amax(dim=(1, 2, 3)) - y.amin(dim=(1, 2, 3))).std() > 0.05
+
+
+def test_color_scales_saturation_per_image_by_up_to_2():
+    """Each pixel's distance from its grey, (x - mean over channels), is scaled by a factor in [0, 2]
+    per image (DiffAugment's saturation) before the contrast, which scales it by 0.5-1.5 again."""
+    rgb = torch.tensor([0.5, 0.0, -0.5]).view(1, 3, 1, 1).repeat(2000, 1, 4, 4)
+    y = color(rgb, torch.Generator().manual_seed(0))
+    spread = (y[:, 0] - y[:, 2]).mean(dim=(1, 2))  # 1.0 before
+    assert spread.min() < 0.05 and spread.max() > 2.0 and spread.std() > 0.3
 
 
 def test_color_shifts_brightness_by_up_to_half_as_diffaugment_does():

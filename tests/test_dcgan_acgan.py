@@ -17,6 +17,7 @@ from gankit.data.base import Attribute, DataInfo, TensorData
 from gankit.errors import GankitError
 from gankit.models import get_family
 from gankit.models.acgan import auxiliary_loss
+from gankit.models.base import StepContext
 from gankit.train import train
 
 HAIR = Attribute("hair", tuple(f"h{i}" for i in range(12)))
@@ -94,6 +95,17 @@ def test_acgan_generator_depends_on_every_attribute():
     assert not torch.allclose(images[0], images[1]) and not torch.allclose(images[0], images[2])
 
 
+def test_cgan_reads_every_attribute_in_g_and_in_d():
+    fam = get_family("cgan")
+    model = fam(fam.Config(g_hidden=(16,), d_hidden=(16,)), DataInfo((1, 8, 8), (HAIR, EYES))).eval()
+    z = torch.randn(1, model.cfg.latent_dim).expand(3, -1)
+    labels = torch.tensor([[0, 0], [1, 0], [0, 1]])
+    images = model.generator(z, labels)
+    assert not torch.allclose(images[0], images[1]) and not torch.allclose(images[0], images[2])
+    verdicts = model.discriminator(torch.randn(1, 1, 8, 8).expand(3, -1, -1, -1), labels)
+    assert not torch.isclose(verdicts[0], verdicts[1]) and not torch.isclose(verdicts[0], verdicts[2])
+
+
 def test_acgan_needs_labels_and_one_weight_per_attribute():
     with pytest.raises(GankitError, match="model dcgan"):
         build("acgan", DataInfo((3, 32, 32)))
@@ -116,6 +128,44 @@ def test_auxiliary_loss_is_weighted_cross_entropy_on_logits():
     # Not softmax followed by cross-entropy (PyTorch-GAN's bug), which gives another value.
     wrong = F.cross_entropy(hair.softmax(1), labels[:, 0]) + 0.5 * F.cross_entropy(eyes.softmax(1), labels[:, 1])
     assert not torch.isclose(loss, wrong)
+
+
+def context(seed: int = 0):
+    opts = [torch.optim.SGD([torch.zeros(1, requires_grad=True)], 0.1) for _ in range(2)]  # unused here
+    return StepContext(*opts, torch.Generator().manual_seed(seed), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("d_fake_aux", [0.0, 1.0])
+@torch.no_grad()
+def test_acgan_losses_add_each_class_term_with_its_weight(d_fake_aux):
+    """D: adversarial + the reals' class loss + d_fake_aux x the fakes'; G: adversarial + the fakes' class loss."""
+    torch.manual_seed(0)
+    model = build("acgan", DataInfo((3, 16, 16), (HAIR, EYES)), d_fake_aux=d_fake_aux, label_smoothing=0.0).eval()
+    real, fake = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    real_labels = torch.tensor([[0, 1], [2, 3], [4, 5], [6, 7]])
+    fake_labels = real_labels.flip(1)
+    loss_d, stats = model.d_loss(real, real_labels, fake, fake_labels, context())
+    (adv_real, cls_real), (adv_fake, cls_fake) = model.discriminator(real), model.discriminator(fake)
+    adversarial = model.loss.d(adv_real.float(), adv_fake.float(), 1.0)
+    assert stats["aux_real"] == pytest.approx(float(auxiliary_loss(cls_real, real_labels, model.aux_weights)), rel=1e-5)
+    assert stats["aux_fake"] == pytest.approx(float(auxiliary_loss(cls_fake, fake_labels, model.aux_weights)), rel=1e-5)
+    expected_d = adversarial + stats["aux_real"] + d_fake_aux * stats["aux_fake"]
+    assert float(loss_d) == pytest.approx(float(expected_d), rel=1e-5)
+    loss_g = model.g_loss(fake, fake_labels, context())
+    expected_g = model.loss.g(adv_fake.float()) + stats["aux_fake"]
+    assert float(loss_g) == pytest.approx(float(expected_g), rel=1e-5)
+    assert float(loss_g) != pytest.approx(float(model.loss.g(adv_fake.float())), rel=1e-3)  # the class term counts
+
+
+def test_a_batchnorm_discriminator_sees_reals_and_fakes_apart():
+    """BatchNorm's statistics would mix real and fake samples in one batch (base.joint_d_batch)."""
+    assert not build("dcgan", DataInfo((3, 16, 16))).joint_d_batch
+    assert not build("acgan", DataInfo((3, 16, 16), (HAIR, EYES))).joint_d_batch
+    model = build("dcgan", DataInfo((3, 16, 16)))
+    sizes = []
+    model.discriminator.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    model.discriminate(torch.randn(4, 3, 16, 16), None, torch.randn(4, 3, 16, 16), None)
+    assert sizes == [4, 4]
 
 
 def tiny_faces(n: int = 64) -> TensorData:

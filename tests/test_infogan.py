@@ -383,7 +383,7 @@ def test_probe_and_code_recovery_on_a_tiny_run(run, mnist):
     # probe_run finds the run's own data (generator.json's) when none is given
     assert probe_run(run, n_labels=(20,))["features"] == result["features"]
     assert set(scores) == {"code_recovery", "q_accuracy"} and all(0.1 <= v <= 1 for v in scores.values())
-    assert set(r2) == {"c2", "c3"} and all(v <= 1 for v in r2.values())
+    assert set(r2) == {"c2", "c3"}  # its values: test_continuous_r2 (any value up to 1 is possible here)
 
 
 def test_probe_prints_json_alone_on_stdout_and_a_skipped_checkpoint_once_on_stderr(run, tmp_path, capsys):

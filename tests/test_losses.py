@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gankit.data.base import DataInfo
+from gankit.errors import GankitError
 from gankit.models.base import StepContext
 from gankit.models.gan import GAN, MLPConfig
 from gankit.models.losses import LOSSES, real_targets
@@ -50,6 +51,20 @@ def test_label_smoothing_lowers_the_real_target():
     expected = mean([-(t * log_sigmoid(x) + (1 - t) * log_sigmoid(-x)) for x in (2.0, -1.0)])
     expected += mean([-log_sigmoid(-0.5), -log_sigmoid(3.0)])
     assert LOSSES["nonsaturating"].d(REAL, FAKE, t).item() == pytest.approx(expected, rel=1e-6)
+    lsgan = 0.5 * mean([(2 - t) ** 2, (-1 - t) ** 2]) + 0.5 * mean([0.5**2, 3.0**2])  # regresses real to t
+    assert LOSSES["lsgan"].d(REAL, FAKE, t).item() == pytest.approx(lsgan, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", [name for name, loss in sorted(LOSSES.items()) if loss.smoothable])
+def test_model_label_smoothing_reaches_the_discriminator_loss(loss):
+    """The family's D loss uses model.label_smoothing's targets, drawn from the step's noise stream."""
+    model = GAN(MLPConfig(g_hidden=(8,), d_hidden=(8,), loss=loss, label_smoothing=0.3), DataInfo((1, 8, 8)))
+    d_real, d_fake = torch.randn(6, 1), torch.randn(6, 1)
+    ctx = StepContext(None, None, torch.Generator().manual_seed(5), torch.device("cpu"))
+    smoothed, _ = model.adversarial_d_loss(d_real, d_fake, ctx)
+    targets = real_targets(6, 0.3, torch.Generator().manual_seed(5), torch.device("cpu"))
+    assert smoothed.item() == pytest.approx(LOSSES[loss].d(d_real, d_fake, targets).item(), rel=1e-6)
+    assert smoothed.item() != pytest.approx(LOSSES[loss].d(d_real, d_fake).item(), rel=1e-4)
 
 
 def test_real_targets_lie_in_the_smoothing_interval():
@@ -83,3 +98,40 @@ def test_the_logged_d_and_adaptive_augmentation_read_each_loss_on_its_own_scale(
     _, stats = model.adversarial_d_loss(torch.full((4, 1), fake), torch.full((4, 1), real), ctx)  # reals called fake
     assert stats["d_real"].item() < 0.01 and stats["real_sign"].item() == -1.0  # ADA's probability may fall
     assert LOSSES[loss].smoothable == (loss != "hinge")  # one-sided smoothing moves a target; hinge has none
+
+
+def test_each_of_several_d_batches_gets_its_own_d_update_then_g_one():
+    """train.d_steps=k: k D updates, one per batch, then one G update (base.train_step)."""
+    torch.manual_seed(0)
+    model = GAN(MLPConfig(g_hidden=(8,), d_hidden=(8,)), DataInfo((1, 8, 8)))
+    calls = []
+
+    class Counted(torch.optim.SGD):
+        def step(self, closure=None):
+            calls.append(self.name)
+            return super().step(closure)
+
+    opt_g, opt_d = Counted(model.generator_parameters(), 0.1), Counted(model.discriminator_parameters(), 0.1)
+    opt_g.name, opt_d.name = "g", "d"
+    batches = [(torch.rand(4, 1, 8, 8) * 2 - 1, None) for _ in range(3)]
+    model.train_step(batches, StepContext(opt_g, opt_d, torch.Generator().manual_seed(0), torch.device("cpu")))
+    assert calls == ["d", "d", "d", "g"]
+
+
+@pytest.mark.parametrize("key", ["label_smoothing", "augment_target"])
+def test_smoothing_and_the_ada_target_stop_short_of_1(key):
+    """Smoothing 1 would make every real target 0; a target of 1 could never be exceeded."""
+    MLPConfig(augment="translation", **{key: 0.999}).validate()
+    with pytest.raises(GankitError, match=rf"model.{key} must be in \[0, 1\)"):
+        MLPConfig(augment="translation", **{key: 1.0}).validate()
+
+
+def test_random_labels_draw_every_class_of_every_attribute_evenly():
+    from gankit.data.base import Attribute
+    from gankit.models.base import random_labels
+
+    info = DataInfo((1, 8, 8), (Attribute("hair", tuple("abcdefghijkl")), Attribute("eyes", tuple("abcdefghijk"))))
+    labels = random_labels(info, 11_000, torch.Generator().manual_seed(0), torch.device("cpu"))
+    for column, classes in enumerate((12, 11)):
+        counts, even = torch.bincount(labels[:, column], minlength=classes), 11_000 / classes
+        assert len(counts) == classes and counts.min() > 0.8 * even and counts.max() < 1.2 * even

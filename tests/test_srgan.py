@@ -169,9 +169,58 @@ def test_psnr_and_ssim_against_hand_computed_values():
     assert y_scores(hr, hr, shave=4)["ssim"] == pytest.approx(1.0)
     assert scores["ssim"] < 1
     # Only the shaved border differs: a perfect score.
-    bordered = hr.copy()
-    bordered[:4] = 0
-    assert y_scores(bordered, hr, shave=4)["psnr"] == math.inf
+    for side in (np.s_[:4], np.s_[-4:], np.s_[:, :4], np.s_[:, -4:]):  # each of the four borders
+        bordered = hr.copy()
+        bordered[side] = 0
+        assert y_scores(bordered, hr, shave=4)["psnr"] == math.inf
+
+
+def test_ssim_is_wang_et_als_with_a_gaussian_window_and_population_statistics():
+    """Computed here by hand: Gaussian window sigma 1.5 (11 taps), C1 = (0.01 L)^2, C2 = (0.03 L)^2,
+    population (co)variances, the mean over pixels whose window lies inside the image."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(40, 200, (40, 40, 3)).astype(np.uint8)
+    sr = np.clip(hr.astype(int) + rng.integers(-20, 21, hr.shape), 0, 255).astype(np.uint8)
+    a, b = luma(hr)[4:-4, 4:-4], luma(sr)[4:-4, 4:-4]
+
+    def window(x):
+        return gaussian_filter(x, 1.5, truncate=3.5, mode="reflect")
+
+    mean_a, mean_b = window(a), window(b)
+    var_a, var_b, cov = window(a * a) - mean_a**2, window(b * b) - mean_b**2, window(a * b) - mean_a * mean_b
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim_map = ((2 * mean_a * mean_b + c1) * (2 * cov + c2)) / ((mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2))
+    assert y_scores(sr, hr, shave=4)["ssim"] == pytest.approx(ssim_map[5:-5, 5:-5].mean(), rel=1e-9)
+
+
+def test_the_psnr_logged_in_training_is_over_the_range_of_2():
+    from gankit.models.srgan import psnr
+
+    off = torch.full((2, 3, 4, 4), 0.1)
+    assert psnr(off, torch.zeros_like(off)).item() == pytest.approx(10 * math.log10(4 / 0.01), rel=1e-6)
+    assert psnr(off, off).item() == pytest.approx(10 * math.log10(4 / 1e-10), rel=1e-6)  # the clamp, not inf
+
+
+@pytest.mark.parametrize("weight", [1e-3, 0.5])
+def test_srgan_adds_its_adversarial_term_with_its_weight(weight):
+    """G's loss = content + adversarial_weight x the loss of D's verdict on the SR images."""
+    from gankit.models import get_family
+    from gankit.models.base import StepContext
+
+    torch.manual_seed(0)
+    cfg = SRGANConfig(blocks=1, channels=8, d_channels=8, d_dense=16, crop=32, content="mse",
+                      adversarial_weight=weight)
+    model = get_family("srgan")(cfg, DataInfo((3, 32, 32)))
+    verdicts = []
+    model.discriminator.register_forward_hook(lambda module, args, out: verdicts.append(out.detach()))
+    ctx = StepContext(torch.optim.Adam(model.generator_parameters()),
+                      torch.optim.Adam(model.discriminator_parameters()), torch.Generator().manual_seed(0),
+                      torch.device("cpu"))
+    stats = model.train_step([(torch.rand(4, 3, 40, 40) * 2 - 1, None)], ctx)
+    adversarial = model.loss.g(verdicts[-1].float())  # the last D pass: G's update, on the SR images
+    assert (stats["loss_g"] - stats["content"]).item() == pytest.approx(weight * adversarial.item(), rel=1e-4)
 
 
 def test_evaluate_sr_reports_both_methods_and_the_gain():
