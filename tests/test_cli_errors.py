@@ -71,7 +71,8 @@ def test_resume_refuses_flags_it_would_drop_and_paths_that_are_not_run_folders(c
     import json
 
     for extra, flag in ((["--out", str(tmp_path / "elsewhere")], "--out"), (["--config", "c.toml"], "--config"),
-                        (["--init", str(cgan_run)], "--init")):
+                        (["--init", str(cgan_run)], "--init"), (["--set", f"train.init={cgan_run}"], "--init"),
+                        (["--seed", "3"], "--seed"), (["--set", "train.seed=3"], "--set train.seed")):
         code, err = run_cli(capsys, "train", "cgan", "--resume", str(cgan_run), *extra)
         assert code == 2 and f"{flag} does not apply with --resume" in err and err.count("\n") == 1
     assert not (tmp_path / "elsewhere").exists()
@@ -212,6 +213,7 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--resume", "/nonexistent-run", "--seed", "7"], "--seed does not apply with --resume"),
     (["train", "gan", "--steps", "99999999999999999999999"], "train.steps must be at most 1,000,000,000, not 99,999"),
     (["train", "gan", "--minutes", "1e9"], "train.minutes must be at most 525,600, not 1,000,000,000"),
+    (["train", "gan", "--set", "train.threads=100000"], "train.threads must be at most 1,024, not 100,000"),
     (["train", "gan", "--batch-size", "0"], "train.batch_size must be at least 2, not 0"),
     (["train", "acgan", "--set", "model.loss=hinge"],
      "model.label_smoothing is 0.1, which the hinge loss cannot use (acgan smooths unless told not to); add --set "
@@ -659,6 +661,10 @@ def test_a_new_run_saves_its_data_path_absolute(tmp_path: Path, monkeypatch):
     assert json.loads((tmp_path / "r/config.json").read_text())["data"]["spec"] == f"folder:{tmp_path}/exported/faces"
     monkeypatch.chdir("/")  # the run still finds its data from elsewhere
     assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "2", "--no-progress"]) == 0
+    monkeypatch.chdir(tmp_path)  # a PATH given on resume is saved absolute too
+    assert main(["train", "gan", "--resume", "r", "--steps", "3", "--no-progress",
+                 "--data", "folder:exported/faces"]) == 0
+    assert json.loads((tmp_path / "r/config.json").read_text())["data"]["spec"] == f"folder:{tmp_path}/exported/faces"
 
 
 def test_missing_run_folders_and_files_for_folders_are_named_as_such(capsys, tmp_path: Path):

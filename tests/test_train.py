@@ -320,6 +320,7 @@ def test_a_run_that_stopped_before_its_first_checkpoint_can_start_again(tmp_path
         (tmp_path / "r" / leftover).unlink()
     import shutil
     shutil.rmtree(tmp_path / "r/checkpoints")  # config.json, metrics.jsonl and samples/ stay, as after a crash
+    (tmp_path / "r/best").mkdir()  # and best/, when a quick score came before the first checkpoint
     assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--steps", "4", "--no-progress"]) == 2
     assert "the run stopped before its first one; start it again with --out" in capsys.readouterr().err
     assert train_cli("gan", tmp_path / "r", "--steps", "2") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -84,7 +85,7 @@ def write_bytes_synced(path: Path, data: bytes) -> None:
     except OSError as e:
         raise GankitError(  # checkpoints are written through here: the older ones are untouched
             f"Cannot write {path} ({e.strerror or e}); free disk space or make the folder writable, then try "
-            "again (a run resumes from its previous checkpoint, which is intact)."
+            "again (the run's earlier checkpoints, if it has any, are intact)."
         ) from None
 
 
@@ -101,7 +102,8 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         _write_and_sync(tmp, write)
         os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only file system refuses even to remove what is not there
+            tmp.unlink(missing_ok=True)
         if not isinstance(e, OSError) or e.errno is None:  # an encoder's refusal (Pillow raises OSError too)
             raise
         reason = "it is a folder" if path.is_dir() else e.strerror or str(e)

@@ -76,7 +76,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         set_value(cfg, key, value)
     if args.no_progress:
         cfg.train.progress = False
-    if not args.resume:  # a resumed run keeps the spec it saved, which is relative to where it started
+    given_now = args.data or any(key == "data.spec" for key, _ in map(parse_set, args.set))
+    if not args.resume or given_now:  # a resumed run keeps the spec it saved, relative to where it started
         cfg.data.spec = absolute_spec(cfg.data.spec)
     validate(cfg)
     return cfg
@@ -109,13 +110,15 @@ def check_resume_flags(args: argparse.Namespace) -> None:
         raise GankitError("--resume needs the run folder to continue, not an empty path.")
     if Path(args.resume).is_file():
         raise GankitError(f"--resume {args.resume} is a file; give the run folder that `gankit train` wrote.")
-    for flag, value in (("--out", args.out), ("--config", args.config), ("--init", args.init)):
-        if value:
+    sets = {key for key, _ in map(parse_set, args.set)}
+    for flag, given in (("--out", args.out), ("--config", args.config), ("--init", args.init or "train.init" in sets)):
+        if given:
             raise GankitError(f"{flag} does not apply with --resume, which continues {args.resume} in place with its "
                               "own settings; drop it (change a setting with --set section.key=value).")
-    if args.seed is not None:  # the saved noise and data order continue; a new seed would only relabel the run
-        raise GankitError(f"--seed does not apply with --resume: {args.resume} continues the random streams its "
-                          "checkpoint saved; drop it, or start a new run with --out to use another seed.")
+    if args.seed is not None or "train.seed" in sets:  # the seed orders the data, so the rest of the run would change
+        raise GankitError(f"{'--seed' if args.seed is not None else '--set train.seed'} does not apply with --resume: "
+                          f"{args.resume} continues the random streams and data order its checkpoint saved; drop it, "
+                          "or start a new run with --out to use another seed.")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

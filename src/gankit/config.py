@@ -97,7 +97,9 @@ class RunConfig:
 
 
 MIN_DIST_TIMEOUT, MAX_DIST_TIMEOUT = 1, 1440  # minutes: a checkpoint's pause, a day
-MAX_BUDGET = {"train.steps": 10**9, "train.epochs": 10**6, "train.minutes": 525_600}  # a year of minutes
+# Beyond these, a typo's extra zeros: a year of minutes; more threads than any CPU has cores (100,000
+# ran out of memory in PyTorch's thread pool).
+MAX_BUDGET = {"train.steps": 10**9, "train.epochs": 10**6, "train.minutes": 525_600, "train.threads": 1024}
 SECTIONS = ("train", "data", "model")
 RUN_CONFIG_KEYS = ("model", "train", "data", "model_cfg")  # what RunConfig.to_dict writes to config.json
 
@@ -294,7 +296,7 @@ def validate(cfg: RunConfig) -> None:
             raise GankitError(f"{key} must not be negative, not {value}.")
     for key, limit in MAX_BUDGET.items():
         value = getattr(t, key.removeprefix("train."))
-        if value > limit:  # a typo's extra zeros, not a run anyone waits for
+        if value > limit:
             raise GankitError(f"{key} must be at most {limit:,}, not {value:,}.")
     if t.dist_timeout and not MIN_DIST_TIMEOUT <= t.dist_timeout <= MAX_DIST_TIMEOUT:
         raise GankitError(f"train.dist_timeout must be 0 (PyTorch's default) or between {MIN_DIST_TIMEOUT} and "

@@ -6,6 +6,8 @@ import random
 import signal
 from pathlib import Path
 
+import pytest
+
 from gankit.cli import main
 from gankit.errors import GankitError
 from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint
@@ -36,6 +38,40 @@ def test_sigterm_saves_and_exits_zero(tmp_path: Path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "SIGTERM received" in err
     assert latest_checkpoint(run / "checkpoints")[0].step >= last_logged_step(run)
+
+
+def test_a_full_disk_under_the_metrics_log_is_one_sentence(tmp_path: Path, monkeypatch, capsys):
+    """A log line that cannot be written stops the run in one sentence, and the file's close, which
+    tries the same line again, does not hide it behind a traceback."""
+    import io
+
+    from gankit.train import runlog
+
+    class FullDisk(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runlog, "open", lambda *args, **kwargs: FullDisk(), raising=False)
+    code = main(["train", "gan", "--out", str(tmp_path / "run"), "--steps", "4", *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"Cannot write {tmp_path / 'run/metrics.jsonl'} (No space left on device); free disk space" in err
+
+
+def test_a_read_only_file_system_is_one_sentence(tmp_path: Path, monkeypatch):
+    """There even removing the temporary file that was never made fails (EROFS, not ENOENT)."""
+    from gankit import atomic
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(atomic, "_write_and_sync", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(GankitError, match=r"Cannot write .*config.json \(Read-only file system\); choose a writable"):
+        atomic.atomic_write_json(tmp_path / "config.json", {})
 
 
 def test_a_full_disk_fails_in_one_sentence_and_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch, capsys):

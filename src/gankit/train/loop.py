@@ -651,8 +651,9 @@ def build_model(family: type[GANFamily], cfg: RunConfig, info: DataInfo, device:
                           f"{device} ({first}); lower the model sizes given with --set model.KEY=VALUE.") from None
 
 
-# What a run writes before its first checkpoint: a folder holding only these lost nothing worth keeping.
-EARLY_RUN_ENTRIES = frozenset({"config.json", "metrics.jsonl", "samples", "tensorboard", "checkpoints"})
+# What a run writes before its first checkpoint: a folder holding only these lost nothing worth keeping
+# (best/ is the best quick score's generator, which the new run's first score replaces).
+EARLY_RUN_ENTRIES = frozenset({"config.json", "metrics.jsonl", "samples", "tensorboard", "checkpoints", "best"})
 
 
 def refuse_occupied(run_dir: Path) -> None:

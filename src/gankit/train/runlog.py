@@ -21,13 +21,19 @@ class RunLog:
         self.path = folder / "metrics.jsonl"
         keep_records_until(self.path, start_step)  # at 0: a fresh start where a run crashed before its first checkpoint
         self._file = open(self.path, "a", buffering=1)
+        self._failed = False
         self._tb = _tensorboard_writer(folder / "tensorboard", start_step)
         # disable=None shows the bar on a terminal only: a log file gets no bar frames
         self._bar = tqdm(total=total_steps if total_steps < 10**12 else None, initial=start_step, unit="step",
                          dynamic_ncols=True, disable=None if show_progress else True, file=sys.stderr)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        try:
+            self._file.write(json.dumps(record) + "\n")
+        except OSError as e:  # the line stays in the buffer: close() must not try it again
+            self._failed = True
+            raise GankitError(f"Cannot write {self.path} ({e.strerror or e}); free disk space, then continue with "
+                              f"--resume {self.path.parent} (its last checkpoint is intact).") from None
         if self._tb is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
@@ -42,7 +48,11 @@ class RunLog:
 
     def close(self) -> None:
         self._bar.close()
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            if not self._failed:  # else write() has said so, and a second error would hide that sentence
+                raise
         if self._tb is not None:
             self._tb.close()
 
