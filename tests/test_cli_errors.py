@@ -214,6 +214,7 @@ def test_console_entry_point_exits_2():
     (["train", "gan", "--steps", "99999999999999999999999"], "train.steps must be at most 1,000,000,000, not 99,999"),
     (["train", "gan", "--minutes", "1e9"], "train.minutes must be at most 525,600, not 1,000,000,000"),
     (["train", "gan", "--set", "train.threads=100000"], "train.threads must be at most 1,024, not 100,000"),
+    (["train", "gan", "--out", " "], "--out needs the folder for the new run, not an empty path"),
     (["train", "gan", "--batch-size", "0"], "train.batch_size must be at least 2, not 0"),
     (["train", "acgan", "--set", "model.loss=hinge"],
      "model.label_smoothing is 0.1, which the hinge loss cannot use (acgan smooths unless told not to); add --set "

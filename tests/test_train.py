@@ -494,7 +494,8 @@ def test_resuming_a_cgan_run_from_before_the_embedding_multipliers_names_the_fix
     capsys.readouterr()
     assert main(["train", "cgan", "--resume", str(run), "--steps", "4", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "trains G in 1 optimizer group(s) and this gankit builds 2" in err and err.count("\n") == 1
+    assert "trains G in 1 optimizer group(s) and these settings build 2" in err and err.count("\n") == 1
+    assert "before 2026-11-23, when their defaults changed, needs both set to 1 under model_cfg" in err
     config["model_cfg"].update(d_embedding_lr_mult=1, g_embedding_lr_mult=1)
     (run / "config.json").write_text(json.dumps(config))
     assert main(["train", "cgan", "--resume", str(run), "--steps", "4", "--no-progress"]) == 0

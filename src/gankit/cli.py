@@ -68,7 +68,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     for key, value in flags.items():
         if value is not None:
             set_value(cfg, key, value)
-    for assignment in args.set:
+    for assignment in args.set:  # in order, so that a later --set of a key overrides an earlier one
         key, value = parse_set(assignment)
         if flags.get(key) is not None:  # one would silently replace the other
             option = next((f for f, keys in OPTION_KEYS.items() if key in keys), "/".join(BUDGET_OPTIONS))
@@ -125,6 +125,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gankit.train import train
     from gankit.train.distributed import launched_rank
 
+    if args.out is not None and not args.out.strip():  # else the default folder would be used silently
+        raise GankitError("--out needs the folder for the new run, not an empty path; drop it for runs/MODEL-TIME.")
     cfg = build_config(args)
     if args.resume is not None:
         run_dir = Path(args.resume)

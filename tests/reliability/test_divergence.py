@@ -39,10 +39,14 @@ def test_rollback_to_the_last_checkpoint_with_lower_learning_rates(tmp_path: Pat
     assert "diverged at step 8 (loss_g=inf): rolled back to step 5" in capsys.readouterr().err
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"step": 5, "event": "rollback", "lr_g": 1e-4, "lr_d": 1e-4} in records
+    steps = [r["step"] for r in records if "event" not in r]
+    assert steps == list(range(1, 13))  # the abandoned steps 6 and 7 were dropped, then logged again once
     ckpt = latest_checkpoint(run / "checkpoints")[0]
     assert ckpt.step == 12 and ckpt.optimizers["g"]["param_groups"][0]["lr"] == 1e-4
-    # A resume keeps the lowered rates: the full ones are those that diverged.
+    # A resume keeps the lowered rates (the full ones are those that diverged), and says so.
     assert main(["train", "gan", "--resume", str(run), "--steps", "14", "--no-progress"]) == 0
+    assert "rolled back after diverging, so train.lr_g and train.lr_d (0.0002, 0.0002) train at x0.5" \
+        in capsys.readouterr().err
     ckpt = latest_checkpoint(run / "checkpoints")[0]
     assert ckpt.step == 14 and ckpt.optimizers["d"]["param_groups"][0]["lr"] == 1e-4
 
@@ -202,3 +206,12 @@ def test_weights_made_non_finite_by_the_last_update_before_a_save_are_caught(tmp
         ckpt = read_checkpoint(step_dir)
         assert all(torch.isfinite(w).all() for w in ckpt.weights.values() if w.is_floating_point()), step_dir
     assert latest_checkpoint(run / "checkpoints")[0].step == 6
+
+
+def test_batchnorm_statistics_count_as_weights_for_the_check_before_a_save():
+    from gankit.train.loop import finite_weights
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    assert finite_weights(net)
+    net[1].running_var[0] = float("inf")  # a buffer, not a parameter
+    assert not finite_weights(net)

@@ -146,6 +146,9 @@ class Trainer:
             check_inputs(self.model.info, self.data, self.scorer, t.eval_samples)
         if resume:
             self._restore()
+            if self.lr_scale != 1 and self.dist.is_main:
+                print(f"note: {self.run_dir} rolled back after diverging, so train.lr_g and train.lr_d "
+                      f"({t.lr_g:g}, {t.lr_d:g}) train at x{self.lr_scale:g}, as before this resume.", file=sys.stderr)
         elif t.init:
             self._initialise_generator(Path(t.init))
         self.model.train_modules = self.dist.wrap(self.model)
@@ -264,10 +267,11 @@ class Trainer:
         saved, built = len(state["param_groups"]), len(opt.param_groups)
         if saved != built:  # a run begun before a default that splits the parameters changed
             raise GankitError(
-                f"The checkpoint in {self.run_dir} trains {network} in {saved} optimizer group(s) and this gankit "
-                f"builds {built}, so a default changed since the run began (cgan's label-embedding learning rates "
-                f"did on 2026-11-23): set the run's own values in {self.run_dir / 'config.json'} (for such a cgan "
-                f"run, d_embedding_lr_mult and g_embedding_lr_mult of 1 under model_cfg) and resume again.")
+                f"The checkpoint in {self.run_dir} trains {network} in {saved} optimizer group(s) and these "
+                f"settings build {built}: cgan's label-embedding learning-rate multipliers decide that. Resume "
+                f"without a --set of model.d_embedding_lr_mult or model.g_embedding_lr_mult; a cgan run begun "
+                f"before 2026-11-23, when their defaults changed, needs both set to 1 under model_cfg in "
+                f"{self.run_dir / 'config.json'}.")
         opt.load_state_dict(state)
         in_parameter_layouts(opt)
 
@@ -526,6 +530,7 @@ class Trainer:
         self.lr_scale = scale
         self._set_learning_rates()
         if log is not None:
+            log.rewind(self.step)  # the abandoned steps' records go: each step is logged once
             log.message(f"{where}: rolled back to step {self.step} with learning rates x{t.rollback_lr_factor} "
                         f"({self.rollbacks_left} rollbacks left).")
             rates = {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in (("g", self.opt_g), ("d", self.opt_d))
@@ -534,8 +539,9 @@ class Trainer:
 
 
 def finite_weights(module: torch.nn.Module) -> bool:
-    """Whether every weight of ``module`` is finite (one read back, however many weights)."""
-    checks = [p.detach().isfinite().all() for p in module.parameters()]
+    """Whether every weight and floating buffer (BatchNorm's statistics) of ``module`` is finite
+    (one read back, however many there are)."""
+    checks = [t.detach().isfinite().all() for t in module.state_dict().values() if t.is_floating_point()]
     return not checks or bool(torch.stack(checks).all())
 
 
@@ -602,7 +608,8 @@ class SlowdownWatch:
         return (f"warning: training has run {self.fastest / rate:.0f}x slower than its fastest for {self.patience} "
                 f"log intervals (step {record['step']}): another program is probably busy on this machine's cores, "
                 f"and PyTorch's {self.threads} threads wait for each other while one shares a core; stop with Ctrl-C "
-                f"and continue with --resume {self.run_dir} --set train.threads=1 to train faster while it runs.")
+                f"and continue with --resume {self.run_dir} --set train.threads=1 to train faster while it runs "
+                f"(the run then no longer repeats an uninterrupted one exactly).")
 
 
 class CollapseWatch:

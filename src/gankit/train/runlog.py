@@ -43,6 +43,12 @@ class RunLog:
         if shown:
             self._bar.set_postfix(shown, refresh=False)
 
+    def rewind(self, step: int) -> None:
+        """Drop the records after ``step``, for a run that went back to it (a rollback)."""
+        self._file.close()
+        keep_records_until(self.path, step)  # an atomic replace: the file is opened anew
+        self._file = open(self.path, "a", buffering=1)
+
     def message(self, text: str) -> None:
         self._bar.write(text, file=sys.stderr)
 
