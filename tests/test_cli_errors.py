@@ -76,6 +76,9 @@ def test_resume_refuses_flags_it_would_drop_and_paths_that_are_not_run_folders(c
         code, err = run_cli(capsys, "train", "cgan", "--resume", str(cgan_run), *extra)
         assert code == 2 and f"{flag} does not apply with --resume" in err and err.count("\n") == 1
     assert not (tmp_path / "elsewhere").exists()
+    code, err = run_cli(capsys, "train", "cgan", "--resume", str(cgan_run), "--set", "model.activation=relu")
+    assert code == 2 and f"--set model.activation changes what the weights of {cgan_run} compute (it trained with " \
+        "leaky_relu)" in err
     code, err = run_cli(capsys, "train", "cgan", "--resume", "")
     assert code == 2 and "not an empty path" in err
     code, err = run_cli(capsys, "train", "cgan", "--resume", str(cgan_run / "config.json"))

@@ -7,12 +7,14 @@ fix) becomes one line on stderr and exit status 2; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], saved_file, "model_cfg"))
         apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]}, saved_file, saved=True)
         cfg.train.progress = True  # how this invocation shows itself, not the run's: --no-progress again if wanted
+        saved_model = dataclasses.replace(cfg.model_cfg)
     else:
         toml = load_toml(Path(args.config)) if args.config else {}
         spec = data_spec_given(args, toml)
@@ -76,6 +79,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         set_value(cfg, key, value)
     if args.no_progress:
         cfg.train.progress = False
+    if args.resume:
+        refuse_changed_computation(family, saved_model, cfg.model_cfg, args.resume)
     given_now = args.data or any(key == "data.spec" for key, _ in map(parse_set, args.set))
     if not args.resume or given_now:  # a resumed run keeps the spec it saved, relative to where it started
         cfg.data.spec = absolute_spec(cfg.data.spec)
@@ -101,6 +106,16 @@ def data_spec_given(args: argparse.Namespace, toml: dict) -> str:
     table = toml.get("data")
     spec = table.get("spec") if isinstance(table, dict) else None
     return spec if isinstance(spec, str) else ""  # anything else is named by apply_mapping
+
+
+def refuse_changed_computation(family: type, saved: Any, now: Any, run: str) -> None:
+    """A resume may change how training goes on (a loss, augmentation), not what the trained
+    weights compute: that would make the run's generator another function than the one trained."""
+    changed = [key for key in family.generator_settings if getattr(saved, key) != getattr(now, key)]
+    if changed:
+        key = changed[0]
+        raise GankitError(f"--set model.{key} changes what the weights of {run} compute (it trained with "
+                          f"{getattr(saved, key)}); drop it, or train a new run with --out.")
 
 
 def check_resume_flags(args: argparse.Namespace) -> None:

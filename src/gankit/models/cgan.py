@@ -110,6 +110,7 @@ class CGAN(GANFamily):
     name = "cgan"
     summary = "Label-conditioned MLP GAN (seed 000): one image per requested class."
     Config = CGANConfig
+    generator_settings = ("activation",)
     conditional = True
 
     @classmethod

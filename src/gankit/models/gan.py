@@ -104,6 +104,7 @@ class GAN(GANFamily):
     name = "gan"
     summary = "MLP GAN (seed 003): unconditional, images or vector data."
     Config = MLPConfig
+    generator_settings = ("activation",)  # the same weights through ReLU are another generator
 
     @classmethod
     def default_config(cls, data_spec: str) -> MLPConfig:
