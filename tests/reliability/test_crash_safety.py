@@ -40,6 +40,24 @@ def test_sigterm_saves_and_exits_zero(tmp_path: Path):
     assert latest_checkpoint(run / "checkpoints")[0].step >= last_logged_step(run)
 
 
+def test_a_ctrl_c_during_the_final_save_waits_for_it(tmp_path: Path, monkeypatch):
+    import os
+
+    from gankit.train.loop import Trainer
+
+    real_save, saves = Trainer.save, []
+
+    def interrupted_save(self):
+        saves.append(self.step)
+        if self.step == 6:  # the budget's last step: the save after the loop
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(self)
+
+    monkeypatch.setattr(Trainer, "save", interrupted_save)
+    code = main(["train", "gan", "--out", str(tmp_path / "run"), "--steps", "6", *TINY])
+    assert code == 0 and saves == [6] and latest_checkpoint(tmp_path / "run/checkpoints")[0].step == 6
+
+
 def test_a_full_disk_under_the_metrics_log_is_one_sentence(tmp_path: Path, monkeypatch, capsys):
     """A log line that cannot be written stops the run in one sentence, and the file's close, which
     tries the same line again, does not hide it behind a traceback."""

@@ -370,14 +370,15 @@ class Trainer:
                     self._on_schedule(meter, list(stats), log, due)
                     if stopping:
                         break
-            if stop.requested and log is not None:
-                log.message(f"{stop.requested} received: saving step {self.step} and stopping; "
-                            f"continue with --resume {self.run_dir}.")
-            # The last step's grid and checkpoint, unless its schedule has just written them.
-            if self.sampled_step != self.step:
-                self.save_samples(log)
-            if self.saved_step != self.step:
-                self.save()
+                if stop.requested and log is not None:
+                    log.message(f"{stop.requested} received: saving step {self.step} and stopping; "
+                                f"continue with --resume {self.run_dir}.")
+                # The last step's grid and checkpoint, unless its schedule has just written them; still
+                # under the handlers, so that a Ctrl-C or SIGTERM during this save waits for it.
+                if self.sampled_step != self.step:
+                    self.save_samples(log)
+                if self.saved_step != self.step:
+                    self.save()
             finished = True
         finally:
             if log is not None:
