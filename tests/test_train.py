@@ -81,7 +81,7 @@ def test_ema_moves_every_step_in_its_warm_up_then_every_few_by_as_much(every):
 
     live = torch.nn.Linear(1, 1, bias=False)
     average = ema_module.EMA(live, decay=0.999, every=every)
-    last = ema_module.WARMUP_STEPS - 1
+    last = 99  # the warm-up is the first 100 steps (ema.WARMUP_STEPS)
     with torch.no_grad():
         for step in range(last + 1):
             live.weight.fill_(step)  # a generator that keeps moving
