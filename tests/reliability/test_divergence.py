@@ -17,14 +17,14 @@ from gankit.train.loop import CollapseWatch
 from faults import TINY
 
 
-def poison_step(monkeypatch, at_calls: set[int]) -> None:
+def poison_step(monkeypatch, at_calls: set[int], value: float = float("inf")) -> None:
     real_step, calls = GAN.train_step, {"n": 0}
 
     def step(self, batches, ctx):
         calls["n"] += 1
         stats = real_step(self, batches, ctx)
         if calls["n"] in at_calls:
-            stats["loss_g"] = torch.tensor(float("inf"))
+            stats["loss_g"] = torch.tensor(value)
         return stats
 
     monkeypatch.setattr(GAN, "train_step", step)
@@ -49,6 +49,17 @@ def test_rollback_to_the_last_checkpoint_with_lower_learning_rates(tmp_path: Pat
         in capsys.readouterr().err
     ckpt = latest_checkpoint(run / "checkpoints")[0]
     assert ckpt.step == 14 and ckpt.optimizers["d"]["param_groups"][0]["lr"] == 1e-4
+
+
+def test_a_loss_that_explodes_without_overflowing_is_a_divergence_too(tmp_path: Path, monkeypatch, capsys):
+    """lsgan at lr 0.99 trained 3,000 steps at losses of 1e15-1e17 and ended as if nothing were wrong."""
+    poison_step(monkeypatch, {8}, value=1.7e17)
+    assert main(["train", "gan", "--out", str(tmp_path / "run"), "--steps", "12", *TINY,
+                 "--set", "train.checkpoint_every=5", "--set", "train.rollbacks=1"]) == 0
+    assert "diverged at step 8 (loss_g=1.7e+17): rolled back to step 5" in capsys.readouterr().err
+    poison_step(monkeypatch, {3}, value=9e5)  # large, but below the line
+    assert main(["train", "gan", "--out", str(tmp_path / "fine"), "--steps", "4", *TINY]) == 0
+    assert "diverged" not in capsys.readouterr().err
 
 
 def test_on_a_cpu_the_divergence_is_named_to_the_step_between_logs(tmp_path: Path, monkeypatch, capsys):
@@ -139,8 +150,8 @@ def tiny_trainer(run: Path, **train: str):
 def test_on_a_gpu_statistics_are_read_back_only_at_log_and_save_steps(tmp_path: Path, monkeypatch):
     from gankit.train.loop import Meter
 
-    reads, real_finite = [], Meter.finite
-    monkeypatch.setattr(Meter, "finite", lambda self: reads.append(self.count) or real_finite(self))
+    reads, real_sound = [], Meter.sound
+    monkeypatch.setattr(Meter, "sound", lambda self: reads.append(self.count) or real_sound(self))
     trainer = tiny_trainer(tmp_path / "run", **{"train.steps": "12", "train.log_every": "4",
                                                 "train.checkpoint_every": "6"})
     trainer.run()

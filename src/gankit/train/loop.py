@@ -424,11 +424,11 @@ class Trainer:
         self.dist.close(finished)
 
     def _problem(self, meter: "Meter", names: list[str], saving: bool) -> str:
-        """What is non-finite since the last read ("" when nothing is). Before anything is saved the
-        weights are checked too: a step's losses come before its update, so they cannot show a
-        weight that the update made non-finite, and nothing non-finite may be saved."""
-        if not meter.finite():
-            return meter.non_finite(names)
+        """What is non-finite, or exploded, since the last read ("" when nothing is). Before anything
+        is saved the weights are checked too: a step's losses come before its update, so they cannot
+        show a weight that the update made non-finite, and nothing non-finite may be saved."""
+        if not meter.sound():
+            return meter.unsound(names)
         if saving:
             broken = [name for name, module in self._networks().items() if not finite_weights(module)]
             if broken:
@@ -546,6 +546,12 @@ def finite_weights(module: torch.nn.Module) -> bool:
     return not checks or bool(torch.stack(checks).all())
 
 
+# A statistic whose mean magnitude passes this has exploded without overflowing: lsgan at lr 0.99
+# ran 3,000 toy steps at losses of 1e15-1e17 to the end, and no family's loss, accuracy or PSNR
+# comes near it in a working run.
+EXPLODED = 1e6
+
+
 class Meter:
     """Sums the step statistics between log records; reports their means and images/s (of the
     training steps: time spent saving, drawing and scoring is left out with ``exclude``)."""
@@ -557,7 +563,7 @@ class Meter:
     def restart(self, step: int) -> None:
         self.sums: torch.Tensor | None = None
         self.count, self.mark, self.mark_step, self.excluded = 0, time.perf_counter(), step, 0.0
-        self.checked = step  # the last step whose statistics were read back and found finite
+        self.checked = step  # the last step whose statistics were read back and found sound
 
     def add(self, values: torch.Tensor) -> None:
         self.sums = values if self.sums is None else self.sums + values
@@ -566,15 +572,15 @@ class Meter:
     def exclude(self, seconds: float) -> None:
         self.excluded += seconds
 
-    def finite(self) -> bool:
-        """Whether every step since the last log record had finite statistics (a NaN or inf in
-        any step makes its sum one): the read that waits for the device."""
-        return self.sums is None or bool(torch.isfinite(self.sums).all())
+    def sound(self) -> bool:
+        """Whether the statistics since the last log record are finite and their means within
+        ``EXPLODED`` (a NaN or inf in any step makes the sum one): the read that waits for the device."""
+        return self.sums is None or bool((self.sums.abs() <= EXPLODED * self.count).all())
 
-    def non_finite(self, names: list[str]) -> str:
-        """The statistics whose sums are not finite, as "loss_d=nan"."""
-        return ", ".join(f"{name}={value}" for name, value in zip(names, self.sums.tolist())
-                         if not math.isfinite(value))
+    def unsound(self, names: list[str]) -> str:
+        """The statistics that are not, as "loss_d=nan" or "loss_d=1.7e+17"."""
+        return ", ".join(f"{name}={value / self.count:.3g}" for name, value in zip(names, self.sums.tolist())
+                         if not abs(value) <= EXPLODED * self.count)
 
     def flush(self, names: list[str], step: int) -> dict[str, float]:
         now = time.perf_counter()
