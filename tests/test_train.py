@@ -616,3 +616,15 @@ def test_auto_precision_is_bf16_only_on_gpus_with_bf16_units(monkeypatch):
     assert resolve_precision("auto", torch.device("cuda", 1)) == torch.float32
     assert [d.index for d in asked] == [0, 1]
     assert resolve_precision("bf16", torch.device("cuda", 1)) == torch.bfloat16  # asked for: given
+
+
+def test_optimizer_state_round_trips_through_a_checkpoint_tensors_and_numbers_alike():
+    """Adam keeps its step as a tensor today; an optimizer that keeps Python numbers must get them back."""
+    from gankit.train.checkpoint import _flatten_optimizer, _unflatten_optimizer
+
+    state_dict = {"state": {0: {"exp_avg": torch.ones(2), "step": 3}, 1: {"momentum": 0.5}},
+                  "param_groups": [{"lr": 0.1, "params": [0, 1]}]}
+    tensors, meta = _flatten_optimizer("g", state_dict)
+    back = _unflatten_optimizer("g", tensors, json.loads(json.dumps(meta)))
+    assert back["state"][0]["step"] == 3 and torch.equal(back["state"][0]["exp_avg"], torch.ones(2))
+    assert back["state"][1] == {"momentum": 0.5} and back["param_groups"] == state_dict["param_groups"]
