@@ -125,7 +125,10 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
 
 def test_inception_score_of_known_predictions():
     confident = torch.nn.functional.one_hot(torch.arange(1000) % 10, 10).float() * 50
-    assert scores.inception_score(confident)[0] == pytest.approx(10, rel=1e-3)
+    assert scores.inception_score(confident, shuffle_seed=None)[0] == pytest.approx(10, rel=1e-3)
+    by_class = confident[(torch.arange(1000) % 10).argsort(stable=True)]  # each tenth one class
+    assert scores.inception_score(by_class, shuffle_seed=None)[0] == pytest.approx(1, rel=1e-3)
+    assert scores.inception_score(by_class)[0] > 9.5  # shuffled first, as torch-fidelity does
     assert scores.inception_score(torch.zeros(1000, 10)) == pytest.approx((1.0, 0.0))
 
 
@@ -173,9 +176,10 @@ def test_classifier_scores_of_a_network_whose_classes_are_no_attribute():
 def test_inception_score_matches_torch_fidelity(n):
     metric_isc = pytest.importorskip("torch_fidelity.metric_isc")
     logits = torch.randn(n, 20) * 3
-    theirs = metric_isc.isc_features_to_metric(logits, splits=10, shuffle=False)
-    assert scores.inception_score(logits, splits=10) == pytest.approx(
-        (theirs["inception_score_mean"], theirs["inception_score_std"]), rel=1e-9)
+    for theirs, ours in ((metric_isc.isc_features_to_metric(logits, splits=10), scores.inception_score(logits)),
+                         (metric_isc.isc_features_to_metric(logits, splits=10, shuffle=False),
+                          scores.inception_score(logits, shuffle_seed=None))):
+        assert ours == pytest.approx((theirs["inception_score_mean"], theirs["inception_score_std"]), rel=1e-9)
 
 
 def test_precision_recall_on_point_clouds_with_known_answers():
@@ -255,6 +259,7 @@ def test_evaluating_real_digits_gives_the_classifier_accuracy(mnist, mnist_outpu
     result = evaluate(RealPipeline(mnist, mnist.labels), mnist, digits, n=len(mnist))
     assert result["accuracy"] == pytest.approx(accuracy) and accuracy >= 0.97
     assert result["fid"] < 1e-6 and result["precision"] == result["recall"] == 1.0
+    assert result["is_mean"] > 8  # ten classes in every split: the digits are stored sorted by class
     assert sum(result["class_histogram"].values()) == len(mnist)
     assert min(result["accuracy_per_class"].values()) > 0.9
 
