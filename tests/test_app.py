@@ -289,3 +289,36 @@ def test_bad_seed_shows_an_error_and_the_page_keeps_working(browser, page_url):
     set_number(browser, "#run0-seed input", 2)
     element(browser, "#run0-generate").click()
     shown_image(browser, "#run0-grid", grid_side(4))
+
+
+def test_the_page_draws_in_minus_1_to_1_not_each_picture_s_own_range():
+    assert np.all(np.asarray(to_image(torch.zeros(1, 1, 28, 28), 1)) == 128)
+    assert np.all(np.asarray(to_image(torch.full((1, 1, 28, 28), 0.5), 1)) == 191)
+
+
+def test_the_page_fixes_every_attribute_chosen():
+    from gankit.app import fixed_labels
+
+    hair = Attribute("hair", ("black", "blue", "red"))
+    eyes = Attribute("eyes", ("brown", "green", "red", "blue"))
+    assert fixed_labels(DataInfo((3, 16, 16), (hair, eyes)), {"hair": "red", "eyes": "blue"}) == {"hair": 2, "eyes": 3}
+    assert fixed_labels(DataInfo((3, 16, 16), (hair, eyes)), {"hair": "random", "eyes": "green"}) == {"eyes": 1}
+
+
+def test_the_interpolation_strip_keeps_the_first_seed_s_labels(cgan_dir):
+    from gankit.models.base import random_labels
+
+    pipe = gankit.load(cgan_dir)
+    first = [random_labels(pipe.info, 1, torch.Generator().manual_seed(s), torch.device("cpu")).item() for s in (0, 1)]
+    assert first[0] != first[1]  # else the test could not tell the seeds apart
+    seen = []
+    pipe.generator.register_forward_hook(lambda module, args, out: seen.append(args[1]))
+    interpolation_strip(pipe, 0, 1)
+    assert seen[-1].flatten().tolist() == [first[0]] * INTERPOLATION_STEPS
+
+
+def test_generating_in_several_batches_keeps_each_sample_s_label(cgan_dir):
+    pipe = gankit.load(cgan_dir)
+    labels = [[0], [1], [2], [3], [4]]
+    whole, _ = pipe.generate(5, labels, seed=0)
+    assert torch.allclose(pipe.generate(5, labels, seed=0, batch_size=2)[0], whole, atol=1e-5)  # other blocking

@@ -38,7 +38,7 @@ def test_bad_settings_name_the_key(key, value, words):
 
 
 @pytest.mark.parametrize("key, value", [("train.batch_size", 0), ("train.lr_d", 2.0), ("train.ema", 1.0),
-                                        ("train.ema_every", 0),
+                                        ("train.ema_every", 0), ("train.lr_decay", 1.5),
                                         ("model.label_smoothing", 1.5), ("data.channels", 2)])
 def test_out_of_range_values_fail_validation(key, value):
     cfg = make()

@@ -1,5 +1,6 @@
 """Building blocks of several families (models/layers.py)."""
 
+import pytest
 import torch
 
 from gankit.models.layers import FastDropout, random_bytes
@@ -46,3 +47,17 @@ def test_fast_dropout_passes_gradients_through_the_kept_units_only():
 def test_fast_dropout_is_the_identity_in_eval_mode():
     x = torch.randn(16, 8)
     assert torch.equal(FastDropout(0.4).eval()(x), x)
+
+
+def test_keras_batchnorm_converts_its_momentum_to_pytorch_s():
+    """Keras keeps 0.8 of the running average per step; PyTorch's momentum is the new value's share."""
+    from gankit.models.layers import keras_batchnorm
+
+    bn = keras_batchnorm(8)
+    assert (bn.momentum, bn.eps) == (pytest.approx(0.2), 1e-3)
+
+
+def test_one_hot_labels_give_each_attribute_its_own_block():
+    from gankit.models.layers import one_hot_labels
+
+    assert one_hot_labels(torch.tensor([[1, 2]]), (3, 4)).tolist() == [[0, 1, 0, 0, 0, 1, 0]]

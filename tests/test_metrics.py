@@ -294,6 +294,8 @@ def test_reference_statistics_are_computed_once_per_dataset(mnist, digits, monke
     fewer = TensorData(mnist.samples[:1000], mnist.labels[:1000], mnist.info, "mnist")
     reference.reference_stats(fewer, digits)  # other samples under the same spec: a new entry
     assert len(calls) == 2
+    retrained = type(digits)("digits", digits.network, "f" * 16, attributes=digits.attributes)
+    assert reference.reference_key(mnist, retrained) != reference.reference_key(mnist, digits)  # other weights
     changed = mnist.samples.clone()
     changed[1, 0, 14, 14] = -changed[1, 0, 14, 14]  # one pixel of one sample (a replaced image, say)
     reference.reference_stats(TensorData(changed, mnist.labels, mnist.info, "mnist"), digits)
@@ -416,3 +418,27 @@ def test_inception_loads_weights_from_the_hub_cache(tmp_path, mnist):
     torch.save({"code": GankitError("not a tensor")}, tmp_path / "pickled.pth")
     with pytest.raises(GankitError, match="not a PyTorch weights file"):  # weights_only refuses objects
         load_extractor("inception", weights=tmp_path / "pickled.pth")
+
+
+def test_inception_reads_8_bit_rgb_made_from_minus_1_to_1():
+    from gankit.metrics.inception import InceptionExtractor
+
+    pixels = InceptionExtractor.prepare(None, torch.tensor([-1.0, 0.0, 1.0]).view(1, 1, 1, 3))
+    assert pixels.dtype == torch.uint8 and pixels.shape == (1, 3, 1, 3)
+    assert pixels[0, :, 0].tolist() == [[0, 128, 255]] * 3
+
+
+def test_each_attribute_is_scored_against_its_own_labels():
+    from gankit.data.base import Attribute, DataInfo
+    from gankit.metrics.evaluate import classifier_scores
+    from gankit.metrics.features import FeatureExtractor
+
+    hair, eyes = Attribute("hair", tuple("abcdefghijkl")), Attribute("eyes", tuple("abcdefghijk"))
+    labels = torch.stack([torch.arange(60) % 12, torch.arange(60) % 11], 1)
+    logits = torch.cat([torch.nn.functional.one_hot(labels[:, 0], 12), torch.nn.functional.one_hot(labels[:, 1], 11)],
+                       1).float() * 10
+    stub = FeatureExtractor("stub", torch.nn.Linear(1, 1), "0" * 16, attributes=(hair, eyes))
+    result = classifier_scores(logits, labels, DataInfo((3, 32, 32), (hair, eyes)), stub)
+    assert result["accuracy_hair"] == result["accuracy_eyes"] == 1.0
+    wrong = classifier_scores(logits, labels.roll(1, 0), DataInfo((3, 32, 32), (hair, eyes)), stub)
+    assert wrong["accuracy_hair"] == wrong["accuracy_eyes"] == 0.0

@@ -35,8 +35,9 @@ def test_digits_are_held_as_pixels_and_taken_as_the_same_floats():
     """A quarter of float32's memory, and no value changes: take() converts exactly as loading did."""
     data = load_dataset("mnist")
     assert data.stored.dtype == torch.uint8 and data.stored.shape == (5000, 1, 28, 28)
-    some = torch.tensor([0, 17, 4999])
+    some = torch.tensor([4999, 0, 17])  # in this order: the loop takes the labels of the same indices apart
     assert torch.equal(data.take(some), data.stored[some].float() / 127.5 - 1)
+    assert torch.equal(data.take(some)[:, 0, 14, 14], data.samples[[4999, 0, 17], 0, 14, 14])
     assert torch.equal(data.take(slice(10, 12)), data.samples[10:12])
     moved = data.to(torch.device("cpu"))
     assert moved.stored.dtype == torch.uint8 and torch.equal(moved.take(some), data.take(some))
@@ -190,6 +191,11 @@ def test_epoch_batches_cover_each_epoch_once_and_shard_across_ranks():
         EpochBatches(1, 64, seed=0)
     with pytest.raises(GankitError, match=r"The data hold 3 samples \(1 for each of 2 processes\)"):
         EpochBatches(3, 2, seed=0, rank=0, world=2)
+    with pytest.raises(GankitError, match="lower --batch-size to at most 15"):  # each rank's share, not all 30
+        EpochBatches(30, 20, seed=0, rank=0, world=2)
+    assert not torch.equal(EpochBatches(100, 10, seed=4).indices(0), batches.indices(0))  # train.seed orders
+    uneven = EpochBatches(105, 10, seed=3)  # the last 5 of an epoch are dropped: every batch is whole
+    assert uneven.per_epoch == 10 and all(len(uneven.indices(i)) == 10 for i in range(11))
 
 
 def test_epoch_batches_live_on_the_training_device_in_the_cpu_order():

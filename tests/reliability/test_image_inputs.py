@@ -110,6 +110,13 @@ def test_decoded_images_are_held_as_pixels_and_computed_ones_as_floats(tmp_path:
     assert torch.allclose(grey.samples, luma)
 
 
+def test_sixteen_bit_images_scale_by_257_to_eight(tmp_path: Path) -> None:
+    """65535 / 257 = 255 exactly: 51400 (200 x 257) must decode to 200, not 201 (x / 256)."""
+    Image.fromarray(np.full((8, 8), 51400, np.uint16)).save(tmp_path / "deep.png")
+    data = load(f"folder:{tmp_path}", size=8, channels=1)
+    assert data.stored.unique().tolist() == [200]
+
+
 def test_folder_grayscale_resizes_and_centre_crops(tmp_path: Path) -> None:
     picture = np.zeros((20, 40, 3), np.uint8)
     picture[:, 10:30] = 255  # a white centre square between black side bands
