@@ -322,3 +322,33 @@ def test_generating_in_several_batches_keeps_each_sample_s_label(cgan_dir):
     labels = [[0], [1], [2], [3], [4]]
     whole, _ = pipe.generate(5, labels, seed=0)
     assert torch.allclose(pipe.generate(5, labels, seed=0, batch_size=2)[0], whole, atol=1e-5)  # other blocking
+
+
+def test_an_interpolation_draws_its_label_with_its_own_seed(cgan_dir):
+    from gankit.models.base import random_labels
+
+    pipe = gankit.load(cgan_dir)
+    drawn = [random_labels(pipe.info, 1, torch.Generator().manual_seed(s), torch.device("cpu")) for s in range(5)]
+    assert len({int(y) for y in drawn}) > 1  # else the seeds could not be told apart
+    for seed, y in enumerate(drawn):
+        assert torch.equal(pipe.interpolate(4, seed=seed), pipe.interpolate(4, seed=seed, labels=y.tolist()))
+
+
+def test_a_generator_json_of_another_format_is_refused(cgan_dir, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cgan_dir, copy)
+    meta = json.loads((copy / "generator.json").read_text())
+    (copy / "generator.json").write_text(json.dumps({**meta, "format": "other/1"}))
+    with pytest.raises(GankitError, match="is not a gankit-generator/1 file"):
+        gankit.load(copy)
+
+
+def test_an_attribute_value_is_a_name_or_a_label_below_its_count():
+    hair = Attribute("hair", ("black", "blue", "red"))
+    assert hair.index("red") == 2 and hair.index("2") == 2 and hair.index(0) == 0
+    for bad in ("3", -1, "green"):
+        with pytest.raises(GankitError, match="choose one of black, blue, red \\(or 0-2\\)"):
+            hair.index(bad)

@@ -61,3 +61,21 @@ def test_one_hot_labels_give_each_attribute_its_own_block():
     from gankit.models.layers import one_hot_labels
 
     assert one_hot_labels(torch.tensor([[1, 2]]), (3, 4)).tolist() == [[0, 1, 0, 0, 0, 1, 0]]
+
+
+def test_the_seed_discriminator_drops_out_after_every_hidden_layer_but_the_first():
+    from gankit.models.layers import mlp_discriminator_body
+
+    kinds = [type(m).__name__ for m in mlp_discriminator_body(4, (8, 8, 8), 0.3)]
+    assert kinds == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "FastDropout", "Linear", "LeakyReLU", "FastDropout",
+                     "Linear"]
+
+
+def test_dcgan_convolutions_use_the_paper_s_4x4_kernels():
+    from gankit.data.base import DataInfo
+    from gankit.models import get_family
+
+    family = get_family("dcgan")
+    model = family(family.Config(g_width=8, d_width=8), DataInfo((3, 32, 32)))
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and all(m.kernel_size == (4, 4) for m in convs)

@@ -580,3 +580,12 @@ def test_a_rollback_in_a_run_without_d_keeps_the_checkpoint(tmp_path):
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "event" in line]
     assert events and events[0]["event"] == "rollback" and "lr_g" in events[0] and "lr_d" not in events[0]
     assert (run / "checkpoints" / "step-000002").is_dir()
+
+
+def test_low_resolution_inputs_are_anti_aliased_and_photos_keep_their_aspect():
+    from gankit.data.photos import rescaled
+
+    torch.manual_seed(0)
+    noise = torch.rand(1, 3, 64, 64) * 2 - 1  # std 0.58: averaging 4x4 pixels and more leaves about a fifth
+    assert downscale(noise, 4).std() < 0.2
+    assert rescaled(Photo("x", np.zeros((3, 100, 200), np.uint8)), 0.5).pixels.shape == (3, 50, 100)

@@ -60,6 +60,8 @@ def test_gauss1d_and_spiral_shapes_and_determinism():
     assert abs(one.samples.mean().item() + 1) < 0.05 and abs(one.samples.std().item() - 2) < 0.05
     spiral = load_dataset("toy:spiral,n=1000")
     assert spiral.samples.shape == (1000, 2) and toy_distribution("toy:spiral") is not None
+    radii = load_dataset("toy:spiral,n=20000,std=0.001").samples.norm(dim=1)
+    assert radii.median().item() == pytest.approx(4 * 0.51**0.5, abs=0.05)  # points evenly spaced along the arm
     assert torch.equal(load_dataset("toy:spiral,n=1000").samples, spiral.samples)
     assert not torch.equal(load_dataset("toy:spiral,n=1000,seed=1").samples, spiral.samples)
     assert toy_distribution("mnist") is None

@@ -117,6 +117,17 @@ def test_sixteen_bit_images_scale_by_257_to_eight(tmp_path: Path) -> None:
     assert data.stored.unique().tolist() == [200]
 
 
+def test_upper_case_extensions_are_images_too(tmp_path: Path) -> None:
+    save(tmp_path / "A.JPG", format="JPEG")
+    save(tmp_path / "b.Png")
+    assert len(load(f"folder:{tmp_path}")) == 2
+
+
+def test_faces_of_another_count_are_another_cache_entry() -> None:
+    four, eight = load("faces:4", size=16), load("faces:8", size=16)
+    assert len(eight) == 8 and torch.equal(eight.stored[:4], four.stored)
+
+
 def test_folder_grayscale_resizes_and_centre_crops(tmp_path: Path) -> None:
     picture = np.zeros((20, 40, 3), np.uint8)
     picture[:, 10:30] = 255  # a white centre square between black side bands
@@ -156,6 +167,15 @@ def test_cache_decodes_once_and_notices_changed_files(tmp_path: Path, monkeypatc
     assert len(calls) == 6 and third.samples[1, 2].mean() > 0.9  # the new blue picture
     load(f"folder:{tmp_path / 'pics'}", size=4)
     assert len(calls) == 9  # another size is another entry
+    # Same size, other content: only the time tells (a raw PPM of one colour is as long as of another).
+    ppm = tmp_path / "pics" / "0.ppm"
+    ppm.write_bytes(b"P6 4 4 255\n" + bytes([255, 0, 0]) * 16)
+    os.utime(ppm, ns=(1, 1))
+    load(f"folder:{tmp_path / 'pics'}", size=4)
+    ppm.write_bytes(b"P6 4 4 255\n" + bytes([0, 0, 255]) * 16)
+    os.utime(ppm, ns=(2, 2))
+    blue = load(f"folder:{tmp_path / 'pics'}", size=4)
+    assert blue.stored[1, :, 0, 0].tolist() == [0, 0, 255]  # after 0.png
 
 
 # --- anime --------------------------------------------------------------------------------------
@@ -185,6 +205,7 @@ def test_split_tags_reads_both_formats() -> None:
     ('"hat, blonde hair, aqua eyes"', "blonde", "aqua"),
     ('"hat","blonde hair","aqua eyes"', "blonde", "aqua"),  # each tag quoted (csv.writer's QUOTE_ALL)
     ("pink hair\tgreen eyes", "pink", "green"),
+    ("blond hair grey eyes", "blonde", "gray"),  # other spellings, read as the lists spell them
 ])
 def test_anime_colours_follow_other_tags(tmp_path: Path, row: str, hair: str, eyes: str) -> None:
     root = anime_folder(tmp_path / "anime", [f"0,{row}", "1,light brown hair blue eyes", "2,dark hair red eyes"],

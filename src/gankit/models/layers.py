@@ -82,7 +82,7 @@ class FastDropout(nn.Module):
 
 
 def mlp_discriminator_body(in_dim: int, hidden: tuple[int, ...], dropout: float = 0.0) -> nn.Sequential:
-    """Dense -> LeakyReLU(0.2) [-> Dropout after the first layer] per hidden layer, then 1 logit."""
+    """Dense -> LeakyReLU(0.2) [-> Dropout, on every hidden layer but the first] per hidden layer, then 1 logit."""
     layers: list[nn.Module] = []
     for i, width in enumerate(hidden):
         layers += [nn.Linear(in_dim, width), nn.LeakyReLU(0.2, inplace=True)]
