@@ -79,3 +79,13 @@ def test_dcgan_convolutions_use_the_paper_s_4x4_kernels():
     model = family(family.Config(g_width=8, d_width=8), DataInfo((3, 32, 32)))
     convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     assert convs and all(m.kernel_size == (4, 4) for m in convs)
+
+
+def test_fast_dropout_drops_exactly_the_bytes_below_its_threshold(monkeypatch):
+    """p is rounded to a multiple of 1/256: with every byte value once, p=0.5 keeps exactly 128, each x2."""
+    from gankit.models import layers
+
+    monkeypatch.setattr(layers, "random_bytes", lambda shape, device: torch.arange(256, dtype=torch.uint8).view(shape))
+    out = FastDropout(0.5).train()(torch.ones(1, 256))
+    assert (out == 2.0).sum() == 128 and (out == 0).sum() == 128
+    assert torch.equal(out[0, :128], torch.zeros(128))  # the bytes 0-127 are the dropped ones

@@ -442,3 +442,12 @@ def test_each_attribute_is_scored_against_its_own_labels():
     assert result["accuracy_hair"] == result["accuracy_eyes"] == 1.0
     wrong = classifier_scores(logits, labels.roll(1, 0), DataInfo((3, 32, 32), (hair, eyes)), stub)
     assert wrong["accuracy_hair"] == wrong["accuracy_eyes"] == 0.0
+
+
+def test_inception_weights_given_on_the_command_line_beat_the_environment(tmp_path, monkeypatch):
+    from gankit.metrics.inception import ENV_VAR, find_weights
+
+    (tmp_path / "a.pth").write_bytes(b"a")
+    (tmp_path / "b.pth").write_bytes(b"b")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "a.pth"))
+    assert find_weights(tmp_path / "b.pth") == tmp_path / "b.pth" and find_weights() == tmp_path / "a.pth"

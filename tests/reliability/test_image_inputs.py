@@ -337,6 +337,9 @@ def test_celeba_attributes(tmp_path: Path) -> None:
                           "2 with no or several hair colours, 1 without an image."]
     green = (data.samples[:, 1] + 1) * 127.5
     assert green.min() > 190 and data.samples[:, 0].max() < -0.95  # only the centre crop remains
+    attrs = root / "list_attr_celeba.txt"  # some copies write "no" as 0, not -1
+    attrs.write_text(attrs.read_text().replace("-1 1 -1 -1 -1 1", "-1 1 -1 -1 -1 0"))
+    assert load(f"celeba:{root},attrs=hair+Smiling+male", size=32).labels.tolist() == [[0, 0, 1], [1, 0, 0]]
     unlabelled = load(f"celeba:{root}")
     assert unlabelled.labels is None and len(unlabelled) == 4
     assert unlabelled.notes == [f"celeba:{root}: kept 4 of 6 rows; dropped 1 bad, 1 without an image."]
