@@ -51,7 +51,6 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         cfg = RunConfig(args.model, config_from_dict(family.Config, saved["model_cfg"], saved_file, "model_cfg"))
         apply_mapping(cfg, {"train": saved["train"], "data": saved["data"]}, saved_file, saved=True)
         cfg.train.progress = True  # how this invocation shows itself, not the run's: --no-progress again if wanted
-        saved_model = dataclasses.replace(cfg.model_cfg)
     else:
         toml = load_toml(Path(args.config)) if args.config else {}
         spec = data_spec_given(args, toml)
@@ -60,6 +59,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         for key, value in family.default_train(spec or family.default_data).items():
             set_value(cfg, f"train.{key}", value)
         apply_mapping(cfg, toml, Path(args.config) if args.config else None)
+    saved_model = dataclasses.replace(cfg.model_cfg) if args.resume is not None else None  # before the --set
     if args.vgg_weights and not hasattr(cfg.model_cfg, "vgg_weights"):
         raise GankitError(f"--vgg-weights applies to srgan's perceptual loss, not to {args.model}; drop it.")
     flags = {key: getattr(args, option[2:].replace("-", "_")) for option, keys in OPTION_KEYS.items() for key in keys}
@@ -79,7 +79,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         set_value(cfg, key, value)
     if args.no_progress:
         cfg.train.progress = False
-    if args.resume:
+    if saved_model is not None:
         refuse_changed_computation(family, saved_model, cfg.model_cfg, args.resume)
     given_now = args.data or any(key == "data.spec" for key, _ in map(parse_set, args.set))
     if not args.resume or given_now:  # a resumed run keeps the spec it saved, relative to where it started

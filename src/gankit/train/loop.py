@@ -265,7 +265,7 @@ class Trainer:
 
     def _load_optimizer(self, opt: torch.optim.Optimizer, state: dict, network: str) -> None:
         saved, built = len(state["param_groups"]), len(opt.param_groups)
-        if saved != built:  # a run begun before a default that splits the parameters changed
+        if saved != built:  # other embedding multipliers than the run's: a --set, or defaults changed since
             raise GankitError(
                 f"The checkpoint in {self.run_dir} trains {network} in {saved} optimizer group(s) and these "
                 f"settings build {built}: cgan's label-embedding learning-rate multipliers decide that. Resume "
