@@ -400,6 +400,8 @@ def test_probe_and_eval_refuse_runs_they_cannot_read_in_one_sentence(capsys, tmp
     assert code == 2 and "has no checkpoint, which is where D is kept" in err and "--resume" not in err
     with pytest.raises(GankitError, match="holds out 2000 test images .* probe a larger dataset"):
         labelled_splits(np.arange(200) % 10, (10,), 2000, 0)
+    with pytest.raises(GankitError, match="need 250 images but the dataset holds 200; lower the label budgets"):
+        labelled_splits(np.arange(200) % 10, (150,), 100, 0)
     assert train_cli("gan", tmp_path / "toy", "--steps", "2", "--data", "toy:ring8") == 0
     code, err = run_cli(capsys, "eval", str(tmp_path / "toy"), "--n", "20")
     assert code == 2 and "These scores compare images" in err and "Inception" not in err

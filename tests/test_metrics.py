@@ -451,3 +451,31 @@ def test_inception_weights_given_on_the_command_line_beat_the_environment(tmp_pa
     (tmp_path / "b.pth").write_bytes(b"b")
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "a.pth"))
     assert find_weights(tmp_path / "b.pth") == tmp_path / "b.pth" and find_weights() == tmp_path / "a.pth"
+
+
+def test_precision_and_recall_compare_sets_of_equal_size(monkeypatch):
+    """k-NN radii shrink as a set grows, so the larger set is cut to the smaller one's size."""
+    import importlib
+
+    from gankit.metrics.reference import ReferenceStats
+
+    evaluate_module = importlib.import_module("gankit.metrics.evaluate")  # the package's `evaluate` is the function
+
+    sizes = []
+    monkeypatch.setattr(evaluate_module, "precision_recall", lambda a, b: sizes.append((len(a), len(b))) or (1.0, 1.0))
+    real = torch.randn(100, 4)
+    ref = ReferenceStats(real.double().mean(0).numpy(), np.cov(real.double().numpy(), rowvar=False), real, 100)
+    evaluate_module.distribution_scores(ref, torch.randn(200, 4), seed=0)
+    assert sizes == [(100, 100)]
+
+
+def test_reference_statistics_count_the_real_samples_they_were_computed_from(mnist, digits, monkeypatch):
+    monkeypatch.setattr(reference, "MAX_REAL", 1000)
+    assert reference.compute_reference(mnist, digits).count == 1000
+
+
+def test_probe_max_pools_conv_maps_to_a_grid():
+    from gankit.probe import POOL_GRID, pooled
+
+    maps = torch.arange(64.0).view(1, 1, 8, 8)
+    assert POOL_GRID == 4 and pooled(maps)[0, :4].tolist() == [9.0, 11.0, 13.0, 15.0]  # each 2x2 block's largest
