@@ -79,6 +79,25 @@ def test_a_full_disk_under_the_metrics_log_is_one_sentence(tmp_path: Path, monke
     assert f"Cannot write {tmp_path / 'run/metrics.jsonl'} (No space left on device); free disk space" in err
 
 
+def test_a_full_disk_under_the_generator_files_names_the_saved_checkpoint(tmp_path: Path, monkeypatch, capsys):
+    from gankit.train.loop import Trainer
+
+    def full(self, folder):
+        raise GankitError(f"Cannot write {folder / 'generator.safetensors'} (No space left on device); free disk "
+                          "space or choose a writable path.")
+
+    real = Trainer.save_generator_files
+    monkeypatch.setattr(Trainer, "save_generator_files", full)
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "3", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"step 3's checkpoint is saved, and --resume {run} writes the generator" in err
+    assert latest_checkpoint(run / "checkpoints")[0].step == 3
+    monkeypatch.setattr(Trainer, "save_generator_files", real)  # space again: the resume the message names
+    assert main(["train", "gan", "--resume", str(run), "--no-progress"]) == 0
+    assert (run / "generator.json").is_file() and (run / "generator.safetensors").is_file()
+
+
 def test_a_read_only_file_system_is_one_sentence(tmp_path: Path, monkeypatch):
     """There even removing the temporary file that was never made fails (EROFS, not ENOENT)."""
     from gankit import atomic

@@ -302,7 +302,11 @@ class Trainer:
         if not self.dist.is_main:
             return
         save_checkpoint(self.run_dir / "checkpoints", self._checkpoint(rng_states), self.cfg.train.keep_checkpoints)
-        self.save_generator_files(self.run_dir)
+        try:
+            self.save_generator_files(self.run_dir)
+        except GankitError as e:  # the checkpoint is complete: a resume writes these files again from it
+            raise GankitError(f"{str(e).rstrip('.')}; step {self.step}'s checkpoint is saved, and --resume "
+                              f"{self.run_dir} writes the generator files again from it.") from None
 
     def save_generator_files(self, folder: Path) -> None:
         """generator.json and generator.safetensors: what sample, eval, serve and export read."""
