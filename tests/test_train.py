@@ -569,13 +569,30 @@ def test_tensorboard_drops_the_events_after_the_checkpoint_on_resume(tmp_path: P
 
     from gankit.train.runlog import _tensorboard_writer
 
+    from gankit.train.runlog import RunLog
+
     made = []
+
+    class Writer:
+        def __init__(self, folder, purge_step=None):
+            made.append(purge_step)
+
+        def add_scalar(self, *args):
+            pass
+
+        def close(self):
+            pass
+
     fake = types.ModuleType("torch.utils.tensorboard")
-    fake.SummaryWriter = lambda folder, purge_step=None: made.append(purge_step)
+    fake.SummaryWriter = Writer
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
     _tensorboard_writer(tmp_path, 0)
     _tensorboard_writer(tmp_path, 40)
     assert made == [None, 41]
+    log = RunLog(tmp_path, 100, 0, show_progress=False)  # and a rollback to step 20 drops the events after it too
+    log.rewind(20)
+    log.close()
+    assert made == [None, 41, None, 21]
 
 
 def test_frozen_takes_d_out_of_the_g_update_and_restores_it_after_an_error():

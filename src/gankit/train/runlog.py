@@ -44,10 +44,14 @@ class RunLog:
             self._bar.set_postfix(shown, refresh=False)
 
     def rewind(self, step: int) -> None:
-        """Drop the records after ``step``, for a run that went back to it (a rollback)."""
+        """Drop the records after ``step``, for a run that went back to it (a rollback), from
+        metrics.jsonl and from TensorBoard, as a resume drops them."""
         self._file.close()
         keep_records_until(self.path, step)  # an atomic replace: the file is opened anew
         self._file = open(self.path, "a", buffering=1)
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = _tensorboard_writer(self.path.parent / "tensorboard", step)
 
     def message(self, text: str) -> None:
         self._bar.write(text, file=sys.stderr)
