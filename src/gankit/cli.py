@@ -30,10 +30,11 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     from gankit.models import get_family
 
     family = get_family(args.model)
+    assignments = [parse_set(assignment) for assignment in args.set]  # (key, value), in the order given
     if args.resume is not None:
         from gankit.artifacts import read_json, require_folder
 
-        check_resume_flags(args)
+        check_resume_flags(args, {key for key, _ in assignments})
         from gankit.train.distributed import launched_world
 
         shared = (" on every machine, at the same path: resuming a run on several machines needs its folder on "
@@ -53,7 +54,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         cfg.train.progress = True  # how this invocation shows itself, not the run's: --no-progress again if wanted
     else:
         toml = load_toml(Path(args.config)) if args.config else {}
-        spec = data_spec_given(args, toml)
+        spec = data_spec_given(args, assignments, toml)
         cfg = RunConfig(args.model, family.default_config(spec or family.default_data))
         cfg.data.spec = spec
         for key, value in family.default_train(spec or family.default_data).items():
@@ -71,8 +72,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     for key, value in flags.items():
         if value is not None:
             set_value(cfg, key, value)
-    for assignment in args.set:  # in order, so that a later --set of a key overrides an earlier one
-        key, value = parse_set(assignment)
+    for key, value in assignments:  # in order, so that a later --set of a key overrides an earlier one
         if flags.get(key) is not None:  # one would silently replace the other
             option = next((f for f, keys in OPTION_KEYS.items() if key in keys), "/".join(BUDGET_OPTIONS))
             raise GankitError(f"--set {key} and {option} both set {key}; give one of them.")
@@ -81,7 +81,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         cfg.train.progress = False
     if saved_model is not None:
         refuse_changed_computation(family, saved_model, cfg.model_cfg, args.resume)
-    given_now = args.data or any(key == "data.spec" for key, _ in map(parse_set, args.set))
+    given_now = args.data or any(key == "data.spec" for key, _ in assignments)
     if not args.resume or given_now:  # a resumed run keeps the spec it saved, relative to where it started
         cfg.data.spec = absolute_spec(cfg.data.spec)
     validate(cfg)
@@ -95,12 +95,12 @@ OPTION_KEYS = {"--data": ("data.spec",), "--batch-size": ("train.batch_size",), 
 BUDGET_OPTIONS = ("--steps", "--epochs", "--minutes")
 
 
-def data_spec_given(args: argparse.Namespace, toml: dict) -> str:
+def data_spec_given(args: argparse.Namespace, assignments: list[tuple[str, str]], toml: dict) -> str:
     """The dataset a new run trains on, wherever it was given (--data, then the last --set
     data.spec=, then the config file), since the family's defaults depend on it."""
     if args.data:
         return args.data
-    sets = [value for key, value in map(parse_set, args.set) if key == "data.spec"]
+    sets = [value for key, value in assignments if key == "data.spec"]
     if sets:
         return sets[-1]
     table = toml.get("data")
@@ -118,14 +118,13 @@ def refuse_changed_computation(family: type, saved: Any, now: Any, run: str) -> 
                           f"{getattr(saved, key)}); drop it, or train a new run with --out.")
 
 
-def check_resume_flags(args: argparse.Namespace) -> None:
+def check_resume_flags(args: argparse.Namespace, sets: set[str]) -> None:
     """--resume continues a run in its own folder with its own settings: flags that would choose
     another folder or other starting settings are refused rather than silently dropped."""
     if not args.resume.strip():
         raise GankitError("--resume needs the run folder to continue, not an empty path.")
     if Path(args.resume).is_file():
         raise GankitError(f"--resume {args.resume} is a file; give the run folder that `gankit train` wrote.")
-    sets = {key for key, _ in map(parse_set, args.set)}
     for flag, given in (("--out", args.out), ("--config", args.config), ("--init", args.init or "train.init" in sets)):
         if given:
             raise GankitError(f"{flag} does not apply with --resume, which continues {args.resume} in place with its "
