@@ -206,6 +206,30 @@ def test_matched_accuracy_finds_the_best_one_to_one_matching():
     assert mapping.tolist() == [0, 1, -1] and accuracy == pytest.approx(5 / 7)
 
 
+def test_q_accuracy_reads_the_named_codes_own_columns(mnist):
+    """With two categorical codes, c2's accuracy comes from Q's c2 columns (3-12 here), not from
+    the first ones. The stand-in D's c2 head names each image's digit; its c1 head says 0 always."""
+    from gankit.probe import q_accuracy
+
+    codes = LatentCodes((3, 10), 0)
+    labels = mnist.labels[:, 0]
+
+    class Oracle(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seen, self.anchor = 0, torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            q = torch.zeros(len(x), codes.width)
+            q[:, 0] = 5.0
+            q[torch.arange(len(x)), 3 + labels[self.seen:self.seen + len(x)]] = 1.0
+            self.seen += len(x)
+            return torch.zeros(len(x), 1), q
+
+    assert q_accuracy(Oracle(), codes, mnist, code="c2") == 1.0
+    assert q_accuracy(Oracle(), codes, mnist, code="c1") == pytest.approx(0.1, abs=0.01)  # one cluster: one digit
+
+
 def test_confusion_counts_pairs():
     counts = confusion(np.array([0, 0, 1, 2, 2]), np.array([1, 1, 0, 2, 0]), 3, 3)
     assert counts.tolist() == [[0, 2, 0], [1, 0, 0], [1, 0, 1]]

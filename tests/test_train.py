@@ -99,6 +99,27 @@ def test_ema_moves_every_step_in_its_warm_up_then_every_few_by_as_much(every):
     assert average.model.weight.item() == pytest.approx(before * kept + 1000 * (1 - kept), rel=1e-6)
 
 
+def test_the_loop_moves_the_average_by_the_first_steps_warm_up_decay(tmp_path: Path):
+    """The loop counts steps from 0 for the EMA: after one step the average is 10% the initial
+    generator and 90% the trained one (decay (1 + 0) / (10 + 0)); a schedule one step late would
+    keep 2/11 of the initial weights."""
+    from gankit.config import RunConfig, set_value
+    from gankit.models.gan import GAN
+    from gankit.train import Trainer
+
+    cfg = RunConfig("gan", GAN.default_config("mnist"))
+    for key, value in {"model.g_hidden": "16,32", "model.d_hidden": "32,16", "train.steps": "1",
+                       "train.progress": "false"}.items():
+        set_value(cfg, key, value)
+    trainer = Trainer(cfg, tmp_path / "r")
+    initial = [p.detach().clone() for p in trainer.model.generator.parameters()]
+    trainer.run()
+    for start, trained, average in zip(initial, trainer.model.generator.parameters(),
+                                       trainer.ema.model.parameters(), strict=True):
+        assert not torch.equal(start, trained)
+        torch.testing.assert_close(average, 0.1 * start + 0.9 * trained, rtol=1e-5, atol=1e-7)
+
+
 def test_ema_copies_batchnorm_statistics_from_the_live_generator():
     """The average's BatchNorm statistics are the live generator's, not averaged and not left at
     their initial values (a DCGAN generator sampling with those draws garbage)."""
