@@ -344,11 +344,3 @@ def test_a_generator_json_of_another_format_is_refused(cgan_dir, tmp_path):
     (copy / "generator.json").write_text(json.dumps({**meta, "format": "other/1"}))
     with pytest.raises(GankitError, match="is not a gankit-generator/1 file"):
         gankit.load(copy)
-
-
-def test_an_attribute_value_is_a_name_or_a_label_below_its_count():
-    hair = Attribute("hair", ("black", "blue", "red"))
-    assert hair.index("red") == 2 and hair.index("2") == 2 and hair.index(0) == 0
-    for bad in ("3", -1, "green"):
-        with pytest.raises(GankitError, match="choose one of black, blue, red \\(or 0-2\\)"):
-            hair.index(bad)

@@ -8,6 +8,7 @@ import torch
 
 from gankit.config import DataConfig
 from gankit.data import EpochBatches, load_dataset
+from gankit.data.base import Attribute
 from gankit.errors import GankitError
 
 
@@ -203,3 +204,11 @@ def test_epoch_batches_live_on_the_training_device_in_the_cpu_order():
     on_device = EpochBatches(100, 10, seed=3, device="meta")
     assert on_device.indices(12).device.type == "meta" and on_device.indices(12).shape == (10,)
     assert EpochBatches(100, 10, seed=3).indices(12).device.type == "cpu"
+
+
+def test_an_attribute_value_is_a_name_or_a_label_below_its_count():
+    hair = Attribute("hair", ("black", "blue", "red"))
+    assert hair.index("red") == 2 and hair.index("2") == 2 and hair.index(0) == 0
+    for bad in ("3", -1, "green"):
+        with pytest.raises(GankitError, match="choose one of black, blue, red \\(or 0-2\\)"):
+            hair.index(bad)
