@@ -7,8 +7,10 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 from gankit.cli import main
+from gankit.models.base import StepContext
 
 @pytest.fixture(autouse=True)
 def quiet_machine(request, monkeypatch):
@@ -28,6 +30,16 @@ TINY = ["--set", "model.g_hidden=32,64", "--set", "model.d_hidden=64,32", "--bat
 
 def train_cli(model: str, out: Path, *extra: str) -> int:
     return main(["train", model, "--out", str(out), *TINY, *extra])
+
+
+def step_context(model=None, seed: int = 0, lr: float = 1e-3, opts: tuple | None = None) -> StepContext:
+    """A CPU StepContext for calling a family's train step directly: Adam on the parameter sets the
+    loop gives G's and D's optimizers (``opts`` instead when given; none without a model), and a
+    noise stream seeded with ``seed``."""
+    if opts is None and model is not None:
+        params = (model.generator_parameters(), model.discriminator_parameters())
+        opts = tuple(torch.optim.Adam(p, lr) if p else None for p in params)
+    return StepContext(*(opts or (None, None)), torch.Generator().manual_seed(seed), torch.device("cpu"))
 
 
 def free_port() -> int:

@@ -17,8 +17,9 @@ from gankit.data.base import Attribute, DataInfo, TensorData
 from gankit.errors import GankitError
 from gankit.models import get_family
 from gankit.models.acgan import auxiliary_loss
-from gankit.models.base import StepContext
 from gankit.train import train
+
+from conftest import step_context
 
 HAIR = Attribute("hair", tuple(f"h{i}" for i in range(12)))
 EYES = Attribute("eyes", tuple(f"e{i}" for i in range(11)))
@@ -130,11 +131,6 @@ def test_auxiliary_loss_is_weighted_cross_entropy_on_logits():
     assert not torch.isclose(loss, wrong)
 
 
-def context(seed: int = 0):
-    opts = [torch.optim.SGD([torch.zeros(1, requires_grad=True)], 0.1) for _ in range(2)]  # unused here
-    return StepContext(*opts, torch.Generator().manual_seed(seed), torch.device("cpu"))
-
-
 @pytest.mark.parametrize("d_fake_aux", [0.0, 1.0])
 @torch.no_grad()
 def test_acgan_losses_add_each_class_term_with_its_weight(d_fake_aux):
@@ -144,14 +140,14 @@ def test_acgan_losses_add_each_class_term_with_its_weight(d_fake_aux):
     real, fake = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
     real_labels = torch.tensor([[0, 1], [2, 3], [4, 5], [6, 7]])
     fake_labels = real_labels.flip(1)
-    loss_d, stats = model.d_loss(real, real_labels, fake, fake_labels, context())
+    loss_d, stats = model.d_loss(real, real_labels, fake, fake_labels, step_context())
     (adv_real, cls_real), (adv_fake, cls_fake) = model.discriminator(real), model.discriminator(fake)
     adversarial = model.loss.d(adv_real.float(), adv_fake.float(), 1.0)
     assert stats["aux_real"] == pytest.approx(float(auxiliary_loss(cls_real, real_labels, model.aux_weights)), rel=1e-5)
     assert stats["aux_fake"] == pytest.approx(float(auxiliary_loss(cls_fake, fake_labels, model.aux_weights)), rel=1e-5)
     expected_d = adversarial + stats["aux_real"] + d_fake_aux * stats["aux_fake"]
     assert float(loss_d) == pytest.approx(float(expected_d), rel=1e-5)
-    loss_g = model.g_loss(fake, fake_labels, context())
+    loss_g = model.g_loss(fake, fake_labels, step_context())
     expected_g = model.loss.g(adv_fake.float()) + stats["aux_fake"]
     assert float(loss_g) == pytest.approx(float(expected_g), rel=1e-5)
     assert float(loss_g) != pytest.approx(float(model.loss.g(adv_fake.float())), rel=1e-3)  # the class term counts

@@ -17,11 +17,13 @@ from gankit.config import RunConfig, validate
 from gankit.data import load_dataset
 from gankit.data.base import TensorData
 from gankit.errors import GankitError
-from gankit.models import StepContext, get_family
+from gankit.models import get_family
 from gankit.models.augment import random_affine
 from gankit.models.gan import GAN, MLPConfig
 from gankit.models.infogan import InfoGANConfig, LatentCodes, parse_code_assignments, save_traversal
 from gankit.probe import confusion, infogan_scores, matched_accuracy, probe, probe_run
+
+from conftest import step_context
 
 TINY = {"model.dense": "32", "model.channels": "8", "model.q_hidden": "16"}
 NOISE = 62  # the default noise width; the default codes add 10 + 2 columns
@@ -271,8 +273,7 @@ def test_sampled_npz_holds_the_codes_of_each_image(run, tmp_path):
 def test_the_info_loss_trains_g_and_q_and_unlabelled_images_train(mnist):
     torch.manual_seed(0)
     model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16), mnist.info)
-    opts = [torch.optim.Adam(m.parameters(), 1e-3) for m in (model.generator, model.discriminator)]
-    ctx = StepContext(*opts, torch.Generator().manual_seed(0), torch.device("cpu"))
+    ctx = step_context(model)
     stats = model.train_step([(mnist.samples[:16], None)], ctx)  # no labels: InfoGAN never reads them
     assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake", "info"} and stats["info"] > 0
     codes = model.fake_labels(8, ctx)
@@ -309,8 +310,7 @@ def test_one_kind_of_code_alone_trains_with_the_other_kinds_settings_left_alone(
     """The defaults of the missing kind's settings (q_augment 20, learn_variance) are not refused;
     the info loss then holds only the codes there are."""
     model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16, **codes), mnist.info)
-    opts = [torch.optim.Adam(m.parameters(), 1e-3) for m in (model.generator, model.discriminator)]
-    stats = model.train_step([(mnist.samples[:8], None)], StepContext(*opts, torch.Generator(), torch.device("cpu")))
+    stats = model.train_step([(mnist.samples[:8], None)], step_context(model))
     assert stats["info"].isfinite() and stats["info"] != 0
     assert model.generator.codes.width == (2 if "categorical" in codes else 10)
 
@@ -318,7 +318,7 @@ def test_one_kind_of_code_alone_trains_with_the_other_kinds_settings_left_alone(
 def test_g_loss_adds_the_categorical_loss_of_moved_fakes(mnist):
     torch.manual_seed(0)
     model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16, q_augment=0.0), mnist.info)
-    ctx = StepContext(None, None, torch.Generator(), torch.device("cpu"))
+    ctx = step_context()
     codes = model.fake_labels(16, ctx)
     with torch.no_grad():
         fake = model.generator(model.generator.sample_latent(16), codes)
@@ -343,7 +343,7 @@ def test_q_learns_in_g_update_at_g_learning_rate(mnist):
     q_ids = {id(p) for p in D.q_head.parameters()}
     assert q_ids <= {id(p) for p in opt_g.param_groups[0]["params"]}  # Q is stepped with G, at G's rate
     assert not q_ids & {id(p) for p in opt_d.param_groups[0]["params"]}
-    ctx = StepContext(opt_g, opt_d, torch.Generator().manual_seed(0), torch.device("cpu"))
+    ctx = step_context(opts=(opt_g, opt_d))
     before = {k: v.clone() for k, v in D.state_dict().items()}
     model.train_step([(mnist.samples[:16], None)], ctx)
     after = D.state_dict()
@@ -499,6 +499,5 @@ def test_no_pass_over_moved_fakes_when_its_loss_weighs_nothing(mnist, monkeypatc
     monkeypatch.setattr(InfoGAN, "moved_category_loss", forbidden)
     model = get_family("infogan")(InfoGANConfig(dense=32, channels=8, q_hidden=16, lambda_cat=0.0), mnist.info)
     assert model.cfg.q_augment > 0
-    opts = [torch.optim.Adam(m.parameters(), 1e-3) for m in (model.generator, model.discriminator)]
-    ctx = StepContext(*opts, torch.Generator().manual_seed(0), torch.device("cpu"))
+    ctx = step_context(model)
     assert torch.isfinite(model.train_step([(mnist.samples[:16], None)], ctx)["loss_g"])

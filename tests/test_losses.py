@@ -7,9 +7,10 @@ import torch
 
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
-from gankit.models.base import StepContext
 from gankit.models.gan import GAN, MLPConfig
 from gankit.models.losses import LOSSES, real_targets
+
+from conftest import step_context
 
 REAL = torch.tensor([[2.0], [-1.0]])
 FAKE = torch.tensor([[0.5], [-3.0]])
@@ -60,7 +61,7 @@ def test_model_label_smoothing_reaches_the_discriminator_loss(loss):
     """The family's D loss uses model.label_smoothing's targets, drawn from the step's noise stream."""
     model = GAN(MLPConfig(g_hidden=(8,), d_hidden=(8,), loss=loss, label_smoothing=0.3), DataInfo((1, 8, 8)))
     d_real, d_fake = torch.randn(6, 1), torch.randn(6, 1)
-    ctx = StepContext(None, None, torch.Generator().manual_seed(5), torch.device("cpu"))
+    ctx = step_context(seed=5)
     smoothed, _ = model.adversarial_d_loss(d_real, d_fake, ctx)
     targets = real_targets(6, 0.3, torch.Generator().manual_seed(5), torch.device("cpu"))
     assert smoothed.item() == pytest.approx(LOSSES[loss].d(d_real, d_fake, targets).item(), rel=1e-6)
@@ -89,7 +90,7 @@ D_SCALES = {"nonsaturating": (0.0, 20.0, -20.0), "minimax": (0.0, 20.0, -20.0), 
 def test_the_logged_d_and_adaptive_augmentation_read_each_loss_on_its_own_scale(loss: str):
     model = GAN(MLPConfig(g_hidden=(8,), d_hidden=(8,), loss=loss, augment="translation", augment_target=0.6),
                 DataInfo((1, 8, 8)))
-    ctx = StepContext(None, None, torch.Generator(), torch.device("cpu"))
+    ctx = step_context()
     undecided, real, fake = D_SCALES[loss]
     _, stats = model.adversarial_d_loss(torch.full((4, 1), undecided), torch.full((4, 1), undecided), ctx)
     assert (stats["d_real"].item(), stats["d_fake"].item(), stats["real_sign"].item()) == (0.5, 0.5, 0.0)
@@ -114,7 +115,7 @@ def test_each_of_several_d_batches_gets_its_own_d_update_then_g_one():
     opt_g, opt_d = Counted(model.generator_parameters(), 0.1), Counted(model.discriminator_parameters(), 0.1)
     opt_g.name, opt_d.name = "g", "d"
     batches = [(torch.rand(4, 1, 8, 8) * 2 - 1, None) for _ in range(3)]
-    model.train_step(batches, StepContext(opt_g, opt_d, torch.Generator().manual_seed(0), torch.device("cpu")))
+    model.train_step(batches, step_context(opts=(opt_g, opt_d)))
     assert calls == ["d", "d", "d", "g"]
 
 

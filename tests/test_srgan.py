@@ -22,6 +22,8 @@ from gankit.metrics.sr import evaluate_sr, luma, to_uint8, y_scores
 from gankit.models.srgan import SRGANConfig, SRResNetGenerator, random_crops, receptive_radius, upscale
 from gankit.models.vgg import ENV_VARIABLE, VGGFeatures, locate_weights
 
+from conftest import step_context
+
 TINY_SR = ["--set", "model.blocks=1", "--set", "model.channels=8", "--set", "model.crop=32",
            "--batch-size", "4", "--no-progress", "--set", "train.threads=1", "--set", "train.log_every=1"]
 TINY_D = ["--set", "model.d_channels=4", "--set", "model.d_dense=16"]  # srgan's D; srresnet has none
@@ -207,7 +209,6 @@ def test_the_psnr_logged_in_training_is_over_the_range_of_2():
 def test_srgan_adds_its_adversarial_term_with_its_weight(weight):
     """G's loss = content + adversarial_weight x the loss of D's verdict on the SR images."""
     from gankit.models import get_family
-    from gankit.models.base import StepContext
 
     torch.manual_seed(0)
     cfg = SRGANConfig(blocks=1, channels=8, d_channels=8, d_dense=16, crop=32, content="mse",
@@ -215,9 +216,7 @@ def test_srgan_adds_its_adversarial_term_with_its_weight(weight):
     model = get_family("srgan")(cfg, DataInfo((3, 32, 32)))
     verdicts = []
     model.discriminator.register_forward_hook(lambda module, args, out: verdicts.append(out.detach()))
-    ctx = StepContext(torch.optim.Adam(model.generator_parameters()),
-                      torch.optim.Adam(model.discriminator_parameters()), torch.Generator().manual_seed(0),
-                      torch.device("cpu"))
+    ctx = step_context(model)
     stats = model.train_step([(torch.rand(4, 3, 40, 40) * 2 - 1, None)], ctx)
     adversarial = model.loss.g(verdicts[-1].float())  # the last D pass: G's update, on the SR images
     assert (stats["loss_g"] - stats["content"]).item() == pytest.approx(weight * adversarial.item(), rel=1e-4)

@@ -21,6 +21,8 @@ from gankit.models.gan import GAN
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.viz import figure_1d, figure_2d, plot_window, save_png, write_gif
 
+from conftest import step_context
+
 
 def normal_pdf(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
@@ -254,11 +256,8 @@ def test_packed_discriminator_judges_groups_and_scores_single_points():
 
 
 def test_packing_trains_through_the_shared_step():
-    from gankit.models.base import StepContext
     model = tiny_gan(pack=2, d_spectral_norm=True)
-    opt_g = torch.optim.Adam(model.generator.parameters(), 1e-3)
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), 1e-3)
-    ctx = StepContext(opt_g, opt_d, torch.Generator().manual_seed(0), torch.device("cpu"))
+    ctx = step_context(model)
     before = [p.detach().clone() for p in model.generator.parameters()]
     stats = model.train_step([(torch.randn(16, 2), None)], ctx)
     assert all(torch.isfinite(v) for v in stats.values())
