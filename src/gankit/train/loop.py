@@ -413,8 +413,11 @@ class Trainer:
             self.model.train_modules = self.eager_modules
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             if log is not None:
-                log.message(f"note: train.compile could not compile the backward passes ({reason}); "
-                            "training goes on without compiling, from the same start.")
+                # Any error lands here, not only the compiler's: one the eager step raises as well is
+                # raised by that step, after this note.
+                log.message(f"note: the first step under train.compile failed ({reason}), as it does where the "
+                            "backward passes cannot be compiled; training goes on without compiling, from the "
+                            "same start.")
             stats = self.model.train_step(self._batches(), ctx)
         self.eager_modules = None
         return stats
