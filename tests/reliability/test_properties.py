@@ -40,9 +40,11 @@ def test_any_dataset_spec_loads_or_fails_in_one_sentence(spec):
     if spec.split(":")[0].strip() in ("mnist", "faces", "toy"):
         return  # the real sources are tested with their own inputs; text alone reaches the others
     try:
-        load_dataset(spec)
+        data = load_dataset(spec)
     except GankitError as e:
         one_sentence(e)
+    else:  # a spec that names something real (a folder, say) must give a dataset that holds what it says
+        assert len(data) > 0 and tuple(data.stored.shape[1:]) == data.info.shape
 
 
 @FAST
@@ -61,13 +63,22 @@ def test_any_labels_sample_or_fail_in_one_sentence(cgan_run: Path, labels, n):
 
 @FAST
 @given(text=words)
-def test_any_label_text_on_the_command_line_exits_0_or_2(cgan_run: Path, tmp_path_factory, text):
+def test_any_label_text_on_the_command_line_samples_or_fails_in_one_sentence(cgan_run: Path, tmp_path_factory,
+                                                                             capsys, text):
+    """Exit 0 with the grid written, or exit 2 with one line of error and no grid."""
     from gankit.cli import main
 
-    out = tmp_path_factory.mktemp("s") / "g.png"
     for flag in ("--label", "--labels"):
+        out = tmp_path_factory.mktemp("s") / "g.png"
+        capsys.readouterr()
         # FLAG=TEXT: argparse itself would take a text such as "-:" for an option (its own exit 2).
-        assert main(["sample", str(cgan_run), f"{flag}={text}", "--n", "4", "--out", str(out)]) in (0, 2)
+        status = main(["sample", str(cgan_run), f"{flag}={text}", "--n", "4", "--out", str(out)])
+        err = capsys.readouterr().err
+        if status == 0:
+            assert out.is_file()
+        else:
+            assert status == 2 and not out.exists()
+            assert err.startswith("gankit: error: ") and err.count("\n") == 1 and "Traceback" not in err
 
 
 @pytest.mark.parametrize("spec", ["toy:ring8,n=100000000000", "toy:grid25,size=1000000"])
