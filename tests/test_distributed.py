@@ -151,6 +151,34 @@ def test_a_rank_that_fails_stops_the_others_with_a_sentence(tmp_path: Path):
     assert f"continue with --resume {out} from the last checkpoint" in (out / "rank0.error").read_text()
 
 
+def test_ranks_with_different_settings_stop_in_one_sentence_before_training(tmp_path: Path):
+    out = tmp_path / "run"
+    launch(torchrun("--standalone", "--nproc_per_node", "2", out=out, variant="gan-mismatch"), succeed=False)
+    expected = ("Rank 1 of the distributed run has train.steps=9 where rank 0 has 6; give every machine the same "
+                "command line, --config file, run config.json and data.")
+    assert [(out / f"rank{rank}.error").read_text() for rank in (0, 1)] == [expected, expected]
+    assert not (out / "checkpoints").exists()
+
+
+def test_the_settings_ranks_compare_leave_out_each_machines_own(tmp_path: Path):
+    """Paths, threads, the progress bar and the device choice may differ between machines; the data
+    a rank loaded may not, so its size and labels join what the ranks compare."""
+    from gankit.config import RunConfig, set_value
+    from gankit.models import get_family
+    from gankit.train import Trainer
+    from gankit.train.distributed import flattened
+
+    family = get_family("cgan")
+    cfg = RunConfig("cgan", family.default_config("mnist"))
+    set_value(cfg, "train.threads", "1")
+    settings = flattened(Trainer(cfg, tmp_path / "r")._rank_settings())
+    assert {"data.spec", "train.init", "train.threads", "train.progress"}.isdisjoint(settings)
+    assert settings["data.images"] == 5000 and settings["data.shape"] == (1, 28, 28)
+    assert settings["data.attributes"] == [("digit", tuple("0123456789"))]
+    assert settings["train.device"] == "cpu" and settings["train.steps"] == cfg.train.steps
+    assert settings["model.d_dropout"] == 0.4 and settings["family"] == "cgan"
+
+
 def test_a_rank_without_the_run_folder_says_the_folder_must_be_shared(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; the check comes before the ranks connect
     assert main(["train", "gan", "--resume", str(tmp_path / "run")]) == 2
@@ -158,6 +186,16 @@ def test_a_rank_without_the_run_folder_says_the_folder_must_be_shared(tmp_path: 
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert main(["train", "gan", "--resume", str(tmp_path / "run")]) == 2
     assert "filesystem" not in capsys.readouterr().err
+
+
+def test_an_error_of_a_rank_after_0_names_its_rank(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "gan", "--resume", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith("gankit: error on rank 1: ")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "gan", "--resume", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith("gankit: error: ")
 
 
 def test_the_cli_under_torchrun_trains_and_reports_once(tmp_path: Path):

@@ -579,6 +579,14 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def rank_label(args: argparse.Namespace) -> str:
+    """" on rank N" for the ranks after 0 of a distributed training run: every rank prints its own
+    errors, and one that only a machine of its own has (its data folder missing) must say whose it is.
+    Read from torchrun's variables as they are, since a wrong one is itself the error being printed."""
+    world, rank = os.environ.get("WORLD_SIZE", "1").strip(), os.environ.get("RANK", "0").strip()
+    return f" on rank {rank}" if args.command == "train" and world not in ("", "1") and rank not in ("", "0") else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -591,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     except GankitError as e:
         if args.debug:
             raise
-        print(f"gankit: error: {e}", file=sys.stderr)
+        print(f"gankit: error{rank_label(args)}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -62,6 +62,24 @@ class Distributed:
         values = t.tolist()
         return (values[0], *(bool(v) for v in values[1:]))
 
+    def check_same(self, settings: dict[str, Any]) -> None:
+        """Stop every rank, in one sentence, when any rank's ``settings`` (nested dicts) differ from
+        rank 0's. On several machines each has its own command line, --config file and copy of a
+        run's config.json: ranks with different budgets would wait in collectives that never match
+        (until the backend's timeout, with nothing saved), different networks end in DDP's own
+        traceback, and a different seed or batch silently shards the data wrong."""
+        if not self.active:
+            return
+        everyone: list = [None] * self.world
+        dist.all_gather_object(everyone, flattened(settings))  # pickled between the ranks of this run
+        main = everyone[0]
+        for rank, theirs in enumerate(everyone[1:], start=1):
+            for key in sorted(main.keys() | theirs.keys()):
+                if main.get(key) != theirs.get(key):
+                    raise GankitError(f"Rank {rank} of the distributed run has {key}={theirs.get(key)!r} where rank "
+                                      f"0 has {main.get(key)!r}; give every machine the same command line, --config "
+                                      "file, run config.json and data.")
+
     def gather_to_main(self, value: T) -> list[T] | None:
         """Every rank's ``value`` in rank order on rank 0 (None on the others)."""
         if not self.active:
@@ -96,6 +114,17 @@ class Distributed:
             if finished:
                 dist.barrier()
             dist.destroy_process_group()
+
+
+def flattened(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one, with dotted keys: {"train": {"steps": 5}} -> {"train.steps": 5}."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(flattened(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def lost_a_rank(error: RuntimeError) -> bool:

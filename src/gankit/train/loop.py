@@ -14,6 +14,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,6 +62,12 @@ def in_parameter_layouts(opt: torch.optim.Optimizer) -> None:
 
 
 LONG_RUN_STEPS = 1000  # runs this long are worth a look at the machine's load before they start
+
+
+# Settings each machine of a distributed run may set for itself (Trainer._rank_settings): the data's
+# and a generator's paths, its threads, whether it draws a progress bar, and "auto" or "cuda" for its device.
+MACHINE_SETTINGS = (("data", "spec"), ("train", "init"), ("train", "threads"), ("train", "progress"),
+                    ("train", "device"))
 
 
 def budget_steps(cfg: RunConfig, n_samples: int, world: int) -> int:
@@ -122,6 +129,7 @@ class Trainer:
         self.batches = EpochBatches(len(self.data), t.batch_size, t.seed, self.dist.rank, self.dist.world,
                                     device=self.device)
         self.total_steps = budget_steps(cfg, len(self.data), self.dist.world)
+        self.dist.check_same(self._rank_settings())  # before the first collective that different settings break
         self.step, self.elapsed = 0, 0.0
         self.deadline = t.minutes * 60 if t.minutes > 0 else math.inf  # seconds of training; inf without --minutes
         # The training time the learning rates follow: the ranks of a distributed run agree on it
@@ -162,6 +170,21 @@ class Trainer:
                   "(gradients are averaged over ranks, so the learning rates apply to the effective batch)")
         self.preview = (self.model.preview(self.data, t.seed + 1, self.device)
                         or preview_inputs(self.sampling_generator, self.model.info, t.seed + 1, self.device))
+
+    def _rank_settings(self) -> dict[str, Any]:
+        """What every rank of a distributed run must share: its settings and what its data hold.
+        Left out: what each machine may choose for itself (its paths, threads and progress bar)."""
+        saved = self.cfg.to_dict()
+        # Named as --set names them (model.KEY), with the family apart.
+        settings = {"family": saved["model"], "model": saved["model_cfg"], "data": saved["data"],
+                    "train": saved["train"]}
+        for section, key in MACHINE_SETTINGS:
+            del settings[section][key]
+        info = self.data.info
+        settings["data"].update(images=len(self.data), shape=info.shape,
+                                attributes=[(a.name, a.values) for a in info.attributes])
+        settings["train"]["device"] = self.device.type
+        return settings
 
     def _refuse_ignored_settings(self) -> None:
         """Training settings that this model or data would silently ignore, refused instead."""
