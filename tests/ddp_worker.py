@@ -8,6 +8,7 @@ optionally ``resume`` to continue the run in that folder to step 8 instead of tr
 import contextlib
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -52,6 +53,9 @@ if variant == "gan-compile-fails":
     from gankit.train import runtime
 
     runtime.COMPILE_BACKEND, backward_compiles = backend_failing_backward(at=2)
+# A SIGTERM to rank 1 alone (a signal to one of torchrun's workers): every rank must stop and save
+# together, and rank 0 must say why.
+TINY["gan-stop"] = {**TINY["gan"], "train.steps": "100"}
 # Rank 1 with another budget, as a machine with its own command line might have: every rank must stop
 # in one sentence before the first step, instead of waiting in collectives that never match.
 TINY["gan-mismatch"] = TINY["gan"]
@@ -81,11 +85,18 @@ def break_rank_1(trainer: Trainer) -> None:
     def fail(batches, ctx):
         raise GankitError("rank 1 cannot go on")
 
-    trainer.model.train_step = {"gan-rollback": nan_at_step_4, "gan-fails": fail}.get(variant, step)
+    def stop_at_step_3(batches, ctx):
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(batches, ctx)
+
+    trainer.model.train_step = {"gan-rollback": nan_at_step_4, "gan-fails": fail,
+                                "gan-stop": stop_at_step_3}.get(variant, step)
 
 
 try:
-    with contextlib.redirect_stdout(log), lost_rank_as_sentence(out):  # as gankit.train.train runs a Trainer
+    messages = contextlib.redirect_stderr(log) if variant in ("gan-stop", "gan-rollback") else contextlib.nullcontext()
+    with contextlib.redirect_stdout(log), messages, lost_rank_as_sentence(out):  # as gankit.train.train runs a Trainer
         trainer = Trainer(cfg, out, resume=resume)
         if trainer.dist.is_main and not resume:
             write_config(out, cfg)

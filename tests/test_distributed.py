@@ -133,6 +133,9 @@ def test_two_machines_without_a_shared_folder_train_and_roll_back_together(tmp_p
     assert sorted(p.name for p in machines[1].iterdir()) == ["rank1.log", "rank1.safetensors"]
     records = [json.loads(line) for line in (machines[0] / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r.get("event") == "rollback"] == [3]
+    # rank 0 saw nothing wrong itself, and names what rank 1 saw
+    assert "Training diverged at step 4 (rank 1: loss_g=nan): rolled back to step 3" \
+        in (machines[0] / "rank0.log").read_text()
     assert latest_checkpoint(machines[0] / "checkpoints")[0].step == 6
     # A resume, with the checkpoint on the first machine only: rank 0 reads it and sends it. (The CLI
     # would also need config.json on the second machine; this worker builds its settings itself.)
@@ -149,6 +152,15 @@ def test_a_rank_that_fails_stops_the_others_with_a_sentence(tmp_path: Path):
     # rank 0 did not wait at the end for a rank that had left: its collective failed, and it said so
     assert (out / "rank0.error").read_text().startswith("Rank 0 of the distributed run stopped (")
     assert f"continue with --resume {out} from the last checkpoint" in (out / "rank0.error").read_text()
+
+
+def test_a_stop_asked_of_one_rank_stops_and_saves_every_rank_and_rank_0_says_so(tmp_path: Path):
+    out = tmp_path / "run"
+    run_two_ranks(out, "gan-stop")
+    assert latest_checkpoint(out / "checkpoints")[0].step == 3
+    assert f"A stop was asked of another rank: saving step 3 and stopping; continue with --resume {out}." \
+        in (out / "rank0.log").read_text()
+    assert "SIGTERM received: saving step 3" not in (out / "rank0.log").read_text()
 
 
 def test_ranks_with_different_settings_stop_in_one_sentence_before_training(tmp_path: Path):

@@ -241,6 +241,36 @@ def test_learning_rates_never_go_below_zero_past_the_clock(tmp_path: Path):
     assert resumed.clock == 45.0 and resumed.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_g / 2)
 
 
+def test_a_resume_on_another_number_of_ranks_keeps_the_share_of_epochs_left_and_says_so(tmp_path: Path, monkeypatch,
+                                                                                       capsys):
+    from gankit.config import RunConfig, set_value
+    from gankit.models.gan import GAN
+    from gankit.train import Trainer
+
+    cfg = RunConfig("gan", GAN.default_config("mnist"))
+    for key, value in {"model.g_hidden": "16,32", "model.d_hidden": "32,16", "train.batch_size": "16",
+                       "train.epochs": "2", "train.progress": "false"}.items():
+        set_value(cfg, key, value)
+    trainer = Trainer(cfg, tmp_path / "r")
+    assert trainer.total_steps == 624  # 2 epochs of 5000 // 16 batches
+    trainer.step = 78  # a quarter of the run as two ranks trained it: 2 epochs of 5000 // 32 batches
+    saved = trainer._checkpoint
+
+    def on_two_ranks(rng_states):
+        checkpoint = saved(rng_states)
+        assert checkpoint.state["world"] == 1
+        checkpoint.state["world"] = 2
+        return checkpoint
+
+    monkeypatch.setattr(trainer, "_checkpoint", on_two_ranks)
+    trainer.save()
+    capsys.readouterr()
+    resumed = Trainer(cfg, tmp_path / "r", resume=True)
+    assert resumed.step == 78 and resumed.total_steps == 78 + 468  # three quarters of 624 to go
+    assert "trained on 2 ranks (effective batch 32) and goes on with 1 (effective batch 16) at the same " \
+           "learning rates" in capsys.readouterr().err
+
+
 def test_a_run_resumed_on_another_kind_of_device_starts_a_new_noise_stream(tmp_path: Path, monkeypatch, capsys):
     import gankit.train.loop as loop
 

@@ -151,6 +151,19 @@ def test_folder_errors(tmp_path: Path) -> None:
         load("folder")
 
 
+def test_a_cache_entry_another_process_completed_meanwhile_is_kept(tmp_path: Path) -> None:
+    """Two ranks on one machine decode the same folder at once: the second to finish keeps the
+    first's entry instead of deleting it under a reader."""
+    folder, shape = tmp_path / "entry", (1, 2, 2)
+    images.build_cache(folder, 2, shape, lambda i: np.full(shape, 7, np.uint8))
+    images.build_cache(folder, 2, shape, lambda i: np.full(shape, 9, np.uint8))
+    assert np.asarray(images.read_cache(folder, shape).pixels).max() == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]  # no temporary folder left
+    (folder / "pixels.u8").write_bytes(b"")  # an incomplete entry is built again
+    images.build_cache(folder, 2, shape, lambda i: np.full(shape, 9, np.uint8))
+    assert np.asarray(images.read_cache(folder, shape).pixels).max() == 9
+
+
 def test_cache_decodes_once_and_notices_changed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       cache_dir: Path) -> None:
     for i in range(3):

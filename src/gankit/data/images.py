@@ -259,6 +259,8 @@ def build_cache(folder: Path, count: int, shape: tuple[int, int, int],
         np.save(tmp / "kept.npy", np.asarray(kept, dtype=np.int64))
         meta = {"shape": [len(kept), *shape], "skipped": skipped}
         (tmp / "meta.json").write_text(json.dumps(meta))
+        if read_cache(folder, shape) is not None:  # built meanwhile by another process (two ranks of one machine)
+            return
         shutil.rmtree(folder, ignore_errors=True)  # an incomplete entry left by a crash
         os.replace(tmp, folder)
     except OSError as e:

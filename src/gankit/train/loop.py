@@ -229,7 +229,8 @@ class Trainer:
             optimizers["d"] = self.opt_d.state_dict()
         return Checkpoint(self.step, weights, optimizers,
                           rng, {"elapsed": self.elapsed, "model": self.cfg.model, "best_fid": self.best_fid,
-                                "lr_scale": self.lr_scale, "family": self.model.training_state()})
+                                "lr_scale": self.lr_scale, "family": self.model.training_state(),
+                                "world": self.dist.world})
 
     def _restore(self) -> None:
         ckpt, warnings = self.dist.from_main(lambda: latest_checkpoint(self.run_dir / "checkpoints"))
@@ -260,6 +261,23 @@ class Trainer:
         self.best_fid = ckpt.state.get("best_fid", math.inf)
         self.lr_scale = ckpt.state.get("lr_scale", 1.0)
         self.model.load_training_state(ckpt.state.get("family", {}))
+        saved_world = ckpt.state.get("world", self.dist.world)  # checkpoints before 2026-11-25 do not say
+        if saved_world != self.dist.world:
+            self._resume_on_other_ranks(saved_world)
+
+    def _resume_on_other_ranks(self, saved_world: int) -> None:
+        """A run resumed with another number of ranks: a budget in epochs keeps the share of it still to
+        train (the steps were counted at the old effective batch), and rank 0 says what changes."""
+        t = self.cfg.train
+        if t.epochs > 0:
+            left = 1 - self.step / budget_steps(self.cfg, len(self.data), saved_world)
+            self.total_steps = self.step + max(0, math.ceil(left * budget_steps(self.cfg, len(self.data),
+                                                                                self.dist.world)))
+        if self.dist.is_main:
+            print(f"note: {self.run_dir} trained on {saved_world} rank{'s' if saved_world > 1 else ''} (effective "
+                  f"batch {t.batch_size * saved_world}) and goes on with {self.dist.world} (effective batch "
+                  f"{t.batch_size * self.dist.world}) at the same learning rates; each epoch is shared out "
+                  "anew, so the run will not repeat an uninterrupted one.", file=sys.stderr)
 
     def _restore_rng(self, saved: dict[str, torch.Tensor], own: bool = False) -> None:
         """This rank's random streams from a checkpoint (where ranks after 0 name theirs with their
@@ -367,7 +385,7 @@ class Trainer:
         meter = Meter(t.batch_size * t.d_steps * self.dist.world, self.step)
         start = time.perf_counter() - self.elapsed
         stop = StopRequests()
-        finished = False
+        finished = signalled = False
         try:
             with stop:
                 while self.step < self.total_steps:
@@ -388,7 +406,8 @@ class Trainer:
                     saving = due["checkpoint"] or due["samples"] or due["score"] or wants_stop \
                         or self.step >= self.total_steps
                     problem = self._problem(meter, list(stats), saving)
-                    self.clock, diverged, stopping = self.dist.agree(self.elapsed, bool(problem), wants_stop)
+                    self.clock, diverged, stopping, signalled = self.dist.agree(
+                        self.elapsed, bool(problem), wants_stop, stop.requested is not None)
                     if diverged:
                         self._recover(problem, meter.checked + 1, log)
                         meter.restart(self.step)
@@ -397,8 +416,10 @@ class Trainer:
                     self._on_schedule(meter, list(stats), log, due)
                     if stopping:
                         break
-                if stop.requested and log is not None:
-                    log.message(f"{stop.requested} received: saving step {self.step} and stopping; "
+                # The signal came here, or to another rank alone (a worker of torchrun's, signalled by itself).
+                if (signalled or stop.requested) and log is not None:
+                    received = f"{stop.requested} received" if stop.requested else "A stop was asked of another rank"
+                    log.message(f"{received}: saving step {self.step} and stopping; "
                                 f"continue with --resume {self.run_dir}.")
                 # The last step's grid and checkpoint, unless its schedule has just written them; still
                 # under the handlers, so that a Ctrl-C or SIGTERM during this save waits for it.
@@ -543,6 +564,9 @@ class Trainer:
         """Roll back to the last good checkpoint with lower learning rates, or stop. ``bad`` names the
         non-finite statistics of the steps since ``first_unchecked``, the first step not yet read back."""
         steps = f"step {self.step}" if first_unchecked == self.step else f"steps {first_unchecked}-{self.step}"
+        if self.dist.active:  # what another rank saw, for rank 0's message when it saw nothing itself
+            reports = self.dist.gather_to_main(bad) or []
+            bad = bad or next((f"rank {rank}: {text}" for rank, text in enumerate(reports) if text), "")
         where = f"Training diverged at {steps} ({bad or 'on another rank'})"
         t = self.cfg.train
         has_checkpoint = self.dist.from_main(lambda: bool(list_checkpoints(self.run_dir / "checkpoints")))
