@@ -93,8 +93,27 @@ class Trainer:
             raise
 
     def _prepare(self, run_dir: Path, resume: bool, data: TensorData | None) -> None:
-        """Everything a run needs before its first step: data, networks, optimizers, state."""
-        cfg, t = self.cfg, self.cfg.train
+        """Everything a run needs before its first step, in this order: the machine, the data and
+        networks, the ranks' agreement, the schedule, the saved state, the wrappers the step runs."""
+        t = self.cfg.train
+        self._set_up_machine(run_dir)
+        self._build(data)
+        self.dist.check_same(self._rank_settings())  # before the first collective that different settings break
+        self._set_up_schedule()
+        if resume:
+            self._restore()
+            if self.lr_scale != 1 and self.dist.is_main:
+                print(f"note: {self.run_dir} rolled back after diverging, so train.lr_g and train.lr_d "
+                      f"({t.lr_g:g}, {t.lr_d:g}) train at x{self.lr_scale:g}, as before this resume.", file=sys.stderr)
+        elif t.init:
+            self._initialise_generator(Path(t.init))
+        self._wrap_networks()
+        self.preview = (self.model.preview(self.data, t.seed + 1, self.device)
+                        or preview_inputs(self.sampling_generator, self.model.info, t.seed + 1, self.device))
+
+    def _set_up_machine(self, run_dir: Path) -> None:
+        """The run folder, device, precision, threads and seeds."""
+        t = self.cfg.train
         # Rank 0's folder: without --out each rank names one from its own clock.
         self.run_dir = self.dist.from_main(lambda: Path(run_dir))
         self.device = self.dist.device if self.dist.active else resolve_device(t.device)
@@ -107,6 +126,10 @@ class Trainer:
             if note:  # a run resumed on a smaller machine, or a typo: it trains, slowly
                 print(note, file=sys.stderr)
         seed_everything(t.seed + self.dist.rank)
+
+    def _build(self, data: TensorData | None) -> None:
+        """The data, the networks, their optimizers and average, the noise stream and the batch order."""
+        cfg, t = self.cfg, self.cfg.train
         family = get_family(cfg.model)
         self.data_spec = cfg.data.spec or family.default_data
         if data is None:
@@ -128,8 +151,11 @@ class Trainer:
         self.noise = torch.Generator(device=self.device).manual_seed(t.seed * 7919 + self.dist.rank)
         self.batches = EpochBatches(len(self.data), t.batch_size, t.seed, self.dist.rank, self.dist.world,
                                     device=self.device)
-        self.total_steps = budget_steps(cfg, len(self.data), self.dist.world)
-        self.dist.check_same(self._rank_settings())  # before the first collective that different settings break
+
+    def _set_up_schedule(self) -> None:
+        """The budget, the clock, the counters a checkpoint saves, and the watches over the run."""
+        t = self.cfg.train
+        self.total_steps = budget_steps(self.cfg, len(self.data), self.dist.world)
         self.step, self.elapsed = 0, 0.0
         self.deadline = t.minutes * 60 if t.minutes > 0 else math.inf  # seconds of training; inf without --minutes
         # The training time the learning rates follow: the ranks of a distributed run agree on it
@@ -152,13 +178,10 @@ class Trainer:
             if t.eval_every and self.dist.is_main else None
         if self.scorer is not None:  # what the first quick FID would refuse, refused before training
             check_inputs(self.model.info, self.data, self.scorer, t.eval_samples)
-        if resume:
-            self._restore()
-            if self.lr_scale != 1 and self.dist.is_main:
-                print(f"note: {self.run_dir} rolled back after diverging, so train.lr_g and train.lr_d "
-                      f"({t.lr_g:g}, {t.lr_d:g}) train at x{self.lr_scale:g}, as before this resume.", file=sys.stderr)
-        elif t.init:
-            self._initialise_generator(Path(t.init))
+
+    def _wrap_networks(self) -> None:
+        """DDP's wrappers when distributed, then torch.compile's when asked (train.compile)."""
+        t = self.cfg.train
         self.model.train_modules = self.dist.wrap(self.model)
         self.eager_modules: TrainModules | None = None  # what the first compiled step falls back to
         if t.compile:  # after DDP's wrapper, as PyTorch recommends; the saved weights stay the bare modules'
@@ -168,8 +191,6 @@ class Trainer:
             print(f"distributed: {self.dist.world} ranks ({torch.distributed.get_backend()}), effective batch "
                   f"{t.batch_size * self.dist.world} ({t.batch_size} per rank), lr_g {t.lr_g}, lr_d {t.lr_d} "
                   "(gradients are averaged over ranks, so the learning rates apply to the effective batch)")
-        self.preview = (self.model.preview(self.data, t.seed + 1, self.device)
-                        or preview_inputs(self.sampling_generator, self.model.info, t.seed + 1, self.device))
 
     def _rank_settings(self) -> dict[str, Any]:
         """What every rank of a distributed run must share: its settings and what its data hold.
