@@ -199,6 +199,53 @@ def test_precision_recall_on_point_clouds_with_known_answers():
     assert 0.5 <= recall < 1
 
 
+def test_kid_of_sets_of_unequal_size_draws_subsets_of_the_smaller_size():
+    """eval --n 500 against 5,000 reals: each subset takes as many reals as there are fakes."""
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(300, 3)), rng.normal(0.5, 1, size=(40, 3))
+    g = torch.Generator().manual_seed(0)
+    rows_x, rows_y = torch.randperm(300, generator=g)[:40], torch.randperm(40, generator=g)
+    expected = scores.polynomial_mmd2(torch.as_tensor(x, dtype=torch.float32)[rows_x],
+                                      torch.as_tensor(y, dtype=torch.float32)[rows_y])
+    assert scores.kid(x, y, subsets=1, subset_size=1000, seed=0) == (pytest.approx(expected), 0.0)
+
+
+def test_kid_averages_subsets_drawn_afresh_from_both_sets():
+    """The fakes are drawn anew for each subset, as the reals are: y's second half is far from x, so
+    subsets that always took y's first rows would score near 0."""
+    rng = np.random.default_rng(7)
+    x = torch.as_tensor(rng.normal(size=(100, 4)), dtype=torch.float32)
+    y = torch.as_tensor(np.concatenate([rng.normal(size=(50, 4)), rng.normal(3, 1, size=(50, 4))]),
+                        dtype=torch.float32)
+    g = torch.Generator().manual_seed(1)
+    values = [scores.polynomial_mmd2(x[torch.randperm(100, generator=g)[:50]], y[torch.randperm(100, generator=g)[:50]])
+              for _ in range(20)]
+    mean, std = scores.kid(x, y, subsets=20, subset_size=50, seed=1)
+    assert mean == pytest.approx(np.mean(values), rel=1e-6) and std == pytest.approx(np.std(values), rel=1e-6)
+    assert std > 0 and mean > 10 * scores.polynomial_mmd2(x[:50], y[:50])
+
+
+def test_precision_recall_do_not_depend_on_the_chunk_the_distances_are_cut_in():
+    rng = np.random.default_rng(8)
+    real, fake = rng.normal(size=(60, 3)), rng.normal(0.3, 1.2, size=(60, 3))
+    whole = scores.precision_recall(real, fake, chunk=10_000)
+    assert scores.precision_recall(real, fake, chunk=7) == whole and 0 < whole[0] < 1 and 0 < whole[1] < 1
+
+
+def test_a_fake_on_a_duplicated_real_point_is_inside_its_ball():
+    """A ball's radius is the distance to the k-th neighbour, and its edge counts as inside: with the
+    real point repeated, the radius is 0 and a fake on that very point is still inside."""
+    real = np.concatenate([np.zeros((10, 2)), np.random.default_rng(9).normal(5, 1, size=(10, 2))])
+    assert scores.precision_recall(real, np.zeros((5, 2)))[0] == 1.0
+
+
+def test_the_score_functions_refuse_sets_too_small_for_them():
+    with pytest.raises(ValueError):
+        scores.mean_and_covariance(np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="more than k=3"):
+        scores.precision_recall(np.zeros((3, 2)), np.ones((10, 2)), k=3)
+
+
 def test_conditional_accuracy_counts_per_requested_class():
     acc = scores.conditional_accuracy(requested=[0, 0, 1, 1, 1, 2], predicted=[0, 1, 1, 1, 0, 2], num_classes=4)
     assert acc.overall == pytest.approx(4 / 6)
