@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
 from gankit.artifacts import save_generator
@@ -386,6 +387,7 @@ def test_run_eval_scores_a_saved_conditional_generator(mnist, tmp_path):
     assert result["fid"] > 100 and 0 <= result["accuracy"] <= 1 and len(result["accuracy_per_class"]) == 10
     table = format_table(result)
     assert "FID" in table and "accuracy per class" in table
+    assert f"{result['kid_mean']:.5f} ± {result['kid_std']:.5f}" in table and result["kid_std"] > 0
     with pytest.raises(GankitError, match="inception-weights"):
         run_eval(tmp_path / "run", n=10, inception_weights="x.pth")
     with pytest.raises(GankitError, match="--inception-weights applies to --features inception"):
@@ -416,6 +418,7 @@ def test_conditional_samples_are_asked_for_the_real_datas_mix_of_classes(mnist, 
     assert torch.bincount(labels[:, 0], minlength=10)[2:].sum() == 0
     assert abs(float(labels.float().mean()) - float(skewed.labels.float().mean())) < 0.05
     assert torch.equal(labels, labels_as_in(skewed, mnist.info, 2000, seed=0)[0])  # the seed decides
+    assert not torch.equal(labels, labels_as_in(skewed, mnist.info, 2000, seed=1)[0])
     other = dataclasses.replace(mnist.info, attributes=(Attribute("digit", tuple("abcdefghij")),))
     assert labels_as_in(skewed, other, 10, seed=0) == (None, "uniform")
     assert labels_as_in(skewed, dataclasses.replace(mnist.info, attributes=()), 10, seed=0) == (None, "none")
@@ -424,6 +427,60 @@ def test_conditional_samples_are_asked_for_the_real_datas_mix_of_classes(mnist, 
     assert result["labels"] == "as in mnist01" and "(labels drawn as in mnist01)" in format_table(result)
     per_class = result["accuracy_per_class"]
     assert all(per_class[d] is None for d in "23456789") and per_class["0"] is not None
+
+
+def test_quick_scores_of_a_conditional_generator_are_fid_and_accuracy_only(mnist, digits):
+    """metrics.jsonl takes numbers: the per-class accuracy (a dict) stays out of the quick scores."""
+    assert set(quick_scores(untrained("cgan", mnist.info), mnist, digits, n=300)) == {"fid", "accuracy"}
+
+
+def test_generated_and_real_samples_of_another_shape_are_refused(mnist, digits):
+    rgb = TensorData(torch.zeros(20, 3, 28, 28), None, dataclasses.replace(mnist.info, shape=(3, 28, 28)), "rgb")
+    with pytest.raises(GankitError, match=r"makes samples of shape \(1, 28, 28\) but rgb holds \(3, 28, 28\)"):
+        evaluate(GeneratorPipeline(untrained("gan", mnist.info), {"family": "gan"}), rgb, digits, n=300)
+
+
+def test_a_grayscale_run_is_scored_against_its_data_in_grayscale(tmp_path):
+    from gankit.metrics.evaluate import data_shaped_like
+    from gankit.data.base import DataInfo
+
+    for i in range(3):
+        Image.fromarray(np.full((20, 20, 3), (60 * i, 0, 200), np.uint8)).save(tmp_path / f"{i}.png")
+    data = data_shaped_like(f"folder:{tmp_path}", DataInfo((1, 16, 16)))
+    assert data.info.shape == (1, 16, 16) and len(data) == 3
+
+
+def test_extractor_requests_the_library_cannot_answer_are_one_sentence(tmp_path, monkeypatch):
+    from gankit.metrics.features import FeatureExtractor
+
+    with pytest.raises(GankitError, match="Unknown feature extractor 'nope'; choose one of"):
+        load_extractor("nope")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "w.pth").write_bytes(b"not weights")
+    with pytest.raises(GankitError, match=str(tmp_path / "w")):  # "~" is the home folder, as in a shell
+        load_extractor("digits", "~/w.pth")
+
+    class NoClasses(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return x.flatten(1) * self.scale, None
+
+    extractor = FeatureExtractor("plain", NoClasses(), "no-classes")
+    with pytest.raises(GankitError, match="The plain features do not classify"):
+        extractor.logits(torch.zeros(2, 1, 4, 4))
+
+
+def test_the_cache_lives_in_the_home_folder_unless_gankit_cache_says_otherwise(tmp_path, monkeypatch):
+    from gankit.cache import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("GANKIT_CACHE")
+    assert cache_dir("images") == tmp_path / ".cache" / "gankit" / "images"
+    monkeypatch.setenv("GANKIT_CACHE", "~/elsewhere")
+    assert cache_dir("reference") == tmp_path / "elsewhere" / "reference"
 
 
 def test_quick_scores_samples_in_eval_mode_and_restores_the_mode(mnist, digits):
