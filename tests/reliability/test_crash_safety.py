@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import torch
 
 from gankit.cli import main
 from gankit.errors import GankitError
@@ -158,6 +159,32 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path, 
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000006", "step-000008"]
 
 
+@pytest.mark.parametrize("name", ["optimizers.safetensors", "rng.safetensors", "state.json"])
+def test_every_checkpoint_file_is_checked_against_its_checksum(tmp_path: Path, name: str):
+    run = tmp_path / "run"
+    assert main(["train", "gan", "--out", str(run), "--steps", "6", *TINY, "--set", "train.checkpoint_every=3"]) == 0
+    damaged = list_checkpoints(run / "checkpoints")[-1] / name
+    data = bytearray(damaged.read_bytes())
+    data[-2] ^= 1  # one bit of the content (a digit of state.json's last number, or of the last tensor)
+    damaged.write_bytes(bytes(data))
+    ckpt, skipped = latest_checkpoint(run / "checkpoints")
+    assert ckpt.step == 3 and f"{name} does not match its checksum" in skipped[0]
+
+
+def test_checkpoints_past_a_million_steps_sort_and_prune_by_number(tmp_path: Path):
+    """train.steps allows up to 10^9: step-1000000 is newer than step-999999, though it sorts before it."""
+    from gankit.train.checkpoint import Checkpoint, save_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    for step in (999_998, 999_999, 1_000_000, 1_000_001):
+        (folder / f"step-{step:06d}").mkdir(parents=True)
+    assert [p.name for p in list_checkpoints(folder)] == ["step-999998", "step-999999", "step-1000000", "step-1000001"]
+    tiny = Checkpoint(1_000_002, {"w": torch.zeros(1)}, {"g": {"state": {}, "param_groups": []}}, {}, {"elapsed": 0.0})
+    save_checkpoint(folder, tiny, keep=2)
+    assert sorted(p.name for p in folder.iterdir()) == ["step-1000001", "step-1000002"]
+    assert latest_checkpoint(folder)[0].step == 1_000_002
+
+
 def test_a_checkpoint_half_written_when_the_process_died_is_cleared_on_resume(tmp_path: Path):
     """A kill in the middle of writing step 6 leaves .tmp-step-000006 behind; reaching step 6
     again must not trip over it (the resume would fail there every time)."""
@@ -227,16 +254,19 @@ def test_checkpoints_whose_content_gankit_never_writes_are_skipped(tmp_path: Pat
     manifest = json.loads((newest / "manifest.json").read_text())
     good_state = (newest / "state.json").read_text()
     for bad in ({"step": "x"}, {"step": -5}, {"optimizers": None}, {"optimizers": {}}, {"lr_scale": "x"},
-                {"family": None}, {"elapsed": None}):
+                {"family": None}, {"elapsed": None}, {"elapsed": "gone"}, {"world": 0}, {"world": 1.5}):
         state = {**json.loads(good_state), **bad}
+        if bad == {"elapsed": "gone"}:
+            del state["elapsed"]
         data = json.dumps(state).encode()
         (newest / "state.json").write_bytes(data)  # checksummed again: content, not a torn write
         (newest / "manifest.json").write_text(json.dumps({**manifest, "state.json": hashlib.sha256(data).hexdigest()}))
         with pytest.raises(GankitError, match=f"Checkpoint {newest} is damaged"):
             read_checkpoint(newest)
-    (newest / "manifest.json").write_text("[]")
-    with pytest.raises(GankitError, match="its manifest does not list its files"):
-        read_checkpoint(newest)
+    for listing in ([], {"weights.safetensors": manifest["weights.safetensors"]}):
+        (newest / "manifest.json").write_text(json.dumps(listing))
+        with pytest.raises(GankitError, match="its manifest does not list its files"):
+            read_checkpoint(newest)
     capsys.readouterr()
     assert main(["train", "gan", "--resume", str(run), "--steps", "7", "--no-progress"]) == 0
     assert "skipped" in capsys.readouterr().err  # it fell back to step 3

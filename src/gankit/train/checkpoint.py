@@ -172,7 +172,8 @@ def check_state(state: object) -> None:
             and all(isinstance(m, dict) for m in optimizers.values())):
         raise ValueError("state.json does not describe G's optimizer")
     wrong = [key for key, ok in (("elapsed", number), ("lr_scale", number), ("best_fid", number),
-                                 ("family", lambda v: isinstance(v, dict)), ("model", lambda v: isinstance(v, str)))
+                                 ("family", lambda v: isinstance(v, dict)), ("model", lambda v: isinstance(v, str)),
+                                 ("world", lambda v: number(v) and v == int(v) >= 1))
              if key in state and not ok(state[key])]
     if "elapsed" not in state or wrong:
         raise ValueError(f"state.json's {', '.join(wrong) or 'elapsed'} entry does not hold what gankit writes")
