@@ -15,8 +15,8 @@ from gankit.config import DataConfig
 from gankit.data import load_dataset
 from gankit.data.toy import GaussianMixture, toy_distribution
 from gankit.errors import GankitError
-from gankit.metrics.modes import (MINIMAX_OPTIMUM, discriminator_gap, minimax_value, mode_report,
-                                  optimal_discriminator, optimal_value, toy_metrics)
+from gankit.metrics.modes import (MINIMAX_OPTIMUM, density_grid, discriminator_gap, minimax_value, mode_report,
+                                  optimal_discriminator, optimal_value, sample_density, toy_metrics)
 from gankit.models.gan import GAN
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.viz import figure_1d, figure_2d, plot_window, save_png, write_gif
@@ -133,6 +133,23 @@ def test_optimal_discriminator_of_two_gaussians():
     assert optimal_discriminator(np.zeros(3), np.zeros(3)).tolist() == [0.5] * 3
     assert discriminator_gap(d_star, d_star, p_data, p_g) == 0
     assert discriminator_gap(np.full_like(x, 0.5), d_star, p_data, p_g) > 0.2
+
+
+def test_the_discriminator_gap_weighs_both_densities():
+    # Where only p_data lives D is right; where only p_g lives it is off by 1: half the mixture's mass.
+    p_data, p_g = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    assert discriminator_gap(np.array([1.0, 1.0]), np.array([1.0, 0.0]), p_data, p_g) == 0.5
+
+
+def test_the_density_of_a_collapsed_generator_is_finite_and_peaks_at_its_point():
+    x = np.linspace(0.29, 0.31, 201)[:, None]  # fine enough for the narrow peak
+    density = sample_density(np.full(200, 0.3), x)
+    assert abs(x[density.argmax(), 0] - 0.3) < 0.001 and (density * (x[1, 0] - x[0, 0])).sum() == pytest.approx(1)
+
+
+def test_the_density_grid_reaches_a_tenth_of_the_span_past_both_ends():
+    grid = density_grid(np.array([0.0, 1.0]), np.array([0.5]), points=5)
+    assert grid.shape == (5, 1) and grid[0, 0] == pytest.approx(-0.101) and grid[-1, 0] == pytest.approx(1.101)
 
 
 def test_value_at_d_star_is_minus_log4_plus_twice_jsd():
