@@ -93,6 +93,26 @@ def test_onnx_matches_pytorch_and_records_the_labels(cgan_dir, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_the_layout_describes_each_models_own_inputs_and_output():
+    """A label column per attribute, z all noise outside InfoGAN, and no [-1, 1] range for points."""
+    from gankit.data.base import Attribute
+    from gankit.export import export_metadata
+    from gankit.models.gan import MLPConfig
+    from gankit.pipeline import GeneratorPipeline
+
+    hair, eyes = Attribute("hair", ("black", "blue")), Attribute("eyes", ("red", "green", "brown"))
+    faces, points = DataInfo((3, 8, 8), (hair, eyes)), DataInfo((2,))
+    cgan = get_family("cgan").build_generator(get_family("cgan").Config(g_hidden=(8,)), faces)
+    layout = export_metadata(GeneratorPipeline(cgan, {"family": "cgan"}), "torchscript")
+    assert layout["inputs"]["labels"]["shape"] == ["batch", 2]
+    assert [c["name"] for c in layout["inputs"]["labels"]["columns"]] == ["hair", "eyes"]
+    assert layout["inputs"]["z"]["segments"] == [{"name": "noise", "start": 0, "width": 100,
+                                                  "prior": "standard normal"}]
+    gan = get_family("gan").build_generator(MLPConfig(latent_dim=2, g_hidden=(8,)), points)
+    output = export_metadata(GeneratorPipeline(gan, {"family": "gan"}), "onnx")["output"]
+    assert output["shape"] == ["batch", 2] and output["range"] is None
+
+
 def test_torchscript_matches_pytorch(cgan_dir, tmp_path):
     path = export_generator(cgan_dir, "torchscript", tmp_path / "g.pt")
     pipe = gankit.load(cgan_dir)
