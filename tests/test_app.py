@@ -132,7 +132,8 @@ def test_slerp_ends_at_both_latents_and_stays_on_the_sphere():
     path = slerp(a[0], b[0], torch.linspace(0, 1, 8))
     assert torch.allclose(path[0], a[0], atol=1e-5) and torch.allclose(path[-1], b[0], atol=1e-5)
     assert torch.allclose(path.norm(dim=1), a.norm().expand(8), rtol=1e-4)
-    assert torch.allclose(slerp(a[0], a[0], torch.tensor([0.5])), a)  # no division by sin(0)
+    ones, t = torch.ones(100), torch.linspace(0, 1, 5)  # a cosine of exactly 1 with itself, unlike a[0]'s 0.99999994
+    assert torch.allclose(slerp(ones, ones, t), ones.expand(5, -1))  # no division by sin(0)
 
 
 def test_interpolation_keeps_fixed_codes_and_spans_both_seeds(infogan_dir):
@@ -315,6 +316,17 @@ def test_the_interpolation_strip_keeps_the_first_seed_s_labels(cgan_dir):
     pipe.generator.register_forward_hook(lambda module, args, out: seen.append(args[1]))
     interpolation_strip(pipe, 0, 1)
     assert seen[-1].flatten().tolist() == [first[0]] * INTERPOLATION_STEPS
+
+
+def test_sampling_without_a_seed_differs_each_call(cgan_dir):
+    pipe = gankit.load(cgan_dir)
+    assert not torch.equal(pipe.sample(4, labels=[3]), pipe.sample(4, labels=[3]))
+
+
+def test_decode_pairs_each_latent_with_its_label(cgan_dir):
+    pipe = gankit.load(cgan_dir)
+    z, labels = pipe.latents(4), [[0], [1], [2], [3]]
+    torch.testing.assert_close(pipe.decode(z, labels), pipe.generator(z, torch.tensor(labels)))
 
 
 def test_generating_in_several_batches_keeps_each_sample_s_label(cgan_dir):

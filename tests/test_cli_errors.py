@@ -113,6 +113,29 @@ def test_generator_files_that_gankit_never_writes_are_one_sentence(capsys, cgan_
         assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err, err
 
 
+def test_generator_weights_missing_or_adding_a_tensor_are_refused(capsys, cgan_run: Path, tmp_path: Path):
+    """Shapes that differ fail on their own; a tensor missing or added would load, leaving layers at random."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from gankit.atomic import sha256_bytes
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cgan_run, copy)
+    state = load_file(copy / "generator.safetensors")
+    weight = next(k for k in sorted(state) if k.endswith(".weight"))  # BatchNorm's step counter may go missing
+    for changed in ({k: v for k, v in state.items() if k != weight}, {**state, "extra.weight": state[weight]}):
+        save_file({k: v.clone() for k, v in changed.items()}, copy / "generator.safetensors")
+        meta = json.loads((copy / "generator.json").read_text())
+        meta["sha256"] = sha256_bytes((copy / "generator.safetensors").read_bytes())
+        (copy / "generator.json").write_text(json.dumps(meta))
+        code, err = run_cli(capsys, "sample", str(copy), "--out", str(tmp_path / "grid.png"))
+        assert code == 2 and "does not hold the weights of the cgan generator" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "grid.png").exists()
+
+
 def test_sample_refuses_flags_it_would_ignore(capsys, cgan_run: Path):
     for argv, words in [(["--interpolate", "0"], "--interpolate must be between 2 and 64, not 0"),
                         (["--interpolate", "4", "--npz", "x.npz"], "--npz does not apply with --interpolate"),
@@ -161,12 +184,31 @@ def test_sample_outputs_are_checked_before_sampling(capsys, cgan_run: Path, tmp_
         assert code == 2 and words in err and err.count("\n") == 1, (flags, err)
 
 
+def test_an_unwritable_output_folder_is_refused_before_sampling(capsys, cgan_run: Path, tmp_path: Path,
+                                                                monkeypatch):
+    """Tests run as root, for whom every folder is writable: os.access is made to say no for one folder."""
+    import os
+
+    from gankit.pipeline import GeneratorPipeline
+
+    monkeypatch.setattr(GeneratorPipeline, "generate", lambda *a, **k: pytest.fail("sampled before checking"))
+    access, locked = os.access, tmp_path / "locked"
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and access(path, mode, **kw))
+    code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(locked / "grid.png"))
+    assert code == 2 and f"The folder of --out {locked / 'grid.png'} is not writable; choose another path." in err
+    assert err.count("\n") == 1
+
+
 def test_unconditional_model_refuses_labels(capsys, tmp_path: Path):
     from conftest import train_cli
+
+    import gankit
 
     assert train_cli("gan", tmp_path / "r", "--steps", "2") == 0
     code, err = run_cli(capsys, "sample", str(tmp_path / "r"), "--label", "3")
     assert code == 2 and "unconditional" in err
+    with pytest.raises(GankitError, match="This gan model is unconditional"):  # the API has no CLI check before it
+        gankit.load(tmp_path / "r").sample(2, labels=[3])
 
 
 def test_corrupt_run_folders(capsys, cgan_run: Path, tmp_path: Path):
@@ -531,7 +573,8 @@ def test_run_files_of_valid_json_but_the_wrong_content(capsys, cgan_run: Path, t
 
 @pytest.mark.parametrize("entry, value", [("data", {"shape": [1, 28, 28]}),
                                           ("data", {"shape": "abc", "attributes": []}), ("data", [1, 2]),
-                                          ("family", ["cgan"]), ("model_cfg", [1]), ("data_spec", 5)])
+                                          ("family", ["cgan"]), ("model_cfg", [1]), ("data_spec", 5),
+                                          ("step", "x")])
 def test_generator_json_entries_of_the_wrong_content(capsys, cgan_run: Path, tmp_path: Path, entry, value):
     import json
     import shutil
@@ -597,7 +640,10 @@ def test_pipeline_refuses_counts_seeds_and_labels_that_are_not_whole(cgan_run: P
                         (lambda: pipe.sample(1, labels={"digit": 7.9}), "'digit' must be a whole class number"),
                         (lambda: pipe.sample(1, labels={"digit": True}), "'digit' must be a whole class number"),
                         (lambda: pipe.sample(1, labels={"digit": "seven"}), "'seven' is not a value of attribute"),
-                        (lambda: pipe.sample(1, labels={"digit": 10}), "Label 10 is outside 'digit'")]:
+                        (lambda: pipe.sample(1, labels={"digit": 10}), "Label 10 is outside 'digit'"),
+                        (lambda: pipe.sample(2, labels=[-1]), "Label -1 is outside 'digit', whose classes are 0-9"),
+                        (lambda: pipe.sample(2, labels={"colour": 1}),  # a typo fixes nothing: refused, not ignored
+                         "Unknown attribute 'colour'; this model's attributes are digit")]:
         with pytest.raises(GankitError, match=words):
             call()
     assert pipe.sample(3, labels=[7.0], seed=np.int64(4)).shape == (3, 1, 28, 28)  # whole floats and numpy ints

@@ -58,17 +58,21 @@ def test_npz_values_between_whole_pixels_are_kept_as_floats(tmp_path, digits):
     assert whole.stored.dtype == torch.uint8 and torch.equal(whole.stored[:, 0], torch.from_numpy(images[:10]))
 
 
-@pytest.mark.parametrize("gz, labels_gz", [(False, False), (True, True), (True, False), (False, True)])
-def test_idx_files_load_with_the_values_written(tmp_path, digits, gz, labels_gz):
+@pytest.mark.parametrize("name, gz, labels_gz", [
+    ("train-images-idx3-ubyte", False, False), ("train-images-idx3-ubyte", True, True),
+    ("train-images-idx3-ubyte", True, False), ("train-images-idx3-ubyte", False, True),
+    ("train-images.idx3-ubyte", False, False),  # Kaggle's copy spells the names with a dot
+])
+def test_idx_files_load_with_the_values_written(tmp_path, digits, name, gz, labels_gz):
     """Either file may be gzipped: downloads often leave one of them compressed."""
     images, labels = digits
     suffix = ".gz" if gz else ""
-    with (gzip.open if gz else open)(tmp_path / f"train-images-idx3-ubyte{suffix}", "wb") as f:
+    with (gzip.open if gz else open)(tmp_path / f"{name}{suffix}", "wb") as f:
         f.write(idx_bytes(images, 2051))
-    labels_file = tmp_path / f"train-labels-idx1-ubyte{'.gz' if labels_gz else ''}"
+    labels_file = tmp_path / f"{name.replace('images', 'labels').replace('idx3', 'idx1')}{'.gz' if labels_gz else ''}"
     with (gzip.open if labels_gz else open)(labels_file, "wb") as f:
         f.write(idx_bytes(labels, 2049))
-    for spec in (f"mnist:{tmp_path}", f"mnist:{tmp_path}/train-images-idx3-ubyte{suffix}"):
+    for spec in (f"mnist:{tmp_path}", f"mnist:{tmp_path}/{name}{suffix}"):
         data = load_dataset(spec)
         expected = torch.from_numpy(images.astype(np.float32)) / 127.5 - 1
         assert torch.allclose(data.samples[:, 0], expected)
@@ -82,6 +86,14 @@ def test_keras_npz_loads(tmp_path, digits):
     assert len(data) == 30 and data.labels[:, 0].tolist() == labels.tolist()
 
 
+def test_flat_784_npz_loads_as_28x28_digits(tmp_path, digits):
+    images, labels = digits
+    np.savez(tmp_path / "flat.npz", x_train=images[:4].reshape(4, 784), y_train=labels[:4])
+    data = load_dataset(f"mnist:{tmp_path / 'flat.npz'}")
+    assert data.samples.shape == (4, 1, 28, 28)
+    assert torch.equal(data.stored[:, 0], torch.from_numpy(images[:4]))  # row-major: each row of 28 in place
+
+
 def write_pair(tmp_path, images_bytes: bytes, labels_bytes: bytes):
     (tmp_path / "train-images-idx3-ubyte").write_bytes(images_bytes)
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(labels_bytes)
@@ -93,6 +105,7 @@ def write_pair(tmp_path, images_bytes: bytes, labels_bytes: bytes):
     ("trailing", "has 54 bytes but its header promises 38"),
     ("label 10", "labels must be digits 0-9, found 0..10"),
     ("count", "labels for"),
+    ("more labels", "6 labels for 5 images"),
     ("empty", "too short"),
 ])
 def test_broken_idx_files_are_one_sentence_errors(tmp_path, digits, case, words):
@@ -104,6 +117,7 @@ def test_broken_idx_files_are_one_sentence_errors(tmp_path, digits, case, words)
         "trailing": (good_images, good_labels + bytes(16)),
         "label 10": (good_images, idx_bytes(np.where(labels == labels.max(), 10, labels), 2049)),
         "count": (good_images, idx_bytes(labels[:10], 2049)),
+        "more labels": (idx_bytes(images[:5], 2051), idx_bytes(labels[:6], 2049)),
         "empty": (b"", good_labels),
     }[case]
     write_pair(tmp_path, *broken)
@@ -115,6 +129,7 @@ def test_broken_idx_files_are_one_sentence_errors(tmp_path, digits, case, words)
     ({"a": np.zeros(3)}, "x_train and y_train"),
     ({"x_train": np.zeros((4, 32, 32)), "y_train": np.zeros(4)}, "expected \\(N, 28, 28\\)"),
     ({"x_train": np.zeros((4, 28, 28)), "y_train": np.full(4, 12)}, "digits 0-9"),
+    ({"x_train": np.zeros((4, 28, 28)), "y_train": np.array([-1, 0, 1, 2])}, "labels must be digits 0-9, found -1..2"),
     ({"x_train": np.full((4, 28, 28), -0.5), "y_train": np.zeros(4)}, "pixel values outside 0-255"),  # [-1, 1]
     ({"x_train": np.full((4, 28, 28), 513, np.uint16), "y_train": np.zeros(4)}, "outside 0-255"),
     ({"x_train": np.full((4, 28, 28), np.nan), "y_train": np.zeros(4)}, "outside 0-255 \\(or NaN\\)"),

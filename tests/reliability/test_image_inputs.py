@@ -285,6 +285,26 @@ def test_anime_rows_may_name_the_image_file(tmp_path: Path) -> None:
     data = load(f"anime:{root}")
     assert data.labels.tolist() == [[HAIR.index("blue"), EYES.index("red")]]
     assert "1 with a duplicate id" in data.notes[0]
+    # an id that is itself the stem of a file, though it ends in an image suffix: faces/30.jpg.png
+    root = anime_folder(tmp_path / "suffixed", ["30.jpg,blue hair red eyes"], ["30.jpg"])
+    (root / "faces" / "30.jpg.jpg").rename(root / "faces" / "30.jpg.png")
+    data = load(f"anime:{root}")
+    assert len(data) == 1 and data.notes == [f"anime:{root}: kept 1 of 1 rows."]
+
+
+def test_anime_images_sharing_a_stem_take_the_first_in_name_order(tmp_path: Path) -> None:
+    save(tmp_path / "anime" / "faces" / "0.jpg", (200, 30, 30))  # before 0.png in name order
+    save(tmp_path / "anime" / "faces" / "0.png", (30, 30, 200))
+    root = anime_folder(tmp_path / "anime", ["0,blue hair red eyes"], [])
+    data = load(f"anime:{root}")
+    red, _, blue = ((data.samples[0].mean((1, 2)) + 1) * 127.5).tolist()
+    assert red > 150 and blue < 80
+
+
+def test_anime_ids_that_are_not_plain_file_stems_are_bad_rows(tmp_path: Path) -> None:
+    rows = ["..,blue hair red eyes", "a/b,blue hair red eyes", "0,blue hair red eyes"]
+    root = anime_folder(tmp_path / "anime", rows, ["0"])
+    assert load(f"anime:{root}").notes == [f"anime:{root}: kept 1 of 3 rows; dropped 2 bad."]
 
 
 def test_anime_errors(tmp_path: Path) -> None:
@@ -376,6 +396,12 @@ def test_celeba_identity_and_errors(tmp_path: Path) -> None:
     (root / "identity_CelebA.txt").write_text("000001.jpg 7\n000002.jpg 3\n000003.jpg 7\n")
     data = load(f"celeba:{root},attrs=identity")
     assert data.info.attributes[0].values == ("3", "7") and data.labels[:, 0].tolist() == [1, 0, 1]
+    # a header line and a row whose identity is no number are rows without an identity, not a traceback
+    (root / "identity_CelebA.txt").write_text("image_id person\n000001.jpg 7\n000002.jpg 3\n000003.jpg x\n")
+    data = load(f"celeba:{root},attrs=identity")
+    assert data.labels[:, 0].tolist() == [1, 0] and "3 without an identity" in data.notes[0]  # 3, 4 and 5
+    with pytest.raises(GankitError, match="names an attribute twice; list each once"):
+        load(f"celeba:{root},attrs=Smiling+smiling")
     with pytest.raises(GankitError, match="no attribute 'Wings'"):
         load(f"celeba:{root},attrs=Wings")
     with pytest.raises(GankitError, match="only option is attrs"):
@@ -384,6 +410,11 @@ def test_celeba_identity_and_errors(tmp_path: Path) -> None:
         load(f"celeba:{root},attrs=hair,attrs=Male")
     with pytest.raises(GankitError, match="celeba option '' is unknown"):
         load(f"celeba:{root},,")
+    bare = tmp_path / "bare"  # the attribute file, but the image archive not extracted
+    bare.mkdir()
+    (bare / "list_attr_celeba.txt").write_text((root / "list_attr_celeba.txt").read_text())
+    with pytest.raises(GankitError, match=f"{bare} has no img_align_celeba/ folder; extract img_align_celeba.zip"):
+        load(f"celeba:{bare}")
 
 
 def test_a_malformed_row_does_not_shut_out_a_good_row_for_the_same_image(tmp_path: Path) -> None:
