@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import secrets
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -132,7 +133,10 @@ class GeneratorPipeline:
                codes: dict[str, int | float] | None = None) -> tuple[Tensor, Tensor | None]:
         """The latents and labels ``generate`` draws for these arguments (a seed of None: a random one)."""
         g = torch.Generator(device=self.device)
-        g.manual_seed(require_whole(seed, "The seed", 0, SAMPLE_SEED_MAX) if seed is not None else torch.seed())
+        # No seed: one from the system's entropy, not torch.seed(), which would also reseed the caller's
+        # global stream (a script that seeded torch would lose its order by sampling).
+        g.manual_seed(require_whole(seed, "The seed", 0, SAMPLE_SEED_MAX) if seed is not None
+                      else secrets.randbelow(SAMPLE_SEED_MAX + 1))
         y = self.labels_tensor(n, labels, g)
         z = codes_of(self.generator).latent_with_codes(n, codes, g, self.device) if codes \
             else self.generator.sample_latent(n, g, self.device)
