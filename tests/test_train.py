@@ -258,8 +258,8 @@ def test_a_resume_on_another_number_of_ranks_keeps_the_share_of_epochs_left_and_
 
     def on_two_ranks(rng_states):
         checkpoint = saved(rng_states)
-        assert checkpoint.state["world"] == 1
-        checkpoint.state["world"] = 2
+        assert checkpoint.state["world"] == 1 and checkpoint.state["epochs"] == 0.25  # 78 of 312 a pass
+        checkpoint.state.update(world=2, epochs=0.5)  # as two ranks count them: 78 of 156 a pass
         return checkpoint
 
     monkeypatch.setattr(trainer, "_checkpoint", on_two_ranks)
@@ -269,6 +269,10 @@ def test_a_resume_on_another_number_of_ranks_keeps_the_share_of_epochs_left_and_
     assert resumed.step == 78 and resumed.total_steps == 78 + 468  # three quarters of 624 to go
     assert "trained on 2 ranks (effective batch 32) and goes on with 1 (effective batch 16) at the same " \
            "learning rates" in capsys.readouterr().err
+    resumed.step = 100  # a checkpoint on one rank: a second resume keeps the same end
+    resumed.save()
+    again = Trainer(cfg, tmp_path / "r", resume=True)
+    assert again.step == 100 and again.total_steps == 546 and "ranks" not in capsys.readouterr().err
 
 
 def test_a_run_resumed_on_another_kind_of_device_starts_a_new_noise_stream(tmp_path: Path, monkeypatch, capsys):

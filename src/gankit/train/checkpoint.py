@@ -10,6 +10,7 @@ folder or none; loading verifies the checksums and falls back to the previous ch
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from dataclasses import dataclass
@@ -173,7 +174,8 @@ def check_state(state: object) -> None:
         raise ValueError("state.json does not describe G's optimizer")
     wrong = [key for key, ok in (("elapsed", number), ("lr_scale", number), ("best_fid", number),
                                  ("family", lambda v: isinstance(v, dict)), ("model", lambda v: isinstance(v, str)),
-                                 ("world", lambda v: number(v) and v == int(v) >= 1))
+                                 ("world", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                                 ("epochs", lambda v: number(v) and 0 <= v < math.inf))
              if key in state and not ok(state[key])]
     if "elapsed" not in state or wrong:
         raise ValueError(f"state.json's {', '.join(wrong) or 'elapsed'} entry does not hold what gankit writes")

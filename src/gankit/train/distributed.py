@@ -76,9 +76,9 @@ class Distributed:
         for rank, theirs in enumerate(everyone[1:], start=1):
             for key in sorted(main.keys() | theirs.keys()):
                 if main.get(key) != theirs.get(key):
-                    raise GankitError(f"Rank {rank} of the distributed run has {key}={theirs.get(key)!r} where rank "
-                                      f"0 has {main.get(key)!r}; give every machine the same command line, --config "
-                                      "file, run config.json and data.")
+                    raise GankitError(f"Rank {rank} of the distributed run has {key}={short(theirs.get(key))} where "
+                                      f"rank 0 has {short(main.get(key))}; give every machine the same command line, "
+                                      "--config file, run config.json and data.")
 
     def gather_to_main(self, value: T) -> list[T] | None:
         """Every rank's ``value`` in rank order on rank 0 (None on the others)."""
@@ -114,6 +114,12 @@ class Distributed:
             if finished:
                 dist.barrier()
             dist.destroy_process_group()
+
+
+def short(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut to ``width`` characters: a label list can hold thousands of names."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def flattened(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:

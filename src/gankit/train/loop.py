@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import gc
+import hashlib
 import math
 import sys
 import time
@@ -64,10 +65,23 @@ def in_parameter_layouts(opt: torch.optim.Optimizer) -> None:
 LONG_RUN_STEPS = 1000  # runs this long are worth a look at the machine's load before they start
 
 
-# Settings each machine of a distributed run may set for itself (Trainer._rank_settings): the data's
-# and a generator's paths, its threads, whether it draws a progress bar, and "auto" or "cuda" for its device.
-MACHINE_SETTINGS = (("data", "spec"), ("train", "init"), ("train", "threads"), ("train", "progress"),
-                    ("train", "device"))
+# Settings each machine of a distributed run may set for itself (Trainer._rank_settings): the paths of
+# its data, of a generator to start from and of srgan's VGG19 weights, its threads, whether it draws a
+# progress bar, and its device choice ("auto" or "cuda": machines on different kinds of device would
+# choose different backends, and then cannot reach each other to compare anything).
+MACHINE_SETTINGS = (("data", "spec"), ("train", "init"), ("model", "vgg_weights"), ("train", "threads"),
+                    ("train", "progress"), ("train", "device"))
+
+
+def data_digest(data: TensorData, rows: int = 64) -> str:
+    """A cheap identity of the data, for ranks to compare: ``rows`` evenly spaced samples and every
+    label. It reads little, so each rank computes it at every start; two copies of a folder that
+    differ only between those rows pass (metrics' data_fingerprint reads every row, for its cache)."""
+    digest = hashlib.sha256()
+    for part in (data.stored[:: max(1, len(data) // rows)], data.labels):
+        if part is not None:
+            digest.update(part.contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def budget_steps(cfg: RunConfig, n_samples: int, world: int) -> int:
@@ -98,7 +112,7 @@ class Trainer:
         t = self.cfg.train
         self._set_up_machine(run_dir)
         self._build(data)
-        self.dist.check_same(self._rank_settings())  # before the first collective that different settings break
+        self.dist.check_same(self._rank_settings(resume))  # before the first collective that different settings break
         self._set_up_schedule()
         if resume:
             self._restore()
@@ -157,6 +171,7 @@ class Trainer:
         t = self.cfg.train
         self.total_steps = budget_steps(self.cfg, len(self.data), self.dist.world)
         self.step, self.elapsed = 0, 0.0
+        self.epochs_at, self.epochs_from_step = 0.0, 0  # passes over the data made by that step (epochs_done)
         self.deadline = t.minutes * 60 if t.minutes > 0 else math.inf  # seconds of training; inf without --minutes
         # The training time the learning rates follow: the ranks of a distributed run agree on it
         # at each read, so that they never step with different rates.
@@ -192,19 +207,19 @@ class Trainer:
                   f"{t.batch_size * self.dist.world} ({t.batch_size} per rank), lr_g {t.lr_g}, lr_d {t.lr_d} "
                   "(gradients are averaged over ranks, so the learning rates apply to the effective batch)")
 
-    def _rank_settings(self) -> dict[str, Any]:
-        """What every rank of a distributed run must share: its settings and what its data hold.
-        Left out: what each machine may choose for itself (its paths, threads and progress bar)."""
+    def _rank_settings(self, resume: bool) -> dict[str, Any]:
+        """What every rank of a distributed run must share: its settings, whether it resumes, and what
+        its data hold. Left out: what each machine may choose for itself (MACHINE_SETTINGS)."""
         saved = self.cfg.to_dict()
         # Named as --set names them (model.KEY), with the family apart.
         settings = {"family": saved["model"], "model": saved["model_cfg"], "data": saved["data"],
-                    "train": saved["train"]}
+                    "train": saved["train"], "resume": resume}
         for section, key in MACHINE_SETTINGS:
-            del settings[section][key]
-        info = self.data.info
-        settings["data"].update(images=len(self.data), shape=info.shape,
-                                attributes=[(a.name, a.values) for a in info.attributes])
-        settings["train"]["device"] = self.device.type
+            settings[section].pop(key, None)
+        settings["train"]["precision"] = str(self.dtype).removeprefix("torch.")  # "auto" may resolve otherwise
+        settings["data"].update(images=len(self.data), shape=self.data.info.shape,
+                                attributes=[(a.name, a.values) for a in self.data.info.attributes],
+                                content=data_digest(self.data))
         return settings
 
     def _refuse_ignored_settings(self) -> None:
@@ -251,7 +266,7 @@ class Trainer:
         return Checkpoint(self.step, weights, optimizers,
                           rng, {"elapsed": self.elapsed, "model": self.cfg.model, "best_fid": self.best_fid,
                                 "lr_scale": self.lr_scale, "family": self.model.training_state(),
-                                "world": self.dist.world})
+                                "world": self.dist.world, "epochs": self.epochs_done})
 
     def _restore(self) -> None:
         ckpt, warnings = self.dist.from_main(lambda: latest_checkpoint(self.run_dir / "checkpoints"))
@@ -283,17 +298,28 @@ class Trainer:
         self.lr_scale = ckpt.state.get("lr_scale", 1.0)
         self.model.load_training_state(ckpt.state.get("family", {}))
         saved_world = ckpt.state.get("world", self.dist.world)  # checkpoints before 2026-11-25 do not say
+        # Passes over the data so far: saved, since each step's share of one depends on the number of
+        # ranks it ran on (checkpoints before 2026-11-25: all of them on the saved number).
+        self.epochs_at = ckpt.state.get("epochs", self.step * self._epochs_per_step(saved_world))
+        self.epochs_from_step = self.step
+        if self.cfg.train.epochs > 0:  # the passes still to make, at this number of ranks
+            left = (self.cfg.train.epochs - self.epochs_at) / self._epochs_per_step(self.dist.world)
+            self.total_steps = self.step + max(0, math.ceil(left - 1e-9))  # 1e-9: 623.0000000001 is 623 steps
         if saved_world != self.dist.world:
-            self._resume_on_other_ranks(saved_world)
+            self._note_other_ranks(saved_world)
 
-    def _resume_on_other_ranks(self, saved_world: int) -> None:
-        """A run resumed with another number of ranks: a budget in epochs keeps the share of it still to
-        train (the steps were counted at the old effective batch), and rank 0 says what changes."""
+    def _epochs_per_step(self, world: int) -> float:
+        """The share of a pass over the data that one step makes on ``world`` ranks."""
         t = self.cfg.train
-        if t.epochs > 0:
-            left = 1 - self.step / budget_steps(self.cfg, len(self.data), saved_world)
-            self.total_steps = self.step + max(0, math.ceil(left * budget_steps(self.cfg, len(self.data),
-                                                                                self.dist.world)))
+        return t.d_steps / max(1, len(self.data) // (t.batch_size * world))
+
+    @property
+    def epochs_done(self) -> float:
+        return self.epochs_at + (self.step - self.epochs_from_step) * self._epochs_per_step(self.dist.world)
+
+    def _note_other_ranks(self, saved_world: int) -> None:
+        """Rank 0's note for a run resumed with another number of ranks."""
+        t = self.cfg.train
         if self.dist.is_main:
             print(f"note: {self.run_dir} trained on {saved_world} rank{'s' if saved_world > 1 else ''} (effective "
                   f"batch {t.batch_size * saved_world}) and goes on with {self.dist.world} (effective batch "
@@ -482,7 +508,7 @@ class Trainer:
                 # raised by that step, after this note.
                 log.message(f"note: the first step under train.compile failed ({reason}), as it does where the "
                             "backward passes cannot be compiled; training goes on without compiling, from the "
-                            "same start.")
+                            "same start (--set train.compile=false skips the attempt).")
             stats = self.model.train_step(self._batches(), ctx)
         self.eager_modules = None
         return stats
