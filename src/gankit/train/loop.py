@@ -84,11 +84,20 @@ def data_digest(data: TensorData, rows: int = 64) -> str:
     return digest.hexdigest()[:16]
 
 
-def budget_steps(cfg: RunConfig, n_samples: int, world: int) -> int:
+def epochs_per_step(cfg: RunConfig, n_samples: int, world: int) -> float:
+    """The share of a pass over the data that one step makes on ``world`` ranks (train.d_steps
+    batches on each; an epoch is the whole batches the ranks' shards hold)."""
+    t = cfg.train
+    return t.d_steps / max(1, n_samples // (t.batch_size * world))
+
+
+def budget_steps(cfg: RunConfig, n_samples: int, world: int, epochs_done: float = 0.0) -> int:
+    """The steps a run makes: train.steps, or those the passes over the data train.epochs asks for
+    take after ``epochs_done`` of them (a resumed run's; at least one step for a new run)."""
     t = cfg.train
     if t.epochs > 0:
-        batches_per_epoch = n_samples // (t.batch_size * world)
-        return max(1, math.ceil(t.epochs * batches_per_epoch / t.d_steps))
+        steps = math.ceil((t.epochs - epochs_done) / epochs_per_step(cfg, n_samples, world) - 1e-9)  # 46.8000001: 47
+        return max(0 if epochs_done else 1, steps)
     if t.steps > 0:
         return t.steps
     return 10**12  # minutes alone bound the run
@@ -300,22 +309,17 @@ class Trainer:
         saved_world = ckpt.state.get("world", self.dist.world)  # checkpoints before 2026-11-25 do not say
         # Passes over the data so far: saved, since each step's share of one depends on the number of
         # ranks it ran on (checkpoints before 2026-11-25: all of them on the saved number).
-        self.epochs_at = ckpt.state.get("epochs", self.step * self._epochs_per_step(saved_world))
+        self.epochs_at = ckpt.state.get("epochs", self.step * epochs_per_step(self.cfg, len(self.data), saved_world))
         self.epochs_from_step = self.step
         if self.cfg.train.epochs > 0:  # the passes still to make, at this number of ranks
-            left = (self.cfg.train.epochs - self.epochs_at) / self._epochs_per_step(self.dist.world)
-            self.total_steps = self.step + max(0, math.ceil(left - 1e-9))  # 1e-9: 623.0000000001 is 623 steps
+            self.total_steps = self.step + budget_steps(self.cfg, len(self.data), self.dist.world, self.epochs_at)
         if saved_world != self.dist.world:
             self._note_other_ranks(saved_world)
 
-    def _epochs_per_step(self, world: int) -> float:
-        """The share of a pass over the data that one step makes on ``world`` ranks."""
-        t = self.cfg.train
-        return t.d_steps / max(1, len(self.data) // (t.batch_size * world))
-
     @property
     def epochs_done(self) -> float:
-        return self.epochs_at + (self.step - self.epochs_from_step) * self._epochs_per_step(self.dist.world)
+        per_step = epochs_per_step(self.cfg, len(self.data), self.dist.world)
+        return self.epochs_at + (self.step - self.epochs_from_step) * per_step
 
     def _note_other_ranks(self, saved_world: int) -> None:
         """Rank 0's note for a run resumed with another number of ranks."""
