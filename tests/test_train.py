@@ -269,6 +269,8 @@ def test_a_resume_on_another_number_of_ranks_keeps_the_share_of_epochs_left_and_
     assert resumed.step == 78 and resumed.total_steps == 78 + 468  # three quarters of 624 to go
     assert "trained on 2 ranks (effective batch 32) and goes on with 1 (effective batch 16) at the same " \
            "learning rates" in capsys.readouterr().err
+    resumed._restore(rolling_back=True)  # a rollback to that checkpoint keeps the budget and says nothing again
+    assert resumed.total_steps == 546 and "ranks" not in capsys.readouterr().err
     resumed.step = 100  # a checkpoint on one rank: a second resume keeps the same end
     resumed.save()
     again = Trainer(cfg, tmp_path / "r", resume=True)

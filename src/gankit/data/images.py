@@ -26,6 +26,7 @@ it instead and convert each batch: ``torch.from_numpy(pixels[idx]).float() / 127
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -259,10 +260,15 @@ def build_cache(folder: Path, count: int, shape: tuple[int, int, int],
         np.save(tmp / "kept.npy", np.asarray(kept, dtype=np.int64))
         meta = {"shape": [len(kept), *shape], "skipped": skipped}
         (tmp / "meta.json").write_text(json.dumps(meta))
-        if read_cache(folder, shape) is not None:  # built meanwhile by another process (two ranks of one machine)
-            return
-        shutil.rmtree(folder, ignore_errors=True)  # an incomplete entry left by a crash
-        os.replace(tmp, folder)
+        try:
+            os.rename(tmp, folder)  # refused where the entry exists with files in it: never over another's
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            if read_cache(folder, shape) is not None:  # built meanwhile by another process (two ranks of one machine)
+                return
+            shutil.rmtree(folder, ignore_errors=True)  # an incomplete entry left by a crash
+            os.rename(tmp, folder)
     except OSError as e:
         if read_cache(folder, shape) is not None:  # another process built the same entry first
             return

@@ -277,7 +277,7 @@ class Trainer:
                                 "lr_scale": self.lr_scale, "family": self.model.training_state(),
                                 "world": self.dist.world, "epochs": self.epochs_done})
 
-    def _restore(self) -> None:
+    def _restore(self, rolling_back: bool = False) -> None:
         ckpt, warnings = self.dist.from_main(lambda: latest_checkpoint(self.run_dir / "checkpoints"))
         for line in warnings if self.dist.is_main else ():
             print(f"warning: {line}", file=sys.stderr)
@@ -313,7 +313,7 @@ class Trainer:
         self.epochs_from_step = self.step
         if self.cfg.train.epochs > 0:  # the passes still to make, at this number of ranks
             self.total_steps = self.step + budget_steps(self.cfg, len(self.data), self.dist.world, self.epochs_at)
-        if saved_world != self.dist.world:
+        if saved_world != self.dist.world and not rolling_back:  # said once, at the resume
             self._note_other_ranks(saved_world)
 
     @property
@@ -632,7 +632,7 @@ class Trainer:
             raise GankitError(f"{where}; the last checkpoint in {self.run_dir / 'checkpoints'} is intact{remedy}.")
         self.rollbacks_left -= 1
         scale = self.lr_scale * t.rollback_lr_factor  # survives the restore, which reads the old one
-        self._restore()
+        self._restore(rolling_back=True)
         self.lr_scale = scale
         self._set_learning_rates()
         if log is not None:
