@@ -581,10 +581,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 def rank_label(args: argparse.Namespace) -> str:
     """" on rank N" for the ranks after 0 of a distributed training run: every rank prints its own
-    errors, and one that only a machine of its own has (its data folder missing) must say whose it is.
-    Read from torchrun's variables as they are, since a wrong one is itself the error being printed."""
-    world, rank = os.environ.get("WORLD_SIZE", "1").strip(), os.environ.get("RANK", "0").strip()
-    return f" on rank {rank}" if args.command == "train" and world not in ("", "1") and rank not in ("", "0") else ""
+    errors, and one that only a machine of its own has (its data folder missing) must say whose it is."""
+    if args.command != "train":
+        return ""
+    from gankit.train.distributed import launched_rank, launched_world
+
+    try:
+        rank = launched_rank() if launched_world() > 1 else 0
+    except GankitError:  # a malformed torchrun variable: that is the error being printed, with no rank to name
+        return ""
+    return f" on rank {rank}" if rank else ""
 
 
 def main(argv: list[str] | None = None) -> int:
