@@ -28,6 +28,8 @@ def test_bce_discriminator_loss_is_the_papers_value():
     expected = mean([-log_sigmoid(2.0), -log_sigmoid(-1.0)]) + mean([-log_sigmoid(-0.5), -log_sigmoid(3.0)])
     assert LOSSES["nonsaturating"].d(REAL, FAKE).item() == pytest.approx(expected, rel=1e-6)
     assert LOSSES["minimax"].d(REAL, FAKE).item() == pytest.approx(expected, rel=1e-6)
+    # the unsmoothed target 1.0 skips a term that is 0; a tensor of ones computes it
+    assert LOSSES["nonsaturating"].d(REAL, FAKE, torch.ones(2, 1)).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_generator_losses():

@@ -32,34 +32,12 @@ from gankit.models.base import TrainModules, evaluating
 from gankit.train import distributed
 from gankit.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, module_weights, save_checkpoint
 from gankit.train.ema import EMA
+from gankit.train.optim import in_parameter_layouts, make_optimizer
 from gankit.train.preview import preview_inputs, save_preview
 from gankit.train.runlog import RunLog
 from gankit.train.runtime import (autocast, busy_cores, compiled, contention_note, oversubscription_note,
                                   resolve_precision, seed_everything)
 from gankit.train.signals import StopRequests
-
-
-def make_optimizer(params, lr: float, cfg, device: torch.device) -> torch.optim.Adam:
-    # The fused Adam is one kernel for all parameters: about 5x cheaper than the default
-    # per-parameter loop on a CPU, where the optimizer is a large share of a small model's step.
-    kwargs = dict(lr=lr, betas=(cfg.beta1, cfg.beta2))
-    try:
-        return torch.optim.Adam(params, fused=True, **kwargs)
-    except (RuntimeError, TypeError):  # older PyTorch without the fused CPU kernel
-        return torch.optim.Adam(params, foreach=device.type == "cuda", **kwargs)
-
-
-def in_parameter_layouts(opt: torch.optim.Optimizer) -> None:
-    """Give each loaded optimizer state tensor its parameter's memory layout. A checkpoint holds
-    them contiguous, and ``load_state_dict`` keeps that, but the conv families keep weights
-    channels_last: the fused CPU Adam then pairs each weight with another's moments (silently),
-    and CUDA's refuses tensors of different strides."""
-    for group in opt.param_groups:
-        for p in group["params"]:
-            state = opt.state.get(p, {})
-            for key, value in state.items():
-                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
-                    state[key] = torch.empty_like(p).copy_(value)
 
 
 LONG_RUN_STEPS = 1000  # runs this long are worth a look at the machine's load before they start
