@@ -10,9 +10,12 @@ import gankit.train.optim as optim
 from gankit.train.optim import LeanAdam, make_optimizer
 
 
-def two_layer_net() -> nn.Module:
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # the GPU's kernel too, where there is one
+
+
+def two_layer_net(device: str = "cpu") -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(5, 7), nn.LeakyReLU(0.2), nn.Linear(7, 3))
+    return nn.Sequential(nn.Linear(5, 7), nn.LeakyReLU(0.2), nn.Linear(7, 3)).to(device)
 
 
 def groups(net: nn.Module) -> list[dict]:
@@ -22,9 +25,10 @@ def groups(net: nn.Module) -> list[dict]:
 
 def train(net: nn.Module, opt: torch.optim.Optimizer, steps: int, seed: int = 1, skip_grad=None) -> None:
     g = torch.Generator().manual_seed(seed)
+    device = next(net.parameters()).device
     for i in range(steps):
         opt.zero_grad(set_to_none=True)
-        net(torch.randn(16, 5, generator=g)).square().mean().backward()
+        net(torch.randn(16, 5, generator=g).to(device)).square().mean().backward()
         if skip_grad is not None and i == 1:
             skip_grad.grad = None  # a parameter this step did not reach: Adam leaves it alone
         opt.param_groups[0]["lr"] = 1e-3 * (1 + i)  # the loop's schedule changes lr every step
@@ -41,15 +45,16 @@ def assert_same(net_a, opt_a, net_b, opt_b) -> None:
             assert torch.equal(state_a[key][name], state_b[key][name]), (key, name)
 
 
-def stock_and_lean():
-    stock_net, lean_net = two_layer_net(), two_layer_net()
+def stock_and_lean(device: str = "cpu"):
+    stock_net, lean_net = two_layer_net(device), two_layer_net(device)
     stock = torch.optim.Adam(groups(stock_net), lr=1e-3, betas=(0.5, 0.999), fused=True)
     lean = LeanAdam(groups(lean_net), 1e-3, (0.5, 0.999))
     return stock_net, stock, lean_net, lean
 
 
-def test_lean_adam_matches_the_fused_adam_bit_for_bit(monkeypatch):
-    stock_net, stock, lean_net, lean = stock_and_lean()
+@pytest.mark.parametrize("device", DEVICES)
+def test_lean_adam_matches_the_fused_adam_bit_for_bit(monkeypatch, device):
+    stock_net, stock, lean_net, lean = stock_and_lean(device)
     train(stock_net, stock, 6)
     library_steps = []
     library_step = torch.optim.Adam.step
@@ -57,7 +62,7 @@ def test_lean_adam_matches_the_fused_adam_bit_for_bit(monkeypatch):
     train(lean_net, lean, 6)
     assert library_steps == [1]  # the first step creates the state; the other five take the lean path
     assert_same(stock_net, stock, lean_net, lean)
-    assert lean_net[0].weight.abs().sum() != two_layer_net()[0].weight.abs().sum()  # it did train
+    assert lean_net[0].weight.abs().sum() != two_layer_net(device)[0].weight.abs().sum()  # it did train
 
 
 def test_a_parameter_without_a_gradient_takes_the_library_step():
