@@ -245,6 +245,23 @@ def test_corrupt_run_folders(capsys, cgan_run: Path, tmp_path: Path):
     assert code == 2 and "no finished generator" in err
 
 
+def test_a_folder_that_holds_runs_is_not_told_to_train(capsys, cgan_run: Path, tmp_path: Path):
+    """A folder of runs (or any folder without a run) was told 'train it (or resume it) until a
+    checkpoint is written', which neither command can do; it is named as no run, with the runs inside."""
+    import gankit
+
+    for argv in (["sample", str(cgan_run.parent)], ["export", str(cgan_run.parent)],
+                 ["eval", str(cgan_run.parent)], ["upscale", str(cgan_run.parent), str(tmp_path / "x.png")]):
+        code, err = run_cli(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1, (argv, err)
+        assert f"{cgan_run.parent} is not a run folder (it has no generator.json)" in err, (argv, err)
+        assert f"such as {cgan_run}" in err or f" or {cgan_run} inside it" in err, (argv, err)
+    code, err = run_cli(capsys, "sample", str(tmp_path))
+    assert code == 2 and f"{tmp_path} is not a run folder" in err and "such as" not in err
+    with pytest.raises(GankitError, match="is not a run folder"):
+        gankit.load(tmp_path)
+
+
 def test_debug_shows_the_traceback(capsys):
     with pytest.raises(Exception, match="Unknown model"):
         main(["--debug", "train", "stylegan"])
