@@ -67,6 +67,24 @@ def test_outputs_never_overwrite_the_files_a_run_needs(capsys, cgan_run: Path, t
     assert writable(tmp_path / "project/checkpoints/grid.png", "--out").parent.is_dir()
 
 
+def test_outputs_never_replace_a_device_or_a_pipe(capsys, cgan_run: Path, tmp_path: Path):
+    """`-o /dev/null` replaced the system's /dev/null with a regular file (the temp file was renamed
+    over it); a FIFO stands in for the device here."""
+    import os
+    import stat
+
+    for name, argv in (("pipe", ["sample", str(cgan_run), "--out"]), ("pipe.npz", ["sample", str(cgan_run), "--npz"]),
+                       ("pipe", ["eval", str(cgan_run), "--n", "10", "--json"]),
+                       ("pipe", ["export", str(cgan_run), "--format", "onnx", "--out"])):
+        fifo = tmp_path / name
+        if not fifo.exists():
+            os.mkfifo(fifo)
+        code, err = run_cli(capsys, *argv, str(fifo))
+        assert code == 2 and err.count("\n") == 1, (argv, err)
+        assert f"{fifo} is not a regular file (a device, pipe or socket)" in err, (argv, err)
+        assert stat.S_ISFIFO(fifo.lstat().st_mode), argv
+
+
 def test_resume_refuses_flags_it_would_drop_and_paths_that_are_not_run_folders(capsys, cgan_run: Path, tmp_path):
     import json
 
@@ -225,6 +243,23 @@ def test_corrupt_run_folders(capsys, cgan_run: Path, tmp_path: Path):
     (broken / "generator.json").unlink()
     code, err = run_cli(capsys, "sample", str(broken))
     assert code == 2 and "no finished generator" in err
+
+
+def test_a_folder_that_holds_runs_is_not_told_to_train(capsys, cgan_run: Path, tmp_path: Path):
+    """A folder of runs (or any folder without a run) was told 'train it (or resume it) until a
+    checkpoint is written', which neither command can do; it is named as no run, with the runs inside."""
+    import gankit
+
+    for argv in (["sample", str(cgan_run.parent)], ["export", str(cgan_run.parent)],
+                 ["eval", str(cgan_run.parent)], ["upscale", str(cgan_run.parent), str(tmp_path / "x.png")]):
+        code, err = run_cli(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1, (argv, err)
+        assert f"{cgan_run.parent} is not a run folder (it has no generator.json)" in err, (argv, err)
+        assert f"such as {cgan_run}" in err or f" or {cgan_run} inside it" in err, (argv, err)
+    code, err = run_cli(capsys, "sample", str(tmp_path))
+    assert code == 2 and f"{tmp_path} is not a run folder" in err and "such as" not in err
+    with pytest.raises(GankitError, match="is not a run folder"):
+        gankit.load(tmp_path)
 
 
 def test_debug_shows_the_traceback(capsys):

@@ -71,9 +71,19 @@ def read_json(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict:
 NO_GENERATOR = "the folder holds no finished generator; train it (or resume it) until a checkpoint is written."
 
 
+def not_a_run(folder: Path) -> str:
+    """The sentence for a folder that holds no run, naming the runs inside it (a folder of runs)."""
+    inside = sorted(str(p.parent) for p in folder.glob("*/generator.json"))
+    hint = f", such as {' or '.join(inside[:2])} inside it" if inside else ""
+    return f"{folder} is not a run folder (it has no generator.json); pass a folder that `gankit train` wrote{hint}."
+
+
 def read_generator_meta(folder: Path, what: str = NO_GENERATOR) -> dict:
     """``folder``'s generator.json, checked entry by entry (``what`` is the fix when it is missing)."""
     path = Path(folder) / "generator.json"
+    if path.parent.is_dir() and not any((path.parent / name).exists()
+                                        for name in ("generator.json", "generator.safetensors", "config.json")):
+        raise GankitError(not_a_run(path.parent))  # no run at all: training it further is no fix
     meta = read_json(path, what, ("family", "model_cfg", "data"))
     if meta.get("format") != FORMAT:
         raise GankitError(f"{path} is not a {FORMAT} file; it was not written by gankit.")

@@ -45,6 +45,9 @@ def writable(path: str | Path, what: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise GankitError(f"{what} {path} is a folder; give a file path inside it.")
+    if path.exists() and not path.is_file():  # /dev/null, a pipe: the rename into place would replace it
+        raise GankitError(f"{what} {path} is not a regular file (a device, pipe or socket), which writing would "
+                          "replace; give the path of a file.")
     run = run_owning(path.absolute())
     if run is not None:
         raise GankitError(f"{what} {path} would overwrite a file that the run in {run} needs; choose another path.")

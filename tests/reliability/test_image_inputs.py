@@ -276,6 +276,17 @@ def test_anime_plain_tags_and_unreadable_image(tmp_path: Path) -> None:
                           "1 with an undecodable image."]
 
 
+def test_a_tags_folder_is_named_as_a_folder(tmp_path: Path) -> None:
+    """A folder named tags.csv was said to be 'cannot be read as UTF-8 text ([Errno 21] Is a directory ...)'."""
+    root = anime_folder(tmp_path / "anime", [], ["0"])
+    (root / "tags.csv").unlink()
+    (root / "tags.csv").mkdir()
+    with pytest.raises(GankitError) as caught:
+        load(f"anime:{root}")
+    assert str(caught.value) == (f"{root / 'tags.csv'} is a folder, not a file; anime:PATH needs PATH/tags.csv "
+                                 "next to PATH/faces/.")
+
+
 def test_anime_rows_may_name_the_image_file(tmp_path: Path) -> None:
     root = anime_folder(tmp_path / "anime", ["20.jpg,blue hair red eyes", "21.JPG,pink hair green eyes"], ["20", "21"])
     data = load(f"anime:{root}")

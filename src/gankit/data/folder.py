@@ -41,6 +41,8 @@ def text_lines(path: Path, missing: str) -> list[str]:
         return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Windows editors add a byte-order mark
     except FileNotFoundError:
         raise GankitError(f"{path} does not exist; {missing}.") from None
+    except IsADirectoryError:  # not a text-decoding problem, as the sentence below would say
+        raise GankitError(f"{path} is a folder, not a file; {missing}.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise GankitError(f"{path} cannot be read as UTF-8 text ({e}); replace it with the dataset's own "
                           "copy.") from None
