@@ -1,6 +1,7 @@
 """Every error a user can cause is one sentence on stderr and exit status 2, never a traceback."""
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,8 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
     (["train", "gan", "--batch-size", "100000", "--steps", "1"], "lower --batch-size"),
     (["train", "gan", "--config", "/nonexistent.toml"], "does not exist"),
     (["train", "cgan", "--resume", "/nonexistent-run"], "Run folder /nonexistent-run does not exist"),
+    (["train", "srgan", "--init", "/nonexistent-run"],  # before srgan looks for its VGG19 weights
+     "Run folder /nonexistent-run does not exist; pass the folder that `gankit train` wrote as --init (the run"),
     (["train", "gan", "--data", "mnist:/nonexistent/mnist.npz"], "does not exist"),
     (["sample", "/nonexistent-run"], "does not exist"),
 ])
@@ -46,6 +49,11 @@ def test_label_errors(capsys, cgan_run: Path):
     assert code == 2 and "not a multiple" in err
     code, err = run_cli(capsys, "sample", str(cgan_run), "--n", "0")
     assert code == 2 and "between 1 and" in err
+    code, err = run_cli(capsys, "sample", str(cgan_run), "--labels", "1,,2")  # a label left out, most likely
+    assert code == 2 and err == "gankit: error: --labels 1,,2 has an empty item; give comma-separated labels such as " \
+        "0,1,2.\n"
+    code, err = run_cli(capsys, "sample", str(cgan_run), "--labels", " , ")
+    assert code == 2 and "--labels is empty" in err
 
 
 def test_outputs_never_overwrite_the_files_a_run_needs(capsys, cgan_run: Path, tmp_path: Path):
@@ -204,17 +212,19 @@ def test_sample_outputs_are_checked_before_sampling(capsys, cgan_run: Path, tmp_
 
 def test_an_unwritable_output_folder_is_refused_before_sampling(capsys, cgan_run: Path, tmp_path: Path,
                                                                 monkeypatch):
-    """Tests run as root, for whom every folder is writable: os.access is made to say no for one folder."""
-    import os
-
+    """Tests run as root, for whom every folder is writable: os.access is made to say no for two folders."""
     from gankit.pipeline import GeneratorPipeline
 
     monkeypatch.setattr(GeneratorPipeline, "generate", lambda *a, **k: pytest.fail("sampled before checking"))
-    access, locked = os.access, tmp_path / "locked"
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and access(path, mode, **kw))
-    code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(locked / "grid.png"))
-    assert code == 2 and f"The folder of --out {locked / 'grid.png'} is not writable; choose another path." in err
+    access, locked = os.access, {tmp_path / "locked", cgan_run}
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) not in locked and access(path, mode, **kw))
+    code, err = run_cli(capsys, "sample", str(cgan_run), "--out", str(tmp_path / "locked/grid.png"))
+    assert code == 2 and f"The folder of --out {tmp_path / 'locked/grid.png'} is not writable; choose another " \
+        "path." in err
     assert err.count("\n") == 1
+    code, err = run_cli(capsys, "sample", str(cgan_run))  # a read-only run: the user gave no --out
+    assert code == 2 and err == f"gankit: error: The folder of --out's default {cgan_run / 'sample.png'} is not " \
+        "writable; choose another path.\n"
 
 
 def test_unconditional_model_refuses_labels(capsys, tmp_path: Path):
@@ -633,7 +643,9 @@ def test_sample_of_a_toy_run_saves_the_points(capsys, tmp_path: Path):
     assert main(["sample", str(run), "--n", "50"]) == 0
     assert np.load(run / "samples.npz")["images"].shape == (50, 2)
     code, err = run_cli(capsys, "sample", str(run), "--interpolate", "5")
-    assert code == 2 and "generates 2-d points, not images" in err
+    assert code == 2 and "generates 2-d points, not images; drop --interpolate, and use --npz" in err
+    code, err = run_cli(capsys, "sample", str(run), "--out", str(tmp_path / "p.png"))  # names what was given
+    assert code == 2 and "generates 2-d points, not images; drop --out, and use --npz" in err
 
 
 # --- a second review (2026-11-24): the Python API and the data edges --------------------------------
@@ -729,7 +741,7 @@ def test_toy_values_past_float32_are_named():
         load_dataset("toy:gauss1d,mean=1e39")
 
 
-def test_a_new_run_saves_its_data_path_absolute(tmp_path: Path, monkeypatch):
+def test_a_new_run_saves_its_data_path_absolute(tmp_path: Path, monkeypatch, capsys):
     import json
 
     from conftest import train_cli
@@ -752,6 +764,13 @@ def test_a_new_run_saves_its_data_path_absolute(tmp_path: Path, monkeypatch):
     assert main(["train", "gan", "--resume", "r", "--steps", "3", "--no-progress",
                  "--data", "folder:exported/faces"]) == 0
     assert json.loads((tmp_path / "r/config.json").read_text())["data"]["spec"] == f"folder:{tmp_path}/exported/faces"
+    (tmp_path / "exported").rename(tmp_path / "moved")  # the resume is told how to follow it
+    capsys.readouterr()
+    code, err = run_cli(capsys, "train", "gan", "--resume", "r", "--steps", "4", "--no-progress")
+    assert code == 2 and err.count("\n") == 1
+    assert f"The data of r, folder:{tmp_path}/exported/faces, cannot be loaded (" in err
+    assert err.endswith("if it has moved, resume with --data naming its new place.\n")
+    assert main(["train", "gan", "--resume", "r", "--steps", "4", "--no-progress", "--data", "folder:moved/faces"]) == 0
 
 
 def test_missing_run_folders_and_files_for_folders_are_named_as_such(capsys, tmp_path: Path):
@@ -806,3 +825,17 @@ def test_a_grid_too_large_to_open_is_refused_before_sampling(capsys, cgan_run: P
 def test_eval_of_a_missing_run_makes_no_json_folder(capsys, tmp_path: Path):
     code, err = run_cli(capsys, "eval", str(tmp_path / "missing"), "--json", str(tmp_path / "out/a/b.json"))
     assert code == 2 and "does not exist" in err and not (tmp_path / "out").exists()
+
+
+def test_a_resume_in_a_folder_it_cannot_write_says_how_to_go_on(capsys, cgan_run: Path, monkeypatch):
+    """--resume takes no --out, so 'choose a writable path' (what the first write used to say) was no fix."""
+    import gankit.train.loop as loop
+
+    real_access = os.access
+    monkeypatch.setattr(loop.os, "access", lambda path, mode: mode != os.W_OK and real_access(path, mode))
+    files = {p: p.stat().st_mtime_ns for p in cgan_run.rglob("*")}
+    code, err = run_cli(capsys, "train", "cgan", "--resume", str(cgan_run), "--steps", "60")
+    assert code == 2 and err.count("\n") == 1
+    assert f"{cgan_run} is not writable, and a resume goes on writing in the run's own folder; make it writable, or " \
+           "copy the run to a writable place and resume the copy." in err
+    assert {p: p.stat().st_mtime_ns for p in cgan_run.rglob("*")} == files  # refused before anything was written

@@ -170,7 +170,7 @@ def test_resume_at_its_budget_trains_nothing_and_says_so(capsys, tmp_path: Path)
     files = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
     capsys.readouterr()
     assert main(["train", "cgan", "--resume", str(tmp_path / "r"), "--steps", "4", "--no-progress"]) == 0
-    assert "at step 6, which meets this budget of 4 steps, so nothing was trained" in capsys.readouterr().err
+    assert "at step 6, which reaches this budget of 4 steps, so nothing was trained" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == files
 
 
@@ -180,7 +180,7 @@ def test_resume_past_its_minutes_trains_nothing_and_says_so(capsys, tmp_path: Pa
     capsys.readouterr()
     assert main(["train", "gan", "--resume", str(tmp_path / "r"), "--minutes", "0.0001", "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "which meets this budget of 0.0001 minutes, so nothing was trained; give a larger --minutes" in err
+    assert "which reaches this budget of 0.0001 minutes, so nothing was trained; give a larger --minutes" in err
     assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == files
 
 

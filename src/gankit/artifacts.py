@@ -68,7 +68,8 @@ def read_json(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict:
     return value
 
 
-NO_GENERATOR = "the folder holds no finished generator; train it (or resume it) until a checkpoint is written."
+NO_GENERATOR = ("the folder holds no finished generator (a run writes one at its first checkpoint); let the run reach "
+                "it, or train it again with --out.")
 
 
 def not_a_run(folder: Path) -> str:

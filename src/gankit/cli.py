@@ -153,6 +153,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --- sample ------------------------------------------------------------------------------------
+def out_label(args: argparse.Namespace) -> str:
+    """How a sentence names sample's picture: --out, or its default, which the user did not type."""
+    return "--out" if args.out else "--out's default"
+
+
 TRAVERSE_STEPS = 10  # columns of a --traverse grid
 GRID_DRAWS = 10  # columns of a one-attribute --grid: images drawn per value
 MAX_GRID = 10_000  # images in one grid picture: 100,000 MNIST digits made 8,876 px a side, past Pillow's bomb limit
@@ -178,9 +183,12 @@ def requested_labels(pipe, args: argparse.Namespace):
                               f"{example}.")
         if args.label is not None:
             return [[attrs[0].index(args.label)]], args.n, square
-        values = [attrs[0].index(v) for v in args.labels.split(",") if v.strip()]
-        if not values:
+        items = [v for v in args.labels.split(",") if v.strip()]
+        if not items:
             raise GankitError("--labels is empty; give comma-separated labels such as 0,1,2.")
+        if len(items) < len(args.labels.split(",")):  # 1,,2: a label left out, most likely
+            raise GankitError(f"--labels {args.labels} has an empty item; give comma-separated labels such as 0,1,2.")
+        values = [attrs[0].index(v) for v in items]
         n = args.n if args.n_given else len(values)
         if n % len(values):
             raise GankitError(f"--n {n} is not a multiple of the {len(values)} labels given; each label gets "
@@ -286,7 +294,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.traverse:
         from gankit.models.infogan import save_traversal
 
-        out = writable_image(args.out or Path(args.run) / f"traverse-{args.traverse}.png", "--out")
+        out = writable_image(args.out or Path(args.run) / f"traverse-{args.traverse}.png", out_label(args))
         save_traversal(pipe.generator, args.traverse, out, TRAVERSE_STEPS if args.steps is None else args.steps,
                        args.seed)
         print(f"wrote the traversal of {args.traverse} to {out}")
@@ -296,17 +304,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     labels, n, columns = requested_labels(pipe, args)
     vectors = not pipe.info.is_image
     if vectors and (args.interpolate is not None or args.out):
-        raise GankitError(f"{args.run} generates {pipe.info.shape[0]}-d points, not images; drop --interpolate and "
-                          "--out, and use --npz to save the points.")
+        given = " and ".join(flag for flag, value in (("--interpolate", args.interpolate), ("--out", args.out))
+                             if value is not None)
+        raise GankitError(f"{args.run} generates {pipe.info.shape[0]}-d points, not images; drop {given}, and use "
+                          "--npz to save the points.")
     if args.interpolate is not None:
-        out = writable_image(args.out or Path(args.run) / "interpolation.png", "--out")
+        out = writable_image(args.out or Path(args.run) / "interpolation.png", out_label(args))
         one_row = labels[:1] if isinstance(labels, list) else labels  # rows, or the attributes --attr fixed
         _save_grid(pipe.interpolate(args.interpolate, args.seed, one_row), out, args.interpolate)
         print(f"wrote an interpolation of {args.interpolate} steps to {out}")
         return 0
     # Both outputs checked before sampling, which can take minutes.
     grid = None if vectors or (args.npz and not args.out) else writable_image(args.out or Path(args.run) / "sample.png",
-                                                                              "--out")
+                                                                              out_label(args))
     if grid is not None and n > MAX_GRID:
         raise GankitError(f"A grid picture of {n:,} images is too large to open (at most {MAX_GRID:,}); write them "
                           "with --npz FILE and no --out, or lower --n.")
@@ -548,13 +558,14 @@ def make_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
     v.add_argument("--data", metavar="folder:PATH", help="super-resolution runs: score every image of this "
                    "folder (default: the run's held-out photographs)")
-    v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where the generator and the feature extractor run (default auto: a GPU when there is one)")
     v.set_defaults(func=cmd_eval)
 
     d = sub.add_parser("data", parents=[common], help="dataset tools").add_subparsers(dest="data_command",
                                                                                        required=True)
     e = d.add_parser("export", parents=[common], help="write a built-in dataset to disk in the anime-faces layout")
-    e.add_argument("dataset", choices=["faces"])
+    e.add_argument("dataset", choices=["faces"], help="the built-in dataset to write (faces: the procedural faces)")
     e.add_argument("dir", help="output folder (faces/ and tags.csv are written inside)")
     e.add_argument("--n", type=int, default=20000, help="number of images (default 20000)")
     e.add_argument("--size", type=int, default=32, help="image size in pixels (default 32)")

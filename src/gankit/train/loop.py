@@ -12,6 +12,7 @@ import functools
 import gc
 import hashlib
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import torch
 
-from gankit.artifacts import load_generator, read_json, save_generator
+from gankit.artifacts import load_generator, read_json, require_folder, save_generator
 from gankit.atomic import atomic_write_json, checkpoints_owner
 from gankit.config import RUN_CONFIG_KEYS, RunConfig, validate
 from gankit.device import resolve_device
@@ -98,7 +99,9 @@ class Trainer:
         networks, the ranks' agreement, the schedule, the saved state, the wrappers the step runs."""
         t = self.cfg.train
         self._set_up_machine(run_dir)
-        self._build(data)
+        if t.init and not resume:  # named before the data and networks (srgan's VGG19 weights) load
+            require_folder(Path(t.init), " as --init (the run whose generator G starts from)")
+        self._build(data, resume)
         self.dist.check_same(self._rank_settings(resume))  # before the first collective that different settings break
         self._set_up_schedule()
         if resume:
@@ -128,13 +131,21 @@ class Trainer:
                 print(note, file=sys.stderr)
         seed_everything(t.seed + self.dist.rank)
 
-    def _build(self, data: TensorData | None) -> None:
+    def _build(self, data: TensorData | None, resume: bool) -> None:
         """The data, the networks, their optimizers and average, the noise stream and the batch order."""
         cfg, t = self.cfg, self.cfg.train
         family = get_family(cfg.model)
         self.data_spec = cfg.data.spec or family.default_data
         if data is None:
-            data = family.load_data(self.data_spec, cfg.data, cfg.model_cfg)
+            try:
+                data = family.load_data(self.data_spec, cfg.data, cfg.model_cfg)
+            except GankitError as e:
+                if not resume:
+                    raise
+                # The spec may come from the run's config.json, written where the data used to be.
+                reason = str(e).rstrip(".")
+                raise GankitError(f"The data of {self.run_dir}, {self.data_spec}, cannot be loaded ({reason}); if it "
+                                  "has moved, resume with --data naming its new place.") from None
         self.data = data.to(self.device)
         if self.dist.is_main:
             for note in self.data.notes:
@@ -786,6 +797,10 @@ def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData 
     validate(cfg)  # the CLI has checked already; a Python caller may not have
     if not resume:
         refuse_occupied(run_dir)
+    if resume and distributed.launched_rank() == 0 and run_dir.is_dir() and not os.access(run_dir, os.W_OK):
+        # else the first write fails with advice to choose another path, which --resume does not take
+        raise GankitError(f"{run_dir} is not writable, and a resume goes on writing in the run's own folder; make it "
+                          "writable, or copy the run to a writable place and resume the copy.")
     owner = checkpoints_owner(run_dir.absolute())
     if not resume and owner is not None:
         raise GankitError(f"{run_dir} lies inside the checkpoints of the run in {owner}, which deletes old step "
@@ -823,9 +838,9 @@ def budget_met(trainer: Trainer) -> tuple[str, str] | None:
     """How a resumed run already meets its budget, and the flags that give it more; None when it does not."""
     minutes = trainer.cfg.train.minutes
     if trainer.step >= trainer.total_steps:
-        return (f"is at step {trainer.step:,}, which meets this budget of {trainer.total_steps:,} steps",
+        return (f"is at step {trainer.step:,}, which reaches this budget of {trainer.total_steps:,} steps",
                 "--steps (or --epochs)")
     if trainer.elapsed >= trainer.deadline:
-        return (f"has trained {trainer.elapsed / 60:.2f} minutes, which meets this budget of {minutes:g} minutes",
+        return (f"has trained {trainer.elapsed / 60:.2f} minutes, which reaches this budget of {minutes:g} minutes",
                 "--minutes (or --steps)")
     return None
