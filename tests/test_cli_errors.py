@@ -654,6 +654,25 @@ def test_batch_of_one_is_refused_before_batchnorm_sees_it(capsys):
     assert code == 2 and "train.batch_size must be at least 2, not 1" in err
 
 
+def test_pipeline_names_labels_beyond_int64_and_latents_that_are_not_a_tensor(cgan_run: Path):
+    import gankit
+
+    pipe = gankit.load(cgan_run)
+    width = pipe.generator.latent_dim
+    for call, words in [(lambda: pipe.sample(1, labels={"digit": 2**70}), "Label 1180591620717411303424 is outside"),
+                        (lambda: pipe.sample(1, labels={"digit": 1e20}), "Label 1e\\+20 is outside 'digit'"),
+                        # a cast to int64 wrapped these into -2**63 and -1, named as the label given
+                        (lambda: pipe.sample(1, labels=[1e20]), r"not \[1e\+20\]"),
+                        (lambda: pipe.sample(1, labels=[float("inf")]), r"not \[inf\]"),
+                        (lambda: pipe.sample(1, labels=np.array([2**64 - 1], dtype=np.uint64)), "18446744073709551615"),
+                        (lambda: pipe.decode(np.zeros((2, width))), "must be a tensor of real numbers"),
+                        (lambda: pipe.decode([[0.0] * width]), "must be a tensor of real numbers"),
+                        (lambda: pipe.generate(2, codes=[1]), "codes must be a dict")]:
+        with pytest.raises(GankitError, match=words):
+            call()
+    z = pipe.latents(2, seed=3)
+    assert torch.equal(pipe.decode(z.double(), labels=[4]), pipe.decode(z, labels=[4]))  # float64 latents work
+
 def test_train_from_python_validates_the_config(tmp_path: Path):
     from gankit.config import RunConfig
     from gankit.errors import GankitError

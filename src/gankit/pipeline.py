@@ -40,7 +40,18 @@ def fixed_label(attribute: Attribute, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
         raise GankitError(f"The label of {attribute.name!r} must be a whole class number or one of its values "
                           f"({', '.join(attribute.values)}), not {value!r:.60}.")
+    if not 0 <= value < attribute.num_classes:  # checked here: 2**70 or 1e20 does not fit the int64 tensor
+        raise GankitError(f"Label {value!r:.60} is outside {attribute.name!r}, whose classes are "
+                          f"0-{attribute.num_classes - 1}.")
     return int(value)
+
+
+def y_outside_int64(raw: Tensor) -> bool:
+    """Whether label values given as floats or unsigned integers lie beyond int64 (inf, 1e20, 2**64 - 1)."""
+    if raw.numel() == 0 or not (raw.is_floating_point() or raw.dtype in (torch.uint32, torch.uint64)):
+        return False
+    values = raw.double()
+    return bool(((values < -2.0**63) | (values >= 2.0**63)).any())
 
 
 class GeneratorPipeline:
@@ -76,6 +87,8 @@ class GeneratorPipeline:
             raw = torch.empty(0)
         if raw.dtype == torch.bool or raw.is_floating_point() and not bool((raw == raw.round()).all()):
             raise GankitError(f"Labels must be whole class numbers, not {labels!r:.60}.")  # 7.5, NaN, True
+        if y_outside_int64(raw):  # the cast below would wrap them into other numbers (1e20 into -2**63)
+            raise GankitError(f"Labels must be class numbers of this model, not {labels!r:.60}.")
         y = raw.to(torch.int64)
         if y.numel() == 0 or y.numel() % len(attrs):
             raise GankitError(f"Labels must give one integer per attribute ({', '.join(a.name for a in attrs)}) "
@@ -138,6 +151,8 @@ class GeneratorPipeline:
         g.manual_seed(require_whole(seed, "The seed", 0, SAMPLE_SEED_MAX) if seed is not None
                       else secrets.randbelow(SAMPLE_SEED_MAX + 1))
         y = self.labels_tensor(n, labels, g)
+        if codes is not None and not isinstance(codes, dict):
+            raise GankitError(f"codes must be a dict of code name to value, such as {{'c1': 3}}, not {codes!r:.60}.")
         z = codes_of(self.generator).latent_with_codes(n, codes, g, self.device) if codes \
             else self.generator.sample_latent(n, g, self.device)
         return z, y
@@ -162,12 +177,16 @@ class GeneratorPipeline:
     def decode(self, z: Tensor, labels: Labels = None) -> Tensor:
         """Samples for given latents (and labels: one for all, or one per latent)."""
         width = self.generator.latent_dim
+        if not isinstance(z, Tensor) or z.is_complex() or z.dtype == torch.bool:
+            kind = f"a {z.dtype} tensor" if isinstance(z, Tensor) else type(z).__name__
+            raise GankitError(f"The latents must be a tensor of real numbers of shape (n, {width}), as latents() draws "
+                              f"them, not {kind}.")
         if z.dim() != 2 or z.shape[1] != width:
             raise GankitError(f"The latents have shape {tuple(z.shape)}; this generator takes (n, {width}), as "
                               "latents() draws them.")
         g = torch.Generator(device=self.device).manual_seed(0)
         y = self.labels_tensor(len(z), labels, g)
-        return self.generator(z.to(self.device), y).float().cpu()
+        return self.generator(z.to(self.device, torch.float32), y).float().cpu()
 
     def walk(self, za: Tensor, zb: Tensor, steps: int) -> Tensor:
         """``steps`` latents from ``za`` to ``zb`` (each (1, D)), by ``interpolate_latents`` over
