@@ -688,6 +688,34 @@ def test_train_from_python_validates_the_config(tmp_path: Path):
         train(cfg, tmp_path / "r")
 
 
+@pytest.mark.parametrize("key, value, words", [
+    ("steps", 2.5, "train.steps must be an integer, not 2.5"),  # it trained a fractional budget
+    ("steps", "ten", "train.steps must be an integer, not 'ten'"),  # a TypeError from the range checks
+    ("lr_g", None, "train.lr_g must be a number, not None"),
+    ("precision", "fp16", "train.precision must be one of 'auto', 'fp32', 'bf16', not 'fp16'"),  # ran as auto
+])
+def test_train_from_python_checks_the_type_of_each_setting(tmp_path: Path, key, value, words):
+    from gankit.config import RunConfig
+    from gankit.train import train
+
+    cfg = RunConfig("gan", get_family("gan").default_config("mnist"))
+    setattr(cfg.train, key, value)
+    with pytest.raises(GankitError, match=words):
+        train(cfg, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_from_python_takes_numpy_numbers_and_refuses_another_models_settings(tmp_path: Path):
+    from gankit.config import RunConfig, validate
+    from gankit.train import train
+
+    cfg = RunConfig("gan", get_family("gan").default_config("mnist"))
+    cfg.train.steps, cfg.train.lr_g = np.int64(3), np.float32(1e-3)
+    validate(cfg)
+    assert type(cfg.train.steps) is int and type(cfg.train.lr_g) is float  # config.json can hold them
+    with pytest.raises(GankitError, match="cfg.model_cfg is a .*, not the settings of model cgan"):
+        train(RunConfig("cgan", get_family("gan").default_config("mnist")), tmp_path / "r")  # an AttributeError
+
 def test_pipeline_refuses_counts_seeds_and_labels_that_are_not_whole(cgan_run: Path):
     import gankit
     from gankit.errors import GankitError

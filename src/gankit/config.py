@@ -146,11 +146,11 @@ def _convert(value: Any, tp: Any) -> Any:
     if isinstance(value, bool):  # TOML true is not a number
         raise ValueError
     if tp is int:  # a float is refused, as "1e3" is from --set: 1e3 or 5.0 is a typo's kind of integer
-        if not isinstance(value, (int, str)):
+        if not isinstance(value, (numbers.Integral, str)):  # numpy's integers too, from a Python caller
             raise ValueError
-        return int(value.strip()) if isinstance(value, str) else value
+        return int(value.strip()) if isinstance(value, str) else int(value)
     if tp is float:
-        if not isinstance(value, (int, float, str)):  # a TOML date or table
+        if not isinstance(value, (numbers.Real, str)):  # a TOML date or table
             raise ValueError
         result = float(value)
         if not math.isfinite(result):
@@ -272,8 +272,22 @@ def require_whole(value: object, what: str, low: int, high: int) -> int:
     return int(value)
 
 
+def check_types(cfg: RunConfig) -> None:
+    """Each setting as its field's type, as --set and a TOML file would give it: a Python caller sets
+    fields directly (``steps=2.5`` trained a fractional budget, ``precision="fp16"`` ran as auto)."""
+    for section in SECTIONS:
+        target = section_object(cfg, section)
+        hints = typing.get_type_hints(type(target))
+        for f in dataclasses.fields(target):
+            value = getattr(target, f.name)
+            converted = coerce(value, hints[f.name], f"{section}.{f.name}")
+            if not (type(value) is int and type(converted) is float):  # 500000 for a float setting stays as written
+                setattr(target, f.name, converted)
+
+
 def validate(cfg: RunConfig) -> None:
-    """Range checks that a type alone does not express."""
+    """Types, then range checks that a type alone does not express."""
+    check_types(cfg)
     t = cfg.train
     require_whole(t.seed, "train.seed", 0, TRAIN_SEED_MAX)
     positive = {

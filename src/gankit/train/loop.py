@@ -794,6 +794,10 @@ def is_run_config(path: Path) -> bool:
 def train(cfg: RunConfig, run_dir: Path, resume: bool = False, data: TensorData | None = None) -> Path:
     """Train ``cfg`` into ``run_dir`` (continuing the run there when ``resume``)."""
     run_dir = Path(run_dir)
+    family = get_family(cfg.model)
+    if not isinstance(cfg.model_cfg, family.Config):
+        raise GankitError(f"cfg.model_cfg is a {type(cfg.model_cfg).__name__}, not the settings of model {cfg.model}; "
+                          f"build them with get_family({cfg.model!r}).default_config(data_spec).")
     validate(cfg)  # the CLI has checked already; a Python caller may not have
     if not resume:
         refuse_occupied(run_dir)
