@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,19 @@ def test_cache_decodes_once_and_notices_changed_files(tmp_path: Path, monkeypatc
     os.utime(ppm, ns=(2, 2))
     blue = load(f"folder:{tmp_path / 'pics'}", size=4)
     assert blue.stored[1, :, 0, 0].tolist() == [0, 0, 255]  # after 0.png
+
+
+def test_a_file_replaced_under_its_old_mtime_is_decoded_again(tmp_path: Path, cache_dir: Path) -> None:
+    # cp -p, rsync -t and unzip give a new file the source's mtime; a raw PPM of one colour is as long as another's
+    ppm = tmp_path / "pics" / "0.ppm"
+    ppm.parent.mkdir()
+    ppm.write_bytes(b"P6 4 4 255\n" + bytes([255, 0, 0]) * 16)
+    os.utime(ppm, ns=(5, 5))
+    assert load(f"folder:{ppm.parent}", size=4).stored[0, :, 0, 0].tolist() == [255, 0, 0]
+    time.sleep(0.05)  # past the clock tick of the file system's change time
+    ppm.write_bytes(b"P6 4 4 255\n" + bytes([0, 0, 255]) * 16)
+    os.utime(ppm, ns=(5, 5))
+    assert load(f"folder:{ppm.parent}", size=4).stored[0, :, 0, 0].tolist() == [0, 0, 255]  # not the cached red
 
 
 # --- anime --------------------------------------------------------------------------------------

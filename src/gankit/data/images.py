@@ -193,14 +193,16 @@ def cache_key(**parts: object) -> str:
 
 
 def files_fingerprint(paths: Iterable[Path]) -> list[list]:
-    """[path, size, mtime] per file, so that an edited, added or removed file changes the key."""
+    """[path, size, mtime, ctime, inode] per file, so that an edited, added or removed file changes the
+    key. A file replaced under its old mtime (cp -p, rsync -t and unzip keep the source's) still gets
+    a new ctime, which no program can set back, or a new inode."""
     rows = []
     for path in paths:
         try:
             stat = path.stat()
-            rows.append([str(path.absolute()), stat.st_size, stat.st_mtime_ns])
+            rows.append([str(path.absolute()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino])
         except OSError:  # a dangling link or a link loop: it will be skipped as unreadable
-            rows.append([str(path.absolute()), None, None])
+            rows.append([str(path.absolute()), None, None, None, None])
     return rows
 
 
