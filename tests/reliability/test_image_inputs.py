@@ -551,6 +551,17 @@ def test_export_then_anime_round_trip(tmp_path: Path) -> None:
         export_faces(tmp_path / "export", 5, 16)
 
 
+def test_export_never_replaces_the_images_of_a_faces_folder(tmp_path: Path) -> None:
+    mine = save(tmp_path / "data" / "faces" / "0.png", (1, 2, 3))  # a dataset whose labels file has another name
+    before = mine.read_bytes()
+    with pytest.raises(GankitError, match="faces already holds files, which the export would replace"):
+        export_faces(tmp_path / "data", 3, 16)
+    assert mine.read_bytes() == before and not (tmp_path / "data" / "tags.csv").exists()
+    (tmp_path / "empty" / "faces").mkdir(parents=True)
+    export_faces(tmp_path / "empty", 3, 16)  # an empty faces/ is an empty folder
+    assert len(list((tmp_path / "empty" / "faces").iterdir())) == 3
+
+
 def test_the_caching_bar_shows_on_a_terminal_only(tmp_path: Path, capsys, monkeypatch):
     """A log file would fill with the bar's redrawn lines; a terminal shows it."""
     import sys

@@ -258,6 +258,9 @@ def export_faces(directory: Path, n: int = DEFAULT_COUNT, image_size: int = DEFA
         raise GankitError(f"--size {image_size} is larger than {MAX_IMAGE_SIZE:,} pixels; export smaller faces.")
     if (directory / "tags.csv").exists():
         raise GankitError(f"{directory} already holds a tags.csv; export into a new or empty folder.")
+    if (directory / "faces").is_dir() and any((directory / "faces").iterdir()):  # 0.png... would be replaced
+        raise GankitError(f"{directory / 'faces'} already holds files, which the export would replace; export into a "
+                          "new or empty folder.")
     stored, labels = rendered_faces(n, image_size), face_labels(n)
     try:
         (directory / "faces").mkdir(parents=True, exist_ok=True)
