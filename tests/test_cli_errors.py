@@ -673,6 +673,7 @@ def test_pipeline_names_labels_beyond_int64_and_latents_that_are_not_a_tensor(cg
     z = pipe.latents(2, seed=3)
     assert torch.equal(pipe.decode(z.double(), labels=[4]), pipe.decode(z, labels=[4]))  # float64 latents work
 
+
 def test_train_from_python_validates_the_config(tmp_path: Path):
     from gankit.config import RunConfig
     from gankit.errors import GankitError
@@ -715,6 +716,26 @@ def test_train_from_python_takes_numpy_numbers_and_refuses_another_models_settin
     assert type(cfg.train.steps) is int and type(cfg.train.lr_g) is float  # config.json can hold them
     with pytest.raises(GankitError, match="cfg.model_cfg is a .*, not the settings of model cgan"):
         train(RunConfig("cgan", get_family("gan").default_config("mnist")), tmp_path / "r")  # an AttributeError
+
+
+def test_data_built_in_python_is_checked_as_the_loaders_guarantee():
+    from gankit.data import load_dataset
+    from gankit.data.base import DataInfo, TensorData
+
+    mnist = load_dataset("mnist")
+    pixels, labels = mnist.stored[:64], mnist.labels[:64]
+    grey = DataInfo((1, 28, 28))
+    for build, words in [
+        # each trained on into a traceback inside the model, or quietly on unscaled pixels
+        (lambda: TensorData(pixels, labels.float(), mnist.info, "d"), "holds torch.float32 labels; store class num"),
+        (lambda: TensorData(pixels, labels + 10, mnist.info, "d"), "'digit' from 10 to 10; its classes are 0-9"),
+        (lambda: TensorData(pixels.float(), None, grey, "d"), r"values beyond \[-1, 1\] \(up to 255\)"),
+        (lambda: TensorData(pixels.double(), None, grey, "d"), "holds torch.float64 samples"),
+    ]:
+        with pytest.raises(GankitError, match=words):
+            build()
+    assert len(TensorData(mnist.take(slice(0, 64)), labels, mnist.info, "d")) == 64  # floats in [-1, 1]
+
 
 def test_pipeline_refuses_counts_seeds_and_labels_that_are_not_whole(cgan_run: Path):
     import gankit

@@ -104,12 +104,26 @@ class TensorData:
     held_out: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # A Python caller builds these by hand (``train(cfg, run, data=TensorData(...))``): what the
+        # loaders guarantee is checked here, else it fails steps later inside a model.
         if self.stored.dtype not in (torch.uint8, torch.float32):
-            raise ValueError(f"samples are stored as uint8 pixels or float32, not {self.stored.dtype}")
+            raise GankitError(f"Dataset {self.name!r} holds {self.stored.dtype} samples; store uint8 pixels 0-255 or "
+                              "float32 (images in [-1, 1]).")
         if len(self.stored) == 0:
             raise GankitError(f"Dataset {self.name!r} holds no samples; point it at data that has some.")
         if self.labels is not None and self.labels.shape != (len(self.stored), len(self.info.attributes)):
             raise ValueError(f"labels of shape {tuple(self.labels.shape)} do not match the data")
+        if self.labels is not None and self.labels.dtype != torch.int64:
+            raise GankitError(f"Dataset {self.name!r} holds {self.labels.dtype} labels; store class numbers as int64.")
+        for i, attribute in enumerate(self.info.attributes if self.labels is not None else ()):
+            column = self.labels[:, i]
+            if bool(((column < 0) | (column >= attribute.num_classes)).any()):
+                raise GankitError(f"Dataset {self.name!r} holds labels of {attribute.name!r} from {int(column.min())} "
+                                  f"to {int(column.max())}; its classes are 0-{attribute.num_classes - 1}.")
+        # NaN passes (a divergence test feeds it); values past 1 are pixels not yet scaled, which train quietly wrong.
+        if self.info.is_image and self.stored.dtype == torch.float32 and bool((self.stored.abs() > 1.001).any()):
+            raise GankitError(f"Dataset {self.name!r} holds float images with values beyond [-1, 1] (up to "
+                              f"{float(self.stored.abs().max()):g}); store uint8 pixels, or floats pixels / 127.5 - 1.")
 
     def __len__(self) -> int:
         return len(self.stored)
