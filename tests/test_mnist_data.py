@@ -168,6 +168,14 @@ def test_corrupt_gzip_and_single_arrays_are_one_sentence_errors(tmp_path, digits
         load_dataset(f"mnist:{tmp_path / 'x.npy'}")
 
 
+def test_idx_files_are_gunzipped_by_their_content_not_their_name(tmp_path, digits):
+    images, labels = digits
+    write_pair(tmp_path, idx_bytes(images, 2051), gzip.compress(idx_bytes(labels, 2049)))  # gzip, named plain
+    (tmp_path / "train-images-idx3-ubyte").rename(tmp_path / "train-images-idx3-ubyte.gz")  # plain, named .gz
+    data = load_dataset(f"mnist:{tmp_path}")
+    assert torch.equal(data.stored[:, 0], torch.from_numpy(images)) and data.labels[:, 0].tolist() == labels.tolist()
+
+
 @pytest.mark.parametrize("settings, words", [
     ({"channels": 2}, "data.channels must be 1 \\(grayscale\\) or 3 \\(RGB\\), not 2"),
     ({"image_size": -3}, "data.image_size must be between 0 .* not -3"),

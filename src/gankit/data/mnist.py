@@ -74,11 +74,11 @@ def embedded_mnist() -> TensorData:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when its content is gzip, whatever its name says: a browser may unpack
+    a download and keep its .gz, or a copy may lose the suffix."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except FileNotFoundError:
         raise GankitError(f"{path} does not exist; check the path after 'mnist:'.") from None
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
