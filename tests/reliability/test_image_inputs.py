@@ -497,6 +497,15 @@ def test_celeba_says_why_no_row_can_be_read(tmp_path: Path, names, row, why) -> 
         load(f"celeba:{root}")
 
 
+def test_celeba_without_its_names_line_says_so(tmp_path: Path) -> None:
+    root = celeba_folder(tmp_path / "celeba")
+    values = " ".join(["-1"] * len(CELEBA_NAMES))
+    (root / "list_attr_celeba.txt").write_text(f"2\n000001.jpg {values}\n000002.jpg {values}\n")
+    # the first row was read as the names: 'no attribute Black_Hair; choose ... one of 000001.jpg, -1, -1, ...'
+    with pytest.raises(GankitError, match="has no attribute names line \\(line 2 holds the values of 000001.jpg\\)"):
+        load(f"celeba:{root},attrs=hair")
+
+
 # --- faces --------------------------------------------------------------------------------------
 def test_faces_are_deterministic_with_labels_in_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = load("faces:40", size=16)

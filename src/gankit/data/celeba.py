@@ -84,6 +84,9 @@ def read_attribute_table(path: Path) -> AttributeTable:
         raise GankitError(f"{path} has no attribute names line; use CelebA's list_attr_celeba.txt.")
     fields_of = (lambda line: [f.strip() for f in line.split(",")]) if "," in lines[0] else str.split
     names = fields_of(lines[0])
+    if len(names) > 1 and VALUES.issuperset(names[1:]):  # a row of values where the names belong
+        raise GankitError(f"{path} has no attribute names line (line {first_line} holds the values of {names[0]}); "
+                          "put the names line of CelebA's list_attr_celeba.txt before the first row.")
     if names[0].lower() == "image_id":  # Kaggle's header names the file column too
         names = names[1:]
     files, rows, bad, duplicates, first_bad = [], [], 0, 0, ""
