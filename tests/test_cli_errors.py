@@ -674,6 +674,16 @@ def test_pipeline_names_labels_beyond_int64_and_latents_that_are_not_a_tensor(cg
     assert torch.equal(pipe.decode(z.double(), labels=[4]), pipe.decode(z, labels=[4]))  # float64 latents work
 
 
+def test_load_expands_the_home_folder_and_names_a_path_that_is_not_one(cgan_run: Path, monkeypatch):
+    import gankit
+
+    monkeypatch.setenv("HOME", str(cgan_run.parent))
+    assert gankit.load(f"~/{cgan_run.name}").family == "cgan"  # was: Run folder ~/cgan does not exist
+    for bad in (None, 5):  # a TypeError from pathlib
+        with pytest.raises(GankitError, match=f"gankit.load takes the path of a run folder, not {bad}"):
+            gankit.load(bad)
+
+
 def test_train_from_python_validates_the_config(tmp_path: Path):
     from gankit.config import RunConfig
     from gankit.errors import GankitError

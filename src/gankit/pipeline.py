@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import secrets
 from pathlib import Path
 from typing import Sequence, Union
@@ -238,5 +239,7 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> GeneratorPipeline:
     """Load the generator of a run folder (or of a folder with generator.json + .safetensors)."""
-    generator, meta = load_generator(Path(run_dir))
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise GankitError(f"gankit.load takes the path of a run folder, not {run_dir!r:.60}.")
+    generator, meta = load_generator(Path(run_dir).expanduser())  # "~/runs/x", as the data specs take it
     return GeneratorPipeline(generator, meta).to(device)
