@@ -739,7 +739,8 @@ def test_data_built_in_python_is_checked_as_the_loaders_guarantee():
         # each trained on into a traceback inside the model, or quietly on unscaled pixels
         (lambda: TensorData(pixels, labels.float(), mnist.info, "d"), "holds torch.float32 labels; store class num"),
         (lambda: TensorData(pixels, labels + 10, mnist.info, "d"), "'digit' from 10 to 10; its classes are 0-9"),
-        (lambda: TensorData(pixels.float(), None, grey, "d"), r"values beyond \[-1, 1\] \(up to 255\)"),
+        (lambda: TensorData(pixels.float(), None, grey, "d"),
+         "float images with values from 0 to 255; store uint8 pixels"),
         (lambda: TensorData(pixels.double(), None, grey, "d"), "holds torch.float64 samples"),
     ]:
         with pytest.raises(GankitError, match=words):

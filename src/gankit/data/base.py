@@ -121,9 +121,11 @@ class TensorData:
                 raise GankitError(f"Dataset {self.name!r} holds labels of {attribute.name!r} from {int(column.min())} "
                                   f"to {int(column.max())}; its classes are 0-{attribute.num_classes - 1}.")
         # NaN passes (a divergence test feeds it); values past 1 are pixels not yet scaled, which train quietly wrong.
-        if self.info.is_image and self.stored.dtype == torch.float32 and bool((self.stored.abs() > 1.001).any()):
-            raise GankitError(f"Dataset {self.name!r} holds float images with values beyond [-1, 1] (up to "
-                              f"{float(self.stored.abs().max()):g}); store uint8 pixels, or floats pixels / 127.5 - 1.")
+        if self.info.is_image and self.stored.dtype == torch.float32:
+            low, high = torch.aminmax(self.stored)  # no copy of the set, as abs() would make
+            if float(low) < -1.001 or float(high) > 1.001:
+                raise GankitError(f"Dataset {self.name!r} holds float images with values from {float(low):g} to "
+                                  f"{float(high):g}; store uint8 pixels, or floats in [-1, 1] (pixels / 127.5 - 1).")
 
     def __len__(self) -> int:
         return len(self.stored)
