@@ -667,11 +667,33 @@ def test_pipeline_names_labels_beyond_int64_and_latents_that_are_not_a_tensor(cg
                         (lambda: pipe.sample(1, labels=np.array([2**64 - 1], dtype=np.uint64)), "18446744073709551615"),
                         (lambda: pipe.decode(np.zeros((2, width))), "must be a tensor of real numbers"),
                         (lambda: pipe.decode([[0.0] * width]), "must be a tensor of real numbers"),
-                        (lambda: pipe.generate(2, codes=[1]), "codes must be a dict")]:
+                        (lambda: pipe.generate(2, codes=[1]), "codes must be a dict"),
+                        (lambda: pipe.decode(torch.zeros(0, width)), r"shape \(0, 100\); this generator takes "
+                                                                     r"\(n, 100\) with n at least 1"),
+                        (lambda: pipe.walk(torch.zeros(1, 3), torch.zeros(1, width), 5),  # was a NaN tensor
+                         r"walk's za must be one latent of shape \(1, 100\), as latents\(1\) draws it, not \(1, 3\)"),
+                        (lambda: pipe.walk(torch.zeros(1, width), [0.0] * width, 5), "walk's zb must be one latent"),
+                        (lambda: pipe.walk(torch.zeros(1, width), torch.ones(1, width), 0),  # was an empty tensor
+                         "A walk's number of steps must be")]:
         with pytest.raises(GankitError, match=words):
             call()
     z = pipe.latents(2, seed=3)
     assert torch.equal(pipe.decode(z.double(), labels=[4]), pipe.decode(z, labels=[4]))  # float64 latents work
+
+
+def test_a_generator_json_naming_an_unknown_model_is_called_damaged(cgan_run: Path, tmp_path: Path):
+    import json
+    import shutil
+
+    import gankit
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cgan_run, copy)
+    meta = json.loads((copy / "generator.json").read_text())
+    (copy / "generator.json").write_text(json.dumps({**meta, "family": "bogus"}))  # was: Unknown model 'bogus'
+    with pytest.raises(GankitError, match="names the model 'bogus', which gankit does not have \\(.*cgan.*\\); "
+                                          "the file is damaged: copy the run folder again."):
+        gankit.load(copy)
 
 
 def test_load_expands_the_home_folder_and_names_a_path_that_is_not_one(cgan_run: Path, monkeypatch):

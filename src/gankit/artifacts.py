@@ -21,7 +21,7 @@ from gankit.config import config_from_dict
 from gankit.data.base import DataInfo
 from gankit.errors import GankitError
 from gankit.models.base import Generator
-from gankit.models.registry import get_family
+from gankit.models.registry import families, get_family
 
 FORMAT = "gankit-generator/1"
 
@@ -129,6 +129,10 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
     if meta.get("sha256") and sha256_bytes(raw) != meta["sha256"]:
         raise GankitError(f"{folder / 'generator.safetensors'} does not match its recorded checksum; copy it again "
                           "(in the run's own folder, resuming the run writes both files again from its checkpoint).")
+    if meta["family"] not in {f.name for f in families()}:  # read_generator_meta checked it is text
+        raise GankitError(f"{folder / 'generator.json'} names the model {meta['family']!r:.40}, which gankit does not "
+                          f"have ({', '.join(f.name for f in families())}); the file is damaged: copy the run folder "
+                          "again.")
     family = get_family(meta["family"])
     cfg = config_from_dict(family.Config, meta["model_cfg"], folder / "generator.json", "model_cfg")
     info = DataInfo.from_dict(meta["data"])  # checked by read_generator_meta

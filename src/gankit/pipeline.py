@@ -182,9 +182,9 @@ class GeneratorPipeline:
             kind = f"a {z.dtype} tensor" if isinstance(z, Tensor) else type(z).__name__
             raise GankitError(f"The latents must be a tensor of real numbers of shape (n, {width}), as latents() draws "
                               f"them, not {kind}.")
-        if z.dim() != 2 or z.shape[1] != width:
-            raise GankitError(f"The latents have shape {tuple(z.shape)}; this generator takes (n, {width}), as "
-                              "latents() draws them.")
+        if z.dim() != 2 or z.shape[1] != width or len(z) == 0:
+            raise GankitError(f"The latents have shape {tuple(z.shape)}; this generator takes (n, {width}) with n at "
+                              "least 1, as latents() draws them.")
         g = torch.Generator(device=self.device).manual_seed(0)
         y = self.labels_tensor(len(z), labels, g)
         return self.generator(z.to(self.device, torch.float32), y).float().cpu()
@@ -193,6 +193,12 @@ class GeneratorPipeline:
         """``steps`` latents from ``za`` to ``zb`` (each (1, D)), by ``interpolate_latents`` over
         this generator's layout of z (InfoGAN's: noise, one-hot codes, continuous codes)."""
         G = self.generator
+        for name, z in (("za", za), ("zb", zb)):
+            if not isinstance(z, Tensor) or tuple(z.shape) != (1, G.latent_dim):
+                shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+                raise GankitError(f"walk's {name} must be one latent of shape (1, {G.latent_dim}), as latents(1) "
+                                  f"draws it, not {shape}.")
+        steps = require_whole(steps, "A walk's number of steps", 2, MAX_INTERPOLATION)
         codes = getattr(G, "codes", None)
         categorical_dims = sum(code.width for code in codes.categorical) if codes is not None else 0
         return interpolate_latents(za, zb, getattr(G, "noise_dim", G.latent_dim), steps, categorical_dims)

@@ -431,6 +431,8 @@ def test_celeba_identity_and_errors(tmp_path: Path) -> None:
         load(f"celeba:{root},attrs=Wings")
     with pytest.raises(GankitError, match="only option is attrs"):
         load(f"celeba:{root},size=3")
+    with pytest.raises(GankitError, match="celeba option 'attrs' needs its attributes after '='"):
+        load(f"celeba:{root},attrs")  # was: 'attrs' is unknown; the only option is attrs
     with pytest.raises(GankitError, match="celeba option 'attrs' is given twice"):
         load(f"celeba:{root},attrs=hair,attrs=Male")
     with pytest.raises(GankitError, match="celeba option '' is unknown"):

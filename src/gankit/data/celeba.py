@@ -64,8 +64,11 @@ def parse_argument(argument: str | None) -> tuple[str | None, list[str]]:
     attrs: list[str] = []
     for option in options:
         key, sep, value = option.partition("=")
-        if key.strip() != "attrs" or not sep:
+        if key.strip() != "attrs":
             raise GankitError(f"celeba option {option!r} is unknown; the only option is attrs, "
+                              "e.g. celeba:PATH,attrs=hair+Smiling+Male.")
+        if not sep:
+            raise GankitError(f"celeba option {option!r} needs its attributes after '=', "
                               "e.g. celeba:PATH,attrs=hair+Smiling+Male.")
         attrs = [a.strip() for a in value.split("+") if a.strip()]
     if len({a.lower() for a in attrs}) != len(attrs):
