@@ -49,7 +49,7 @@ def fixed_label(attribute: Attribute, value: object) -> int:
 
 def y_outside_int64(raw: Tensor) -> bool:
     """Whether label values given as floats or unsigned integers lie beyond int64 (inf, 1e20, 2**64 - 1)."""
-    if raw.numel() == 0 or not (raw.is_floating_point() or raw.dtype in (torch.uint32, torch.uint64)):
+    if raw.numel() == 0 or not (raw.is_floating_point() or not raw.dtype.is_signed):  # (torch.uint64 is 2.3's)
         return False
     values = raw.double()
     return bool(((values < -2.0**63) | (values >= 2.0**63)).any())
