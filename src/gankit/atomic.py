@@ -87,8 +87,8 @@ def write_bytes_synced(path: Path, data: bytes) -> None:
         _write_and_sync(path, lambda f: f.write(data))
     except OSError as e:
         raise GankitError(  # checkpoints are written through here: the older ones are untouched
-            f"Cannot write {path} ({e.strerror or e}); free disk space or make the folder writable, then try "
-            "again (the run's earlier checkpoints, if it has any, are intact)."
+            f"Cannot write {path} ({e.strerror or e}); free disk space or make the folder writable, then resume "
+            "the run (its earlier checkpoints, if it has any, are intact)."
         ) from None
 
 

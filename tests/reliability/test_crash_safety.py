@@ -128,6 +128,8 @@ def test_a_full_disk_fails_in_one_sentence_and_keeps_the_last_checkpoint(tmp_pat
                  "--set", "train.checkpoint_every=5"])
     err = capsys.readouterr().err
     assert code == 2 and "No space left on device" in err and err.count("\n") == 1
+    assert err.endswith("free disk space or make the folder writable, then resume the run (its earlier checkpoints, "
+                        "if it has any, are intact).\n")  # the next step, taken below
     checkpoints = list_checkpoints(tmp_path / "run/checkpoints")
     assert [p.name for p in checkpoints] == ["step-000005"]
     assert latest_checkpoint(tmp_path / "run/checkpoints")[0].step == 5  # intact, verifies
