@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from pathlib import Path
 
@@ -344,6 +345,10 @@ def test_anime_errors(tmp_path: Path) -> None:
     (tmp_path / "tags.csv").write_text("0,blue hair red eyes\n")
     with pytest.raises(GankitError, match="none of the 1 row of tags.csv is usable"):
         load(f"anime:{tmp_path}")
+    (tmp_path / "tags.csv").write_text("id,tags\n\n0\tblue hair red eyes\n1;red hair blue eyes\n")  # not commas
+    with pytest.raises(GankitError, match=re.escape("none of the 2 rows of tags.csv is usable (2 bad; line 3 is "
+                                                    "'0\\tblue hair red eyes', where rows are 'id,tags'); check")):
+        load(f"anime:{tmp_path}")  # was: (2 bad), with no row or reason named
     (tmp_path / "tags.csv").write_text("id,tags\n\n")  # a header is no row
     with pytest.raises(GankitError, match="tags.csv holds no rows; give one row per image, e.g. '0,blue hair"):
         load(f"anime:{tmp_path}")

@@ -125,27 +125,30 @@ def valid_id(image_id: str) -> bool:
     return bool(image_id) and image_id not in (".", "..") and not any(c in image_id for c in "/\\")
 
 
-def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Counter[str], set[str]]:
-    """The usable rows of tags.csv, how many rows went where, and every id a row names; ``files``
-    (``image_paths``) lets a row that names its image file ('12.jpg') count as a duplicate of a row '12'."""
+def read_tags(path: Path, files: dict[str, Path]) -> tuple[list[TaggedImage], Counter[str], set[str], str]:
+    """The usable rows of tags.csv, how many rows went where, every id a row names, and the first row
+    that could not be parsed (for the error when no row is usable); ``files`` (``image_paths``) lets a
+    row that names its image file ('12.jpg') count as a duplicate of a row '12'."""
     lines = text_lines(path, "anime:PATH needs PATH/tags.csv next to PATH/faces/")
     rows: list[TaggedImage] = []
     counts: Counter[str] = Counter()
     seen: set[str] = set()
     named: set[str] = set()
-    lines = list(filter(str.strip, lines))
-    if lines and lines[0].partition(",")[0].strip().strip('"').lower() == "id":  # a header row: 'id,tags'
-        lines = lines[1:]
-    if not lines:
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    if numbered and numbered[0][1].partition(",")[0].strip().strip('"').lower() == "id":  # a header row: 'id,tags'
+        numbered = numbered[1:]
+    if not numbered:
         raise GankitError(f"{path} holds no rows; give one row per image, e.g. '0,blue hair red eyes'.")
-    for line in lines:
+    first_bad = ""
+    for number, line in numbered:
         outcome = classify_row(line, seen, named, files)
         if isinstance(outcome, TaggedImage):
             rows.append(outcome)
         else:
             counts[outcome] += 1
+            first_bad = first_bad or (f"line {number} is {line.strip()[:60]!r}" if outcome == "bad" else "")
     counts["rows"] = len(rows) + sum(counts.values())
-    return rows, counts, named
+    return rows, counts, named, first_bad
 
 
 def classify_row(line: str, seen: set[str], named: set[str], files: dict[str, Path]) -> TaggedImage | str:
@@ -197,7 +200,7 @@ def load_anime(root: Path, size: int, channels: int) -> TensorData:
     if not faces.is_dir():
         raise GankitError(f"{root} has no faces/ folder; anime:PATH needs PATH/faces/<id>.jpg and PATH/tags.csv.")
     files = image_paths(faces)
-    rows, counts, named = read_tags(root / "tags.csv", files)
+    rows, counts, named, first_bad = read_tags(root / "tags.csv", files)
     with_image = [row for row in rows if row.id in files]
     counts["no image"] = len(rows) - len(with_image)
     stored = decode_files([files[row.id] for row in with_image], size, channels)
@@ -208,8 +211,9 @@ def load_anime(root: Path, size: int, channels: int) -> TensorData:
                "with a duplicate id": counts["duplicate"], "without an image": counts["no image"],
                "with an undecodable image": counts["undecodable"]}
     if not len(stored.kept):
+        example = f"; {first_bad}, where rows are 'id,tags'" if counts["bad"] == counts["rows"] else ""
         raise GankitError(f"{spec}: none of the {plural(counts['rows'], 'row')} of tags.csv is usable "
-                          f"({dropped_summary(dropped)}); check tags.csv and the names in faces/.")
+                          f"({dropped_summary(dropped)}{example}); check tags.csv and the names in faces/.")
     labels = np.array([with_image[i].labels for i in stored.kept], dtype=np.int64)
     note = (kept_note(spec, len(stored.kept), counts["rows"], "rows", dropped)
             + unlisted_clause(len(files.keys() - named), "faces", "tags.csv"))
