@@ -14,7 +14,7 @@ from torch import Tensor
 
 from gankit.artifacts import load_generator
 from gankit.config import require_whole
-from gankit.data.base import Attribute, DataInfo
+from gankit.data.base import Attribute, DataInfo, labels_outside
 from gankit.device import resolve_device
 from gankit.errors import GankitError
 from gankit.models.base import Generator, random_labels
@@ -99,11 +99,10 @@ class GeneratorPipeline:
             y = y.expand(n, -1)
         if len(y) != n:
             raise GankitError(f"Got {len(y)} labels for {n} samples; give one label or exactly n of them.")
-        for i, a in enumerate(attrs):
-            bad = y[:, i][(y[:, i] < 0) | (y[:, i] >= a.num_classes)]
-            if len(bad):
-                raise GankitError(f"Label {int(bad[0])} is outside {a.name!r}, whose classes are "
-                                  f"0-{a.num_classes - 1}.")
+        outside = labels_outside(y, attrs)
+        if outside is not None:
+            a, bad = outside
+            raise GankitError(f"Label {int(bad[0])} is outside {a.name!r}, whose classes are 0-{a.num_classes - 1}.")
         return y.to(self.device)
 
     def draw_labels(self, n: int, fixed: dict[str, int | str], generator: torch.Generator) -> Tensor:

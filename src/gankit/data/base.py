@@ -84,6 +84,17 @@ class DataInfo:
         return cls(tuple(shape), tuple(Attribute.from_dict(a) for a in d["attributes"]))
 
 
+def labels_outside(labels: torch.Tensor, attributes: tuple[Attribute, ...]) -> tuple[Attribute, torch.Tensor] | None:
+    """The first attribute whose column of (n, A) ``labels`` holds numbers that are none of its classes,
+    with those numbers; None when every label is a class."""
+    for i, attribute in enumerate(attributes):
+        column = labels[:, i]
+        bad = column[(column < 0) | (column >= attribute.num_classes)]
+        if len(bad):
+            return attribute, bad
+    return None
+
+
 @dataclass
 class TensorData:
     """A whole dataset held as one tensor, ``stored``.
@@ -115,11 +126,11 @@ class TensorData:
             raise ValueError(f"labels of shape {tuple(self.labels.shape)} do not match the data")
         if self.labels is not None and self.labels.dtype != torch.int64:
             raise GankitError(f"Dataset {self.name!r} holds {self.labels.dtype} labels; store class numbers as int64.")
-        for i, attribute in enumerate(self.info.attributes if self.labels is not None else ()):
-            column = self.labels[:, i]
-            if bool(((column < 0) | (column >= attribute.num_classes)).any()):
-                raise GankitError(f"Dataset {self.name!r} holds labels of {attribute.name!r} from {int(column.min())} "
-                                  f"to {int(column.max())}; its classes are 0-{attribute.num_classes - 1}.")
+        outside = labels_outside(self.labels, self.info.attributes) if self.labels is not None else None
+        if outside is not None:
+            attribute, bad = outside
+            raise GankitError(f"Dataset {self.name!r} holds labels of {attribute.name!r} from {int(bad.min())} "
+                              f"to {int(bad.max())}; its classes are 0-{attribute.num_classes - 1}.")
         # NaN passes (a divergence test feeds it); values past 1 are pixels not yet scaled, which train quietly wrong.
         if self.info.is_image and self.stored.dtype == torch.float32:
             low, high = torch.aminmax(self.stored)  # no copy of the set, as abs() would make
